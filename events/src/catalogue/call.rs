@@ -1,0 +1,69 @@
+//! Events of a call stream: one outbound call from request to end.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::provider::ProviderKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginateRequested {
+    pub from_number: String,
+    pub to_number: String,
+    pub agent_id: Uuid,
+    pub number_id: Uuid,
+    pub provider: ProviderKind,
+    pub credentials_id: Uuid,
+    /// UUIDv7 the tenant's conversation viewer deep-links to.
+    pub session_id: Uuid,
+    /// Opaque client data, passed through.
+    #[serde(default)]
+    pub metadata: Value,
+}
+
+/// A cost cap refused the call; nothing was dialed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginateRejected {
+    /// `concurrent`, `calls_per_minute`, `daily_calls` or `daily_minutes`.
+    pub dimension: String,
+    pub limit: u64,
+    /// The counter's value when the call was refused.
+    #[serde(default)]
+    pub current: u64,
+    pub retry_after_s: u64,
+}
+
+/// A worker admitted the call through the caps and owns dialing it.
+///
+/// Written with an expected stream version, so of two workers racing for one
+/// call exactly one claims it. Not in SPEC §5's list; added as the spec allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginateClaimed {
+    pub worker_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginateDispatched {
+    pub provider_call_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginateFailed {
+    pub error: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CallRinging {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CallAnswered {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEnded {
+    /// `completed`, `busy`, `no_answer`, `failed` or `canceled`.
+    pub status: String,
+    pub duration_s: u64,
+    /// ceil(duration_s / 60).
+    pub billed_minutes: u64,
+}

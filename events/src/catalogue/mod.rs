@@ -1,0 +1,151 @@
+//! Version 1 of the catalogue (SPEC §5), one module per stream type.
+//!
+//! `Event` is the closed set of payloads; it serializes adjacently tagged as
+//! `{"type": ..., "data": ...}`, which is exactly how the envelope carries
+//! them (`type` and `data` side by side).
+
+pub mod call;
+pub mod call_limits;
+pub mod number;
+pub mod provider;
+pub mod tenant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::stream::StreamType;
+use crate::upcast;
+use call::*;
+use call_limits::*;
+use number::*;
+use provider::*;
+use tenant::*;
+
+/// Every event payload Switchboard writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    ProviderCreated(ProviderCreated),
+    ProviderRelabeled(ProviderRelabeled),
+    ProviderCredentialsRotated(ProviderCredentialsRotated),
+    ProviderDeleted(ProviderDeleted),
+    NumberAttached(NumberAttached),
+    NumberAgentAssigned(NumberAgentAssigned),
+    NumberDirectionsChanged(NumberDirectionsChanged),
+    NumberReleased(NumberReleased),
+    CallLimitsUpdated(CallLimitsUpdated),
+    OriginateRequested(OriginateRequested),
+    OriginateRejected(OriginateRejected),
+    OriginateClaimed(OriginateClaimed),
+    OriginateDispatched(OriginateDispatched),
+    OriginateFailed(OriginateFailed),
+    CallRinging(CallRinging),
+    CallAnswered(CallAnswered),
+    CallEnded(CallEnded),
+    TenantKeyCreated(TenantKeyCreated),
+    TenantKeyShredded(TenantKeyShredded),
+}
+
+/// Why stored data could not be read as an `Event`.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("{event_type} has no upcaster from schema version {version}")]
+    UnknownVersion { event_type: String, version: u32 },
+    #[error("{event_type} v{version} payload does not match its schema: {source}")]
+    Payload {
+        event_type: String,
+        version: u32,
+        source: serde_json::Error,
+    },
+}
+
+impl Event {
+    /// The wire name, e.g. `ProviderCreated`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::ProviderCreated(_) => "ProviderCreated",
+            Event::ProviderRelabeled(_) => "ProviderRelabeled",
+            Event::ProviderCredentialsRotated(_) => "ProviderCredentialsRotated",
+            Event::ProviderDeleted(_) => "ProviderDeleted",
+            Event::NumberAttached(_) => "NumberAttached",
+            Event::NumberAgentAssigned(_) => "NumberAgentAssigned",
+            Event::NumberDirectionsChanged(_) => "NumberDirectionsChanged",
+            Event::NumberReleased(_) => "NumberReleased",
+            Event::CallLimitsUpdated(_) => "CallLimitsUpdated",
+            Event::OriginateRequested(_) => "OriginateRequested",
+            Event::OriginateRejected(_) => "OriginateRejected",
+            Event::OriginateClaimed(_) => "OriginateClaimed",
+            Event::OriginateDispatched(_) => "OriginateDispatched",
+            Event::OriginateFailed(_) => "OriginateFailed",
+            Event::CallRinging(_) => "CallRinging",
+            Event::CallAnswered(_) => "CallAnswered",
+            Event::CallEnded(_) => "CallEnded",
+            Event::TenantKeyCreated(_) => "TenantKeyCreated",
+            Event::TenantKeyShredded(_) => "TenantKeyShredded",
+        }
+    }
+
+    /// The schema version this code writes for the event's type.
+    pub fn schema_version(&self) -> u32 {
+        upcast::current_version(self.event_type())
+    }
+
+    /// The kind of stream this event belongs to.
+    pub fn stream_type(&self) -> StreamType {
+        use Event::*;
+        match self {
+            ProviderCreated(_)
+            | ProviderRelabeled(_)
+            | ProviderCredentialsRotated(_)
+            | ProviderDeleted(_) => StreamType::Provider,
+            NumberAttached(_)
+            | NumberAgentAssigned(_)
+            | NumberDirectionsChanged(_)
+            | NumberReleased(_) => StreamType::Number,
+            CallLimitsUpdated(_) => StreamType::CallLimits,
+            OriginateRequested(_)
+            | OriginateRejected(_)
+            | OriginateClaimed(_)
+            | OriginateDispatched(_)
+            | OriginateFailed(_)
+            | CallRinging(_)
+            | CallAnswered(_)
+            | CallEnded(_) => StreamType::Call,
+            TenantKeyCreated(_) | TenantKeyShredded(_) => StreamType::Tenant,
+        }
+    }
+
+    /// The `data` member of the envelope.
+    pub fn to_data(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m
+                .remove("data")
+                .unwrap_or(Value::Object(Default::default())),
+            // Serializing plain structs of strings, numbers and maps cannot fail.
+            _ => unreachable!("event payloads always serialize to an object"),
+        }
+    }
+
+    /// Reads a stored payload, upcasting older schema versions first.
+    pub fn decode(
+        event_type: &str,
+        schema_version: u32,
+        data: &Value,
+    ) -> Result<Event, DecodeError> {
+        let (version, data) = upcast::upcast(event_type, schema_version, data.clone())?;
+        let tagged = serde_json::json!({ "type": event_type, "data": data });
+        serde_json::from_value(tagged).map_err(|source| {
+            if upcast::current_version_opt(event_type).is_none() {
+                DecodeError::UnknownType(event_type.to_owned())
+            } else {
+                DecodeError::Payload {
+                    event_type: event_type.to_owned(),
+                    version,
+                    source,
+                }
+            }
+        })
+    }
+}

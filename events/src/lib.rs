@@ -1,0 +1,25 @@
+//! The Switchboard event catalogue.
+//!
+//! This crate is the vocabulary of the system: the envelope every stored event
+//! travels in, the typed payloads of schema version 1, the canonical hashing
+//! that chains a stream's events together, and the upcaster through which an
+//! older stored schema is read as the current one.
+//!
+//! # Invariants
+//! - These are the only types serialized into the event store and onto NATS.
+//!   A subscriber can depend on this crate alone.
+//! - A type name and schema version, once released, never change meaning: new
+//!   shapes get a new schema version and an upcaster from the old one.
+//! - No IO, no async, no dependency on any other Switchboard crate.
+
+pub mod canonical;
+pub mod catalogue;
+pub mod envelope;
+pub mod stream;
+pub mod upcast;
+
+pub use catalogue::{
+    call::*, call_limits::*, number::*, provider::*, tenant::*, DecodeError, Event,
+};
+pub use envelope::{Envelope, Hash32, NewEnvelope};
+pub use stream::StreamType;

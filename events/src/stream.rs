@@ -1,0 +1,48 @@
+//! Stream types: the kinds of aggregate whose history the store keeps.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a stream. It is part of every envelope and of the NATS subject
+/// (`<ns>.events.<tenant>.<stream_type>.<stream_id>.<type>`), so its wire
+/// names are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamType {
+    Provider,
+    Number,
+    /// One stream per tenant; its id is the tenant id.
+    CallLimits,
+    Call,
+    /// One stream per tenant, holding its data-key lifecycle; its id is the tenant id.
+    Tenant,
+}
+
+impl StreamType {
+    pub const ALL: [StreamType; 5] = [
+        StreamType::Provider,
+        StreamType::Number,
+        StreamType::CallLimits,
+        StreamType::Call,
+        StreamType::Tenant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamType::Provider => "provider",
+            StreamType::Number => "number",
+            StreamType::CallLimits => "call_limits",
+            StreamType::Call => "call",
+            StreamType::Tenant => "tenant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for StreamType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

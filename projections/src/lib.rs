@@ -1,0 +1,72 @@
+//! Projectors and the SQL of their read tables.
+//!
+//! A projection turns the global event order into read tables. This crate
+//! holds what each projection *is* — its tables and how one event changes
+//! them; the loop that feeds it (reading the store, checkpoints, leadership)
+//! lives in the service (`src/projection/`).
+//!
+//! # Invariants
+//! - `apply` is deterministic: the same events in the same order give the same
+//!   tables, which is what makes a rebuild equal the live tables.
+//! - `apply` only touches the projection's own tables, through unqualified
+//!   names, so the same code can fill a fresh schema during a rebuild.
+//! - An event a projection cannot apply is an error, never skipped.
+//! - Depends on `events` only, never on the service.
+
+use async_trait::async_trait;
+use events::{Envelope, Event};
+use sqlx::PgConnection;
+
+/// Why a projection could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event contradicts the table (e.g. an update of a row never created).
+    #[error("{0}")]
+    Invariant(String),
+    #[error("read table: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// One read model.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name; the checkpoint is kept under it.
+    fn name(&self) -> &'static str;
+
+    /// The tables this projection owns, in creation order.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// `CREATE TABLE IF NOT EXISTS …` for its tables, unqualified.
+    fn schema_sql(&self) -> &'static str;
+
+    /// Changes the tables for one event, inside the runner's transaction.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        envelope: &Envelope,
+        event: &Event,
+    ) -> Result<(), ProjectionError>;
+}
+
+pub mod call_limits;
+pub mod numbers;
+pub mod providers;
+
+use std::sync::Arc;
+
+/// Every projection the service runs.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(providers::Providers),
+        Arc::new(numbers::Numbers),
+        Arc::new(call_limits::CallLimits),
+    ]
+}
+
+/// The error for an update that finds no row to change.
+pub(crate) fn missing_row(what: &str, envelope: &Envelope) -> ProjectionError {
+    ProjectionError::Invariant(format!(
+        "{} v{} for a {what} the table does not hold (stream {})",
+        envelope.event_type, envelope.version, envelope.stream_id
+    ))
+}

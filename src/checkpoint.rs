@@ -1,0 +1,67 @@
+//! Checkpoints of the readers of the global order.
+
+use sqlx::{PgExecutor, PgPool};
+
+use crate::store::Position;
+
+/// Where `name` has got to (the start if it never ran).
+pub async fn load(pool: &PgPool, name: &str) -> Result<Position, sqlx::Error> {
+    sqlx::query("INSERT INTO checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    let (t, p): (i64, i64) =
+        sqlx::query_as("SELECT transaction_id, position FROM checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+    Ok(Position::new(t, p))
+}
+
+/// Moves `name` to `at`, and marks it running.
+pub async fn save<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    at: Position,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE checkpoints SET transaction_id = $2, position = $3, status = 'running', error = NULL, \
+         updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(at.transaction_id)
+    .bind(at.global_position)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that `name` stopped on an event it cannot handle.
+pub async fn mark_stopped(pool: &PgPool, name: &str, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE checkpoints SET status = 'stopped', error = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A checkpoint row as `/readyz` and the wait for read-your-writes see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub name: String,
+    pub transaction_id: i64,
+    pub position: i64,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+pub async fn all(pool: &PgPool) -> Result<Vec<CheckpointRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT name, transaction_id, position, status, error FROM checkpoints ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,175 @@
+//! Configuration: one typed struct, read once at start from flags and
+//! environment variables (SPEC §2), then passed down. Nothing below this
+//! module reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::namespace::Namespace;
+
+/// Settings shared by every subcommand; each flag has an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/switchboard",
+        global = true
+    )]
+    pub database_url: String,
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
+    pub nats_url: String,
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    pub redis_url: String,
+    #[arg(
+        long = "listen",
+        env = "SWITCHBOARD_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Base of the status_callback_url given to the Call Processor.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// HS256 secret; generated under the data dir in dev mode.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<SecretString>,
+    /// Path of a JWKS file; when set, HS256 is off.
+    #[arg(long, env = "SWITCHBOARD_JWT_JWKS", global = true)]
+    pub jwt_jwks: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JWT_ISSUER",
+        default_value = "switchboard-dev",
+        global = true
+    )]
+    pub jwt_issuer: String,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_JWT_AUDIENCE",
+        default_value = "switchboard",
+        global = true
+    )]
+    pub jwt_audience: String,
+    /// `kid:base64(32 bytes)`, comma-separated, first is primary.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MASTER_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub master_key: Option<SecretString>,
+    /// Unset: the built-in simulator.
+    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_URL", global = true)]
+    pub call_processor_url: Option<String>,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CALLBACK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub callback_secret: Option<SecretString>,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_NAMESPACE",
+        default_value = "switchboard",
+        global = true
+    )]
+    pub namespace: Namespace,
+    /// `production` refuses to start on any generated secret.
+    #[arg(
+        long = "env",
+        env = "SWITCHBOARD_ENV",
+        default_value = "development",
+        global = true
+    )]
+    pub environment: String,
+    /// Where dev-mode secrets are generated and kept.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = ".switchboard",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl Settings {
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// Returns the configured secret, or in dev mode one generated once and kept
+/// (mode 0600) under the data dir. In production a missing secret is an error.
+pub fn dev_secret(
+    settings: &Settings,
+    configured: &Option<SecretString>,
+    variable: &str,
+    file: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<SecretString> {
+    if let Some(s) = configured {
+        return Ok(s.clone());
+    }
+    if settings.is_production() {
+        anyhow::bail!("{variable} must be set when SWITCHBOARD_ENV=production");
+    }
+    let path = settings.data_dir.join(file);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    write_private(&path, &generate())?;
+    // Read back: when two processes raced, the first file written wins.
+    let stored = std::fs::read_to_string(&path)?;
+    Ok(SecretString::from(stored.trim().to_owned()))
+}
+
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .or_else(|e| {
+            // Another process generated it first: theirs wins.
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                std::fs::OpenOptions::new().append(true).open(path)
+            } else {
+                Err(e)
+            }
+        })?;
+    if f.metadata()?.len() == 0 {
+        f.write_all(value.as_bytes())?;
+    }
+    Ok(())
+}

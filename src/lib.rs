@@ -1,0 +1,19 @@
+//! Switchboard: an event-sourced telephony control plane.
+//!
+//! Each role (gateway, relay, projectors, originate worker) is a library
+//! function; `switchboard serve` composes them in one process, and the other
+//! subcommands run one each. See ARCHITECTURE.md for the codemap.
+
+pub mod app;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod namespace;
+pub mod projection;
+pub mod relay;
+pub mod roles;
+pub mod store;

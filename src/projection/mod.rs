@@ -1,0 +1,24 @@
+//! Feeding projections: the global order in, read tables and checkpoint out.
+//!
+//! # Invariants
+//! - A batch's table changes and the checkpoint commit in one transaction: a
+//!   crash between them cannot apply an event twice or lose one.
+//! - An event a projection cannot apply stops that projection; it is logged,
+//!   counted (`switchboard_projector_stopped`), recorded in its checkpoint row
+//!   and reported by `/readyz`. It is never skipped.
+//! - Each projection runs in one process at a time (leader lock).
+
+mod runner;
+mod wait;
+
+pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepOutcome};
+pub use wait::wait_for;
+
+use std::sync::Arc;
+
+use projections::Projection;
+
+/// The projections `serve` and `project` run.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    projections::all()
+}

@@ -1,0 +1,197 @@
+//! One projection's loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use projections::{Projection, ProjectionError};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint;
+use crate::leader;
+use crate::metrics::{Metrics, ProjectorLabels};
+use crate::store::{self, Position, StoreError, NOTIFY_CHANNEL};
+
+const BATCH: i64 = 200;
+const IDLE_WAKE: Duration = Duration::from_millis(250);
+
+/// The checkpoint (and leader-lock) name of a projection.
+pub fn checkpoint_name(projection: &dyn Projection) -> String {
+    format!("projection:{}", projection.name())
+}
+
+/// Creates the projection's tables if missing.
+pub async fn ensure_schema(pool: &PgPool, projection: &dyn Projection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(projection.schema_sql()).execute(pool).await?;
+    Ok(())
+}
+
+/// What one step did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Applied this many events and moved the checkpoint.
+    Applied(usize),
+    /// Nothing new below the horizon.
+    Idle,
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The projection cannot apply this event: it must stop.
+    #[error("event {global_position} ({event_type}): {reason}")]
+    Poison {
+        global_position: i64,
+        event_type: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("projection database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Runs one projection.
+#[derive(Clone)]
+pub struct Runner {
+    pub pool: PgPool,
+    pub projection: Arc<dyn Projection>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Runner {
+    fn labels(&self) -> ProjectorLabels {
+        ProjectorLabels {
+            projector: self.projection.name().to_owned(),
+        }
+    }
+
+    /// Applies the next batch after the checkpoint in one transaction.
+    /// Tests drive a projection with this until it is `Idle`.
+    pub async fn step(&self) -> Result<StepOutcome, StepError> {
+        let name = checkpoint_name(&*self.projection);
+        let at = checkpoint::load(&self.pool, &name).await?;
+        let batch = store::read_global(&self.pool, at, BATCH).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(StepOutcome::Idle);
+        };
+        let mut tx = self.pool.begin().await?;
+        for stored in &batch {
+            let poison = |reason: String| StepError::Poison {
+                global_position: stored.envelope.global_position,
+                event_type: stored.envelope.event_type.clone(),
+                reason,
+            };
+            let event = stored.event().map_err(|e| poison(e.to_string()))?;
+            match self
+                .projection
+                .apply(&mut tx, &stored.envelope, &event)
+                .await
+            {
+                Ok(()) => {}
+                Err(ProjectionError::Invariant(reason)) => return Err(poison(reason)),
+                Err(ProjectionError::Db(e)) => match &e {
+                    // A constraint or data error is this event's fault;
+                    // anything else (connection lost) is worth a retry.
+                    sqlx::Error::Database(_) => return Err(poison(e.to_string())),
+                    _ => return Err(StepError::Db(e)),
+                },
+            }
+        }
+        checkpoint::save(&mut *tx, &name, last).await?;
+        tx.commit().await?;
+        Ok(StepOutcome::Applied(batch.len()))
+    }
+
+    /// Runs until `shutdown` or a poison event.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = checkpoint_name(&*self.projection);
+        while let Some(mut lead) = leader::acquire(&self.pool, &name, &shutdown).await {
+            tokio::select! {
+                r = self.run_while_leading(&shutdown) => match r {
+                    Ok(()) => return,
+                    Err(StepError::Poison { global_position, event_type, reason }) => {
+                        let error = format!("event {global_position} ({event_type}): {reason}");
+                        tracing::error!(projection = self.projection.name(), %error, "projection stopped");
+                        self.metrics.projector_stopped.get_or_create(&self.labels()).set(1);
+                        if let Err(e) = checkpoint::mark_stopped(&self.pool, &name, &error).await {
+                            tracing::error!(error = %e, "could not record the stop");
+                        }
+                        // Stay stopped (and keep leading, so no standby
+                        // retries the poison) until shutdown.
+                        tokio::select! {
+                            _ = lead.lost() => {}
+                            _ = shutdown.cancelled() => {}
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(projection = self.projection.name(), error = %e, "projection step failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+                _ = lead.lost() => tracing::warn!(projection = self.projection.name(), "lost leadership"),
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn run_while_leading(&self, shutdown: &CancellationToken) -> Result<(), StepError> {
+        ensure_schema(&self.pool, &*self.projection).await?;
+        self.metrics
+            .projector_stopped
+            .get_or_create(&self.labels())
+            .set(0);
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            match self.step().await? {
+                StepOutcome::Applied(n) => {
+                    let lag = self.metrics.projector_lag.get_or_create(&self.labels());
+                    lag.set(if n as i64 == BATCH { BATCH } else { 0 });
+                }
+                StepOutcome::Idle => {
+                    tokio::select! {
+                        n = listener.recv() => { n?; }
+                        _ = tokio::time::sleep(IDLE_WAKE) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Replays the whole store through `projection` on `conn` (whose search_path
+/// points at fresh tables), up to the horizon; returns where it stopped.
+pub async fn rebuild_into(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    from: Position,
+) -> Result<Position, StepError> {
+    let mut at = from;
+    loop {
+        let batch = store::read_global(pool, at, 1000).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(at);
+        };
+        let mut tx = conn.begin().await?;
+        for stored in &batch {
+            let event = stored.event()?;
+            projection
+                .apply(&mut tx, &stored.envelope, &event)
+                .await
+                .map_err(|e| StepError::Poison {
+                    global_position: stored.envelope.global_position,
+                    event_type: stored.envelope.event_type.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        tx.commit().await?;
+        at = last;
+    }
+}

@@ -1,0 +1,52 @@
+//! The JetStream side of the relay: the events stream and publishing to it.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::HeaderMap;
+
+use crate::namespace::Namespace;
+use crate::store::StoredEvent;
+
+/// How long JetStream remembers a `Nats-Msg-Id`. It must outlast the relay's
+/// longest gap between a publish and its checkpoint write (retries back off
+/// to 30 s), with a wide margin for a database outage in between.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(30 * 60);
+
+/// Creates the events stream if missing (file storage, dedupe window).
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: ns.events_stream(),
+        subjects: vec![ns.events_subjects()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    Ok(js
+        .get_or_create_stream(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("create stream {}: {e}", ns.events_stream()))?)
+}
+
+/// Publishes one event and waits for JetStream's acknowledgement.
+///
+/// `Nats-Msg-Id` is the event id, so a republish after a crash is dropped as
+/// a duplicate by the server.
+pub async fn publish(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    event: &StoredEvent,
+) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
+    let body = serde_json::to_vec(&event.envelope)?;
+    let ack = js
+        .publish_with_headers(event.envelope.subject(ns.as_str()), headers, body.into())
+        .await
+        .map_err(|e| anyhow::anyhow!("publish: {e}"))?;
+    ack.await.map_err(|e| anyhow::anyhow!("publish ack: {e}"))?;
+    Ok(())
+}

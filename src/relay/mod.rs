@@ -1,0 +1,114 @@
+//! The relay: publishes every stored event to JetStream, in global order.
+//!
+//! # Invariants
+//! - The checkpoint moves only after JetStream acknowledged every event up to
+//!   it; a crash republishes at most the unacknowledged tail, which the
+//!   server drops by `Nats-Msg-Id`.
+//! - Events are published one at a time in global order, each acknowledged
+//!   before the next, so a stream's events land in version order even when a
+//!   publish fails midway.
+//! - One relay publishes at a time (leader lock); the others wait.
+
+mod jetstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use self::jetstream::{ensure_stream, publish, DUPLICATE_WINDOW};
+use crate::checkpoint;
+use crate::leader;
+use crate::metrics::Metrics;
+use crate::namespace::Namespace;
+use crate::store::{self, NOTIFY_CHANNEL};
+
+/// The relay's checkpoint and leader-lock name.
+pub const NAME: &str = "relay";
+const BATCH: i64 = 500;
+/// Wake up this often even without a notification: a transaction that wrote
+/// nothing can still have held the horizon back.
+const IDLE_WAKE: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the relay needs.
+#[derive(Clone)]
+pub struct Relay {
+    pub pool: PgPool,
+    pub js: async_nats::jetstream::Context,
+    pub ns: Namespace,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Relay {
+    /// Runs until `shutdown`: waits for leadership, relays while it leads.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while let Some(mut lead) = leader::acquire(&self.pool, NAME, &shutdown).await {
+            tokio::select! {
+                r = self.relay_while_leading(&shutdown) => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "relay stopped; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                _ = lead.lost() => tracing::warn!("relay lost leadership"),
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn relay_while_leading(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
+        loop {
+            match ensure_stream(&self.js, &self.ns).await {
+                Ok(_) => break,
+                Err(e) => backoff.wait("ensure stream", &e).await,
+            }
+        }
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        let mut at = checkpoint::load(&self.pool, NAME).await?;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let batch = store::read_global(&self.pool, at, BATCH).await?;
+            if batch.is_empty() {
+                self.metrics.relay_lag.set(0);
+                tokio::select! {
+                    n = listener.recv() => { n?; }
+                    _ = tokio::time::sleep(IDLE_WAKE) => {}
+                }
+                continue;
+            }
+            self.metrics.relay_lag.set(batch.len() as i64);
+            for event in &batch {
+                let mut backoff = Backoff::default();
+                while let Err(e) = publish(&self.js, &self.ns, event).await {
+                    backoff.wait("publish", &e).await;
+                }
+                self.metrics.relay_published.inc();
+            }
+            at = batch.last().map(|e| e.position).unwrap_or(at);
+            checkpoint::save(&self.pool, NAME, at).await?;
+        }
+    }
+}
+
+/// Exponential backoff from 100 ms to 30 s.
+#[derive(Default)]
+pub(crate) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub(crate) async fn wait(&mut self, what: &str, error: &anyhow::Error) {
+        let delay =
+            Duration::from_millis(100u64.saturating_mul(1 << self.attempt.min(9))).min(MAX_BACKOFF);
+        self.attempt += 1;
+        tracing::warn!(what, error = %error, retry_in_ms = delay.as_millis() as u64, "retrying");
+        tokio::time::sleep(delay).await;
+    }
+}

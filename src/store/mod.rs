@@ -1,0 +1,50 @@
+//! The event store on PostgreSQL.
+//!
+//! # Invariants
+//! - A command's events reach the table in one transaction, or not at all.
+//! - Every touched stream is checked against its expected version under a
+//!   per-stream lock; a mismatch is `StoreError::Conflict`, never a blind write.
+//! - The same `command_id` is written once; a repeat returns the first events.
+//! - Each stream's events form a hash chain starting from 32 zero bytes.
+//! - Readers of the global order never pass over an event that commits late
+//!   (see `read` and ARCHITECTURE.md "Global order").
+
+mod append;
+mod position;
+mod read;
+mod row;
+mod verify;
+
+pub use append::{
+    append, AppendOutcome, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend,
+};
+pub use position::Position;
+pub use read::{read_global, read_stream, read_tenant, TenantFilter};
+pub use row::StoredEvent;
+pub use verify::{verify_chain, ChainBreak};
+
+use uuid::Uuid;
+
+/// The channel appends notify on commit, so readers wake without polling.
+pub const NOTIFY_CHANNEL: &str = "switchboard_events";
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stream was not at the version the command was decided against.
+    #[error("stream {stream_id} is at version {actual:?}, expected {expected:?}")]
+    Conflict {
+        stream_id: Uuid,
+        expected: ExpectedVersion,
+        actual: Option<i64>,
+    },
+    /// A stored event could not be read as a catalogue event.
+    #[error("event {global_position} cannot be decoded: {source}")]
+    Decode {
+        global_position: i64,
+        #[source]
+        source: events::DecodeError,
+    },
+    #[error("event store: {0}")]
+    Db(#[from] sqlx::Error),
+}

@@ -1,0 +1,76 @@
+//! Mapping between the `events` table and the envelope.
+
+use events::{Envelope, Event, Hash32, NewEnvelope, StreamType};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::{Position, StoreError};
+
+/// The columns every read selects, in the order `from_row` expects.
+pub(crate) const COLUMNS: &str = "global_position, transaction_id, event_id, event_type, \
+    schema_version, stream_type, stream_id, version, tenant_id, recorded_at, command_id, \
+    correlation_id, causation_id, actor, data, prev_hash, hash";
+
+/// An event as read from the store, with its place in the global order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub envelope: Envelope,
+    pub position: Position,
+}
+
+impl StoredEvent {
+    /// The typed payload, upcast to the current schema version.
+    pub fn event(&self) -> Result<Event, StoreError> {
+        Event::decode(
+            &self.envelope.event_type,
+            self.envelope.schema_version,
+            &self.envelope.data,
+        )
+        .map_err(|source| StoreError::Decode {
+            global_position: self.envelope.global_position,
+            source,
+        })
+    }
+
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let stream_type: String = row.try_get("stream_type")?;
+        let stream_type =
+            StreamType::parse(&stream_type).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "stream_type".into(),
+                source: format!("unknown stream type {stream_type:?}").into(),
+            })?;
+        let hash_col = |name: &str| -> Result<Hash32, sqlx::Error> {
+            let bytes: Vec<u8> = row.try_get(name)?;
+            Hash32::from_slice(&bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: name.into(),
+                source: "hash is not 32 bytes".into(),
+            })
+        };
+        let global_position: i64 = row.try_get("global_position")?;
+        let transaction_id: i64 = row.try_get("transaction_id")?;
+        let schema_version: i32 = row.try_get("schema_version")?;
+        Ok(StoredEvent {
+            position: Position::new(transaction_id, global_position),
+            envelope: Envelope {
+                inner: NewEnvelope {
+                    event_id: row.try_get("event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    schema_version: schema_version as u32,
+                    stream_type,
+                    stream_id: row.try_get("stream_id")?,
+                    version: row.try_get("version")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                    command_id: row.try_get("command_id")?,
+                    correlation_id: row.try_get("correlation_id")?,
+                    causation_id: row.try_get("causation_id")?,
+                    actor: row.try_get("actor")?,
+                    data: row.try_get("data")?,
+                    prev_hash: hash_col("prev_hash")?,
+                },
+                global_position,
+                hash: hash_col("hash")?,
+            },
+        })
+    }
+}
