@@ -8,10 +8,12 @@
 //!   and reported by `/readyz`. It is never skipped.
 //! - Each projection runs in one process at a time (leader lock).
 
+mod rebuild;
 mod runner;
 mod wait;
 
-pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepOutcome};
+pub use rebuild::rebuild_to_schema;
+pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepError, StepOutcome};
 pub use wait::wait_for;
 
 use std::sync::Arc;

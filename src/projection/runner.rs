@@ -165,19 +165,29 @@ impl Runner {
     }
 }
 
-/// Replays the whole store through `projection` on `conn` (whose search_path
-/// points at fresh tables), up to the horizon; returns where it stopped.
+/// Replays the store after `from` through `projection` on `conn` (whose
+/// search_path points at fresh tables) until it has applied `until` (waiting
+/// for the horizon to pass it), or, with `None`, up to the current horizon.
+/// Returns where it stopped.
 pub async fn rebuild_into(
     pool: &PgPool,
     conn: &mut PgConnection,
     projection: &dyn Projection,
     from: Position,
+    until: Option<Position>,
 ) -> Result<Position, StepError> {
     let mut at = from;
     loop {
+        if until.is_some_and(|u| at >= u) {
+            return Ok(at);
+        }
         let batch = store::read_global(pool, at, 1000).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            return Ok(at);
+            if until.is_none() {
+                return Ok(at);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
         };
         let mut tx = conn.begin().await?;
         for stored in &batch {

@@ -1,0 +1,206 @@
+//! The relay: every event reaches JetStream exactly once, in per-stream
+//! order, across relay restarts, NATS restarts and competing relays.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use events::Envelope;
+use switchboard::app::Deps;
+use switchboard::relay::Relay;
+use switchboard::store::{self, Position};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::{append_n, eventually, NatsProcess, TestEnv};
+
+fn relay(deps: &Deps) -> Relay {
+    Relay {
+        pool: deps.pool.clone(),
+        js: deps.js.clone(),
+        ns: deps.ns.clone(),
+        metrics: deps.metrics.clone(),
+    }
+}
+
+/// Every message in the namespace's events stream, in stream order.
+async fn published(js: &jetstream::Context, deps: &Deps) -> Vec<Envelope> {
+    let Ok(mut stream) = js.get_stream(deps.ns.events_stream()).await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.info().await else {
+        return Vec::new();
+    };
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let mut out = Vec::new();
+    for seq in first..=last {
+        if last == 0 {
+            break;
+        }
+        if let Ok(msg) = stream.get_raw_message(seq).await {
+            out.push(serde_json::from_slice(&msg.payload).expect("envelope body"));
+        }
+    }
+    out
+}
+
+async fn count(js: &jetstream::Context, deps: &Deps) -> u64 {
+    match js.get_stream(deps.ns.events_stream()).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// Appends `commands` commands of 3 events spread over 10 streams.
+async fn write(
+    env: &TestEnv,
+    tenant: Uuid,
+    streams: &[Uuid],
+    versions: &mut HashMap<Uuid, i64>,
+    commands: usize,
+) {
+    for c in 0..commands {
+        let s = streams[c % streams.len()];
+        let v = versions.entry(s).or_default();
+        append_n(&env.pool, tenant, s, *v, 3).await;
+        *v += 3;
+    }
+}
+
+/// The stream holds each stored event exactly once, each stream in order.
+async fn assert_exactly_once_in_order(env: &TestEnv, js: &jetstream::Context, deps: &Deps) {
+    let stored = store::read_global(&env.pool, Position::START, 1_000_000)
+        .await
+        .unwrap();
+    let msgs = published(js, deps).await;
+    let ids: Vec<Uuid> = msgs.iter().map(|m| m.event_id).collect();
+    let unique: HashSet<Uuid> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no event published twice");
+    let want: HashSet<Uuid> = stored.iter().map(|e| e.envelope.event_id).collect();
+    assert_eq!(unique, want, "every stored event published");
+    let mut last: HashMap<Uuid, i64> = HashMap::new();
+    for m in &msgs {
+        let prev = last.insert(m.stream_id, m.version).unwrap_or(0);
+        assert_eq!(m.version, prev + 1, "stream {} out of order", m.stream_id);
+        assert_eq!(m.subject(deps.ns.as_str()).split('.').count(), 6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_stopped_midstream_and_restarted_publishes_everything_once() {
+    let env = TestEnv::new().await;
+    let deps = env.deps().await;
+    let tenant = Uuid::new_v4();
+    let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    let mut versions = HashMap::new();
+    write(&env, tenant, &streams, &mut versions, 100).await;
+
+    let first = CancellationToken::new();
+    let task = tokio::spawn(relay(&deps).run(first.clone()));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&deps.js, &deps).await >= 60
+        })
+        .await
+    );
+    first.cancel();
+    task.await.unwrap();
+
+    write(&env, tenant, &streams, &mut versions, 100).await;
+    let second = CancellationToken::new();
+    let task = tokio::spawn(relay(&deps).run(second.clone()));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count(&deps.js, &deps).await >= 600
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.cancel();
+    task.await.unwrap();
+    assert_exactly_once_in_order(&env, &deps.js, &deps).await;
+    env.cleanup(Some(&deps.js)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_stopped_and_restarted_midstream_loses_nothing() {
+    let env = TestEnv::new().await;
+    let mut nats = NatsProcess::start();
+    let deps = env.deps_with_nats(&nats.url()).await;
+    let tenant = Uuid::new_v4();
+    let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    let mut versions = HashMap::new();
+    write(&env, tenant, &streams, &mut versions, 50).await;
+
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay(&deps).run(stop.clone()));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&deps.js, &deps).await >= 30
+        })
+        .await
+    );
+    nats.stop();
+    // Writes go on while NATS is down.
+    write(&env, tenant, &streams, &mut versions, 50).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.restart();
+    write(&env, tenant, &streams, &mut versions, 50).await;
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            count(&deps.js, &deps).await >= 450
+        })
+        .await,
+        "relay caught up after NATS came back"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_exactly_once_in_order(&env, &deps.js, &deps).await;
+    env.cleanup(Some(&deps.js)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_publish_once_and_the_standby_takes_over() {
+    let env = TestEnv::new().await;
+    let deps = env.deps().await;
+    let tenant = Uuid::new_v4();
+    let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    let mut versions = HashMap::new();
+    write(&env, tenant, &streams, &mut versions, 60).await;
+
+    let a = CancellationToken::new();
+    let task_a = tokio::spawn(relay(&deps).run(a.clone()));
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&deps.js, &deps).await >= 30
+        })
+        .await
+    );
+    // B starts while A leads: it waits as a standby.
+    let b = CancellationToken::new();
+    let task_b = tokio::spawn(relay(&deps).run(b.clone()));
+    write(&env, tenant, &streams, &mut versions, 60).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&deps.js, &deps).await >= 360
+        })
+        .await
+    );
+    // A dies; B takes over and publishes what comes next.
+    a.cancel();
+    task_a.await.unwrap();
+    write(&env, tenant, &streams, &mut versions, 60).await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count(&deps.js, &deps).await >= 540
+        })
+        .await,
+        "the standby took over"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.cancel();
+    task_b.await.unwrap();
+    assert_exactly_once_in_order(&env, &deps.js, &deps).await;
+    env.cleanup(Some(&deps.js)).await;
+}

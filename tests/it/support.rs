@@ -1,0 +1,237 @@
+//! Test isolation: a fresh database and namespace per test, and throwaway
+//! nats-server processes for tests that stop and restart NATS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use events::{Event, ProviderDeleted};
+use sqlx::PgPool;
+use switchboard::app::Deps;
+use switchboard::metrics::Metrics;
+use switchboard::namespace::Namespace;
+use switchboard::store::{self, CommandMeta, ExpectedVersion, StreamAppend};
+use uuid::Uuid;
+
+pub fn pg_base() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A test's own database and namespace.
+#[allow(dead_code)]
+pub struct TestEnv {
+    pub db_name: String,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub ns: Namespace,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("sbtest_{}", &id[..16]);
+        let db_url = format!("{}/{}", pg_base(), db_name);
+        let pool = switchboard::db::prepare(&db_url, 20)
+            .await
+            .expect("prepare test database");
+        let ns = Namespace::parse(&format!("t{}", &id[..12])).unwrap();
+        TestEnv {
+            db_name,
+            db_url,
+            pool,
+            ns,
+        }
+    }
+
+    /// Deps against the shared NATS and Redis, in this test's namespace.
+    pub async fn deps(&self) -> Deps {
+        self.deps_with_nats(&nats_url()).await
+    }
+
+    pub async fn deps_with_nats(&self, nats: &str) -> Deps {
+        let nats = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(nats)
+            .await
+            .unwrap();
+        let js = jetstream::new(nats.clone());
+        let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
+            .await
+            .unwrap();
+        Deps {
+            pool: self.pool.clone(),
+            nats,
+            js,
+            redis,
+            ns: self.ns.clone(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// Drops the database and the JetStream stream; call at the end of a
+    /// passing test (a failing one leaves them for inspection).
+    pub async fn cleanup(self, js: Option<&jetstream::Context>) {
+        if let Some(js) = js {
+            let _ = js.delete_stream(self.ns.events_stream()).await;
+        }
+        self.pool.close().await;
+        if let Ok(admin) = PgPool::connect(&format!("{}/postgres", pg_base())).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&admin)
+            .await;
+        }
+    }
+}
+
+/// A command appending one event to a fresh stream of `tenant`.
+pub fn meta(tenant: Uuid) -> CommandMeta {
+    CommandMeta::new(tenant, "test")
+}
+
+/// Appends `n` versions to `stream` (a provider stream; the payloads are
+/// irrelevant to the store), starting after `from`.
+pub async fn append_n(pool: &PgPool, tenant: Uuid, stream: Uuid, from: i64, n: usize) {
+    let sa = StreamAppend {
+        stream_type: events::StreamType::Provider,
+        stream_id: stream,
+        expected: ExpectedVersion::from_version(from),
+        events: (0..n)
+            .map(|_| Event::ProviderDeleted(ProviderDeleted {}))
+            .collect(),
+    };
+    store::append(pool, meta(tenant), &[sa])
+        .await
+        .expect("append");
+}
+
+/// Polls `f` until it returns true, up to `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A nats-server process of the test's own, on a free port with its own
+/// store directory, which a test can stop and start again.
+pub struct NatsProcess {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl NatsProcess {
+    pub fn start() -> NatsProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("sbnats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut p = NatsProcess {
+            port,
+            dir,
+            child: None,
+        };
+        p.restart();
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let bin = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nats-server");
+        let child = std::process::Command::new(bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nats-server did not start");
+    }
+}
+
+impl Drop for NatsProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The place of the last event written, committed or not yet visible.
+pub async fn last_position(pool: &PgPool) -> store::Position {
+    let (t, p): (i64, i64) = sqlx::query_as(
+        "SELECT transaction_id, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    store::Position::new(t, p)
+}
+
+/// Every event in the store, once the horizon has passed the last one
+/// written (other tests' transactions on the cluster can hold it back).
+pub async fn visible_all(pool: &PgPool) -> Vec<store::StoredEvent> {
+    let end = last_position(pool).await;
+    loop {
+        let all = store::read_global(pool, store::Position::START, 1_000_000).await.unwrap();
+        if all.last().map(|e| e.position) == Some(end) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
