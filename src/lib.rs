@@ -5,10 +5,14 @@
 //! subcommands run one each. See ARCHITECTURE.md for the codemap.
 
 pub mod app;
+pub mod auth;
 pub mod checkpoint;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
+pub mod domain;
+pub mod gateway;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -16,4 +20,5 @@ pub mod namespace;
 pub mod projection;
 pub mod relay;
 pub mod roles;
+pub mod secrets;
 pub mod store;

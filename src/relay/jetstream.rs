@@ -25,10 +25,9 @@ pub async fn ensure_stream(
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
-    Ok(js
-        .get_or_create_stream(config)
+    js.get_or_create_stream(config)
         .await
-        .map_err(|e| anyhow::anyhow!("create stream {}: {e}", ns.events_stream()))?)
+        .map_err(|e| anyhow::anyhow!("create stream {}: {e}", ns.events_stream()))
 }
 
 /// Publishes one event and waits for JetStream's acknowledgement.

@@ -228,7 +228,9 @@ pub async fn last_position(pool: &PgPool) -> store::Position {
 pub async fn visible_all(pool: &PgPool) -> Vec<store::StoredEvent> {
     let end = last_position(pool).await;
     loop {
-        let all = store::read_global(pool, store::Position::START, 1_000_000).await.unwrap();
+        let all = store::read_global(pool, store::Position::START, 1_000_000)
+            .await
+            .unwrap();
         if all.last().map(|e| e.position) == Some(end) {
             return all;
         }

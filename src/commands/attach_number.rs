@@ -1,0 +1,122 @@
+//! AttachNumber: a tenant registers an E.164 number on one of its providers.
+
+use events::{Event, NumberAttached, ProviderKind};
+use uuid::Uuid;
+
+use super::state::{NumberState, ProviderState};
+use super::Rejection;
+use crate::domain::E164;
+
+#[derive(Debug, Clone)]
+pub struct AttachNumber {
+    pub tenant_id: Uuid,
+    pub e164: E164,
+    pub provider: ProviderKind,
+    pub credentials_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub inbound_enabled: bool,
+    pub outbound_enabled: bool,
+}
+
+/// `provider` is the folded stream of `credentials_id`. That the e164 is
+/// held by nobody else is checked by the claim written in the same
+/// transaction, not here.
+pub fn decide(
+    number: &NumberState,
+    provider: &ProviderState,
+    cmd: AttachNumber,
+) -> Result<Vec<Event>, Rejection> {
+    if number.version != 0 {
+        return Err(Rejection::Conflict("number id already in use".into()));
+    }
+    if !provider.visible_to(cmd.tenant_id) {
+        return Err(Rejection::NotFound("credentials_id"));
+    }
+    if provider.kind != Some(cmd.provider) {
+        return Err(Rejection::invalid(
+            "provider",
+            "does not match the provider of credentials_id",
+        ));
+    }
+    Ok(vec![Event::NumberAttached(NumberAttached {
+        e164: cmd.e164.to_string(),
+        provider: cmd.provider,
+        credentials_id: cmd.credentials_id,
+        agent_id: cmd.agent_id,
+        inbound_enabled: cmd.inbound_enabled,
+        outbound_enabled: cmd.outbound_enabled,
+    })])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::create_provider::tests::created;
+    use crate::commands::state::{fold, given};
+    use events::ProviderDeleted;
+
+    fn cmd(tenant: Uuid, provider: ProviderKind) -> AttachNumber {
+        AttachNumber {
+            tenant_id: tenant,
+            e164: E164::parse("+12025550123").unwrap(),
+            provider,
+            credentials_id: Uuid::nil(),
+            agent_id: None,
+            inbound_enabled: true,
+            outbound_enabled: true,
+        }
+    }
+
+    #[test]
+    fn given_a_provider_of_the_tenant_then_attached() {
+        let t = Uuid::new_v4();
+        let p: ProviderState = fold(
+            given(t, vec![created(ProviderKind::Twilio)]),
+            ProviderState::apply,
+        );
+        let events = decide(&NumberState::default(), &p, cmd(t, ProviderKind::Twilio)).unwrap();
+        assert!(matches!(&events[..], [Event::NumberAttached(n)] if n.e164 == "+12025550123"));
+    }
+
+    #[test]
+    fn another_tenants_or_a_deleted_provider_is_not_found() {
+        let t = Uuid::new_v4();
+        let p: ProviderState = fold(
+            given(t, vec![created(ProviderKind::Twilio)]),
+            ProviderState::apply,
+        );
+        let other = decide(
+            &NumberState::default(),
+            &p,
+            cmd(Uuid::new_v4(), ProviderKind::Twilio),
+        );
+        assert_eq!(other, Err(Rejection::NotFound("credentials_id")));
+        let deleted: ProviderState = fold(
+            given(
+                t,
+                vec![
+                    created(ProviderKind::Twilio),
+                    Event::ProviderDeleted(ProviderDeleted {}),
+                ],
+            ),
+            ProviderState::apply,
+        );
+        let gone = decide(
+            &NumberState::default(),
+            &deleted,
+            cmd(t, ProviderKind::Twilio),
+        );
+        assert_eq!(gone, Err(Rejection::NotFound("credentials_id")));
+    }
+
+    #[test]
+    fn a_provider_of_another_kind_is_invalid() {
+        let t = Uuid::new_v4();
+        let p: ProviderState = fold(
+            given(t, vec![created(ProviderKind::Plivo)]),
+            ProviderState::apply,
+        );
+        let r = decide(&NumberState::default(), &p, cmd(t, ProviderKind::Twilio));
+        assert!(matches!(r, Err(Rejection::Invalid(f)) if f[0].field == "provider"));
+    }
+}

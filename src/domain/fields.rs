@@ -1,0 +1,192 @@
+//! Reading a JSON object field by field, collecting every problem.
+//!
+//! Request bodies are read into a `serde_json` map first and then field by
+//! field, rather than straight into a struct, so that a 400 can name every
+//! bad field at once (serde stops at the first) and unknown fields are
+//! reported by name.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// One bad field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A request object being read; problems accumulate in `errors`.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    prefix: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Fields {
+            map,
+            prefix: String::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub fn error(&mut self, key: &str, message: impl Into<String>) {
+        let field = self.name(key);
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Reports every key not in `known`.
+    pub fn deny_unknown(&mut self, known: &[&str]) {
+        let mut unknown: Vec<&String> = self
+            .map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        for k in unknown {
+            let field = self.name(k);
+            self.errors.push(FieldError::new(field, "unknown field"));
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    /// A required non-empty string.
+    pub fn string(&mut self, key: &str, max_len: usize) -> Option<String> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => {
+                self.error(key, "is required");
+                None
+            }
+            Some(v) => self.string_value(key, v, max_len),
+        }
+    }
+
+    /// An optional string: absent is `None`; present must be valid.
+    pub fn opt_string(&mut self, key: &str, max_len: usize) -> Option<String> {
+        let v = self.map.get(key)?;
+        self.string_value(key, v, max_len)
+    }
+
+    fn string_value(&mut self, key: &str, v: &Value, max_len: usize) -> Option<String> {
+        match v {
+            Value::String(s) if s.trim().is_empty() => {
+                self.error(key, "must not be empty");
+                None
+            }
+            Value::String(s) if s.chars().count() > max_len => {
+                self.error(key, format!("must be at most {max_len} characters"));
+                None
+            }
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.error(key, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&mut self, key: &str) -> Option<bool> {
+        match self.map.get(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.error(key, "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// An optional UUID; `Some(None)` when present and null.
+    pub fn opt_nullable_uuid(&mut self, key: &str) -> Option<Option<Uuid>> {
+        match self.map.get(key)? {
+            Value::Null => Some(None),
+            Value::String(s) => match Uuid::parse_str(s) {
+                Ok(u) => Some(Some(u)),
+                Err(_) => {
+                    self.error(key, "must be a UUID");
+                    None
+                }
+            },
+            _ => {
+                self.error(key, "must be a UUID string or null");
+                None
+            }
+        }
+    }
+
+    /// A required UUID.
+    pub fn uuid(&mut self, key: &str) -> Option<Uuid> {
+        if self.map.get(key).is_none_or(Value::is_null) {
+            self.error(key, "is required");
+            return None;
+        }
+        self.opt_nullable_uuid(key).flatten()
+    }
+
+    /// An optional integer in `0..=max`.
+    pub fn opt_u32(&mut self, key: &str, max: u32) -> Option<u32> {
+        let v = self.map.get(key)?;
+        match v.as_u64() {
+            Some(n) if n <= u64::from(max) => Some(n as u32),
+            _ => {
+                self.error(key, format!("must be an integer from 0 to {max}"));
+                None
+            }
+        }
+    }
+
+    /// Finishes: the errors, if any.
+    pub fn finish(self) -> Result<(), Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    /// Reads a nested object under `key.`; its errors join this one's.
+    pub fn nested(&mut self, key: &str) -> Option<Fields<'a>> {
+        match self.map.get(key) {
+            Some(Value::Object(m)) => Some(Fields {
+                map: m,
+                prefix: format!("{}{key}.", self.prefix),
+                errors: Vec::new(),
+            }),
+            None | Some(Value::Null) => {
+                self.error(key, "is required");
+                None
+            }
+            _ => {
+                self.error(key, "must be an object");
+                None
+            }
+        }
+    }
+
+    /// Takes over the errors of a nested reader.
+    pub fn absorb(&mut self, nested: Fields<'_>) {
+        self.errors.extend(nested.errors);
+    }
+}

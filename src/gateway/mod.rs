@@ -1,0 +1,4 @@
+//! The HTTP gateway (in progress).
+
+pub mod error;
+pub mod json;

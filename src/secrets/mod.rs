@@ -1,0 +1,156 @@
+//! Secrets (SPEC §8): provider credentials encrypted with AES-256-GCM-SIV
+//! under a per-tenant data key, data keys wrapped by a versioned master key.
+//!
+//! - `master`: the master keyring from `SWITCHBOARD_MASTER_KEY`.
+//! - `data_key`: tenant data keys and wrapping them under a master key.
+//! - `tenant_keys`: the table of wrapped data keys: create on first use,
+//!   load, rewrap under a new master key, shred.
+//! - `plain`: `PlainCredentials`, the only holder of plaintext.
+//! - `credentials`: sealing them into the `EncryptedCredentials` events carry.
+//! - `mask`: the masked view responses show (SPEC §4).
+//! - `cipher`: the AEAD primitive and associated-data framing.
+//!
+//! # Invariants
+//! - Events and tables hold ciphertext and masked values only.
+//! - Every ciphertext is bound by its associated data to its tenant, provider
+//!   and key id; moved elsewhere it fails to open.
+//! - Plaintext and key bytes live in zeroizing buffers, are redacted in
+//!   `Debug`, and never appear in a `SecretError`.
+//! - A shredded data key is gone from `tenant_keys`; what it sealed is
+//!   unreadable from then on.
+
+mod cipher;
+mod credentials;
+mod data_key;
+mod mask;
+mod master;
+mod plain;
+mod tenant_keys;
+
+use std::sync::Arc;
+
+use events::EncryptedCredentials;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+pub use credentials::{open, seal};
+pub use data_key::DataKey;
+pub use mask::{mask, mask_value, IDENTIFIER_KEYS, MASK};
+pub use master::MasterKeyring;
+pub use plain::PlainCredentials;
+pub use tenant_keys::{
+    get_or_create_data_key, get_or_create_tenant_key, load_tenant_key, rewrap_all, shred_tenant,
+};
+
+/// What can go wrong with secrets. Messages name keys and kids (which are not
+/// secret), never plaintext, key bytes or configured values.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("no master key configured")]
+    NoMasterKey,
+    /// `entry` is 1-based; `reason` is a fixed text, never the entry.
+    #[error("invalid master key entry {entry}: {reason}")]
+    InvalidMasterKey { entry: usize, reason: &'static str },
+    #[error("master key {0} is not configured")]
+    UnknownMasterKid(String),
+    #[error("tenant key {0} not found")]
+    KeyNotFound(String),
+    #[error("tenant key {0} is shredded")]
+    Shredded(String),
+    /// Wrong master key for the row, or the row was altered or moved.
+    #[error("tenant key {0} cannot be unwrapped")]
+    Unwrap(String),
+    /// A live key vanished between insert and read (a concurrent shred).
+    #[error("tenant has no live key")]
+    NoLiveKey,
+    #[error("credentials were sealed under another key")]
+    KeyMismatch,
+    /// Wrong key, or the ciphertext was altered or moved to another record.
+    #[error("credentials cannot be decrypted")]
+    Decrypt,
+    #[error("malformed credentials: {0}")]
+    Malformed(&'static str),
+    #[error("encryption failed")]
+    Encrypt,
+    #[error("secrets store: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The secrets service: the keyring plus the high-level operations handlers
+/// need. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    ring: Arc<MasterKeyring>,
+}
+
+impl Secrets {
+    pub fn new(ring: MasterKeyring) -> Self {
+        Secrets {
+            ring: Arc::new(ring),
+        }
+    }
+
+    pub fn keyring(&self) -> &MasterKeyring {
+        &self.ring
+    }
+
+    /// Seals credentials for a provider, creating the tenant's data key on
+    /// first use. Returns the id of a key created now, so the caller appends
+    /// `TenantKeyCreated` in the same transaction (`conn`); the key row
+    /// commits or rolls back with it.
+    pub async fn seal_for_provider(
+        &self,
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        provider_id: Uuid,
+        creds: &PlainCredentials,
+    ) -> Result<(EncryptedCredentials, Option<String>), SecretError> {
+        let (key, created) = get_or_create_data_key(conn, &self.ring, tenant_id).await?;
+        let sealed = seal(&key, tenant_id, provider_id, creds)?;
+        Ok((sealed, created.then(|| key.id().to_owned())))
+    }
+
+    /// Opens a provider's credentials; `Shredded` once the tenant's key is.
+    pub async fn open_for_provider(
+        &self,
+        db: impl PgExecutor<'_>,
+        tenant_id: Uuid,
+        provider_id: Uuid,
+        sealed: &EncryptedCredentials,
+    ) -> Result<PlainCredentials, SecretError> {
+        let key = load_tenant_key(db, &self.ring, tenant_id, &sealed.key_id).await?;
+        open(&key, tenant_id, provider_id, sealed)
+    }
+
+    /// `rewrap_all` with this keyring.
+    pub async fn rewrap_all(&self, pool: &PgPool) -> Result<u64, SecretError> {
+        rewrap_all(pool, &self.ring).await
+    }
+
+    /// `shred_tenant`: the tenant's shredded key ids.
+    pub async fn shred_tenant(
+        &self,
+        db: impl PgExecutor<'_>,
+        tenant_id: Uuid,
+    ) -> Result<Vec<String>, SecretError> {
+        shred_tenant(db, tenant_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_debug_shows_kids_only() {
+        let value = MasterKeyring::generate_dev_value();
+        let secrets = Secrets::new(MasterKeyring::parse(&value).unwrap());
+        let shown = format!("{secrets:?}");
+        let b64 = value.split_once(':').unwrap().1;
+        assert!(
+            shown.contains("mk1") && !shown.contains(&b64[..12]),
+            "{shown}"
+        );
+        assert_eq!(secrets.keyring().primary_kid(), "mk1");
+    }
+}
