@@ -1,11 +1,15 @@
 //! The command line: flags and subcommands, each a thin call into a role.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::app::Deps;
+use crate::auth::{mint_hs256, Scope};
 use crate::config::Settings;
-use crate::roles;
+use crate::roles::{self, Roles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,16 +36,122 @@ pub enum Command {
     Project,
     /// Apply database migrations and exit.
     Migrate,
+    /// Mint an HS256 dev token.
+    Token {
+        /// The tenant the token speaks for.
+        #[arg(long)]
+        tenant: Uuid,
+        /// Space-separated scopes.
+        #[arg(
+            long,
+            default_value = "telephony:read telephony:write calls:write limits:write audit:read"
+        )]
+        scope: String,
+        /// Lifetime: e.g. 90s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+        /// The actor (`sub`).
+        #[arg(long, default_value = "dev")]
+        sub: String,
+    },
+}
+
+/// Parses `90s`, `30m`, `1h`, `7d` (or plain seconds).
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("bad duration unit in {s:?}; use s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+fn parse_scopes(s: &str) -> anyhow::Result<Vec<Scope>> {
+    s.split_whitespace()
+        .map(|w| {
+            w.parse::<Scope>()
+                .map_err(|e| anyhow::anyhow!("unknown scope {:?}", e.0))
+        })
+        .collect()
+}
+
+fn mint(
+    settings: &Settings,
+    tenant: Uuid,
+    sub: &str,
+    scopes: &[Scope],
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        settings.jwt_jwks.is_none(),
+        "a JWKS is configured: HS256 dev tokens are off"
+    );
+    let secret = settings.jwt_secret()?;
+    Ok(mint_hs256(
+        &secret,
+        &settings.jwt_issuer,
+        &settings.jwt_audience,
+        tenant,
+        sub,
+        scopes,
+        ttl,
+    ))
+}
+
+/// The tenant of `serve`'s printed dev token, kept across restarts.
+fn dev_tenant(settings: &Settings) -> Uuid {
+    let path = settings.data_dir.join("dev_tenant");
+    if let Some(id) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+    {
+        return id;
+    }
+    let id = Uuid::new_v4();
+    let _ = std::fs::create_dir_all(&settings.data_dir);
+    let _ = std::fs::write(&path, id.to_string());
+    id
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
-    if let Command::Migrate = cli.command {
-        crate::db::prepare(&settings.database_url, 2).await?;
-        println!("migrations applied");
-        return Ok(());
-    }
+    let roles = match cli.command {
+        Command::Migrate => {
+            crate::db::prepare(&settings.database_url, 2).await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::Token {
+            tenant,
+            scope,
+            ttl,
+            sub,
+        } => {
+            println!(
+                "{}",
+                mint(&settings, tenant, &sub, &parse_scopes(&scope)?, ttl)?
+            );
+            return Ok(());
+        }
+        Command::Serve => Roles::all(),
+        Command::Gateway => Roles {
+            gateway: true,
+            ..Default::default()
+        },
+        Command::Relay => Roles {
+            relay: true,
+            ..Default::default()
+        },
+        Command::Project => Roles {
+            projectors: true,
+            ..Default::default()
+        },
+    };
     let deps = Deps::connect(&settings).await?;
     let shutdown = CancellationToken::new();
     {
@@ -52,21 +162,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.cancel();
         });
     }
-    let roles = match cli.command {
-        Command::Serve => roles::Roles::all(),
-        Command::Gateway => roles::Roles {
-            gateway: true,
-            ..Default::default()
-        },
-        Command::Relay => roles::Roles {
-            relay: true,
-            ..Default::default()
-        },
-        Command::Project => roles::Roles {
-            projectors: true,
-            ..Default::default()
-        },
-        Command::Migrate => unreachable!("handled above"),
-    };
-    roles::run(&settings, deps, roles, shutdown).await
+    let mut started = roles::start(&settings, deps, roles, shutdown).await?;
+    println!("switchboard listening on http://{}", started.addr);
+    if roles.gateway && settings.jwt_jwks.is_none() && !settings.is_production() {
+        let tenant = dev_tenant(&settings);
+        let token = mint(
+            &settings,
+            tenant,
+            "dev",
+            &Scope::ALL,
+            Duration::from_secs(24 * 3600),
+        )?;
+        println!("dev tenant {tenant}; a token with every scope, valid 24 h:");
+        println!("export SWITCHBOARD_TOKEN={token}");
+    }
+    while started.tasks.join_next().await.is_some() {}
+    Ok(())
 }

@@ -8,7 +8,15 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use secrecy::SecretString;
 
+use crate::domain::CallLimits;
 use crate::namespace::Namespace;
+
+fn random_hex() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
 
 /// Settings shared by every subcommand; each flag has an environment variable.
 #[derive(Debug, Clone, Args)]
@@ -102,6 +110,35 @@ pub struct Settings {
         global = true
     )]
     pub environment: String,
+    /// Caps of a tenant that never set its own (SPEC §4 ships 10, 10, 1000, 600).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEFAULT_CONCURRENT_MAX",
+        default_value_t = 10,
+        global = true
+    )]
+    pub default_concurrent_max: u32,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEFAULT_CALLS_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub default_calls_per_minute: u32,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEFAULT_DAILY_CALLS_MAX",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub default_daily_calls_max: u32,
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DEFAULT_DAILY_MINUTES_MAX",
+        default_value_t = 600,
+        global = true
+    )]
+    pub default_daily_minutes_max: u32,
     /// Where dev-mode secrets are generated and kept.
     #[arg(
         long,
@@ -115,6 +152,48 @@ pub struct Settings {
 impl Settings {
     pub fn is_production(&self) -> bool {
         self.environment == "production"
+    }
+
+    pub fn default_limits(&self) -> CallLimits {
+        CallLimits {
+            concurrent_max: self.default_concurrent_max,
+            calls_per_minute: self.default_calls_per_minute,
+            daily_calls_max: self.default_daily_calls_max,
+            daily_minutes_max: self.default_daily_minutes_max,
+        }
+    }
+
+    /// The HS256 secret (generated in dev mode: 32 random bytes, hex).
+    pub fn jwt_secret(&self) -> anyhow::Result<SecretString> {
+        dev_secret(
+            self,
+            &self.jwt_secret,
+            "SWITCHBOARD_JWT_SECRET",
+            "jwt_secret",
+            random_hex,
+        )
+    }
+
+    /// The master keyring value (generated in dev mode).
+    pub fn master_key(&self) -> anyhow::Result<SecretString> {
+        dev_secret(
+            self,
+            &self.master_key,
+            "SWITCHBOARD_MASTER_KEY",
+            "master_key",
+            crate::secrets::MasterKeyring::generate_dev_value,
+        )
+    }
+
+    /// The secret that signs Call Processor callbacks (generated in dev mode).
+    pub fn callback_secret(&self) -> anyhow::Result<SecretString> {
+        dev_secret(
+            self,
+            &self.callback_secret,
+            "SWITCHBOARD_CALLBACK_SECRET",
+            "callback_secret",
+            random_hex,
+        )
     }
 
     pub fn public_url(&self) -> String {

@@ -1,10 +1,13 @@
 //! Composing roles into one process, as `serve` does.
 
+use std::net::SocketAddr;
+
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Deps;
 use crate::config::Settings;
+use crate::gateway::{self, Gateway};
 use crate::http;
 use crate::projection::{self, Runner};
 use crate::relay::Relay;
@@ -25,6 +28,13 @@ impl Roles {
             projectors: true,
         }
     }
+}
+
+/// A started process: where it listens, and its tasks.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub gateway: Option<Gateway>,
+    pub tasks: JoinSet<()>,
 }
 
 /// Starts the background roles of `roles` on `deps`; they stop on `shutdown`.
@@ -55,22 +65,37 @@ pub fn spawn_background(
     }
 }
 
-/// Runs `roles` until `shutdown`. Every process serves the ops routes
-/// (health, readiness, metrics) on the listen address.
-pub async fn run(
+/// Starts `roles` and the HTTP listener (every process serves health,
+/// readiness and metrics; the gateway role adds `/api`). Returns once
+/// listening; everything stops on `shutdown`.
+pub async fn start(
     settings: &Settings,
     deps: Deps,
     roles: Roles,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Started> {
     let mut tasks = JoinSet::new();
     spawn_background(&deps, roles, &shutdown, &mut tasks);
+    let mut router = http::ops_router(deps.clone());
+    let gw = if roles.gateway {
+        let gw = Gateway::from_settings(settings, deps.clone())?;
+        router = router.merge(gateway::router(gw.clone()));
+        Some(gw)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    println!("switchboard listening on http://{addr}");
-    let router = http::ops_router(deps.clone());
-    http::serve(listener, router, shutdown.clone()).await?;
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = http::serve(listener, router, stop.clone()).await {
+            tracing::error!(error = %e, "http server failed");
+        }
+        stop.cancel();
+    });
+    Ok(Started {
+        addr,
+        gateway: gw,
+        tasks,
+    })
 }

@@ -22,4 +22,4 @@ pub use catalogue::{
     call::*, call_limits::*, number::*, provider::*, tenant::*, DecodeError, Event,
 };
 pub use envelope::{Envelope, Hash32, NewEnvelope};
-pub use stream::StreamType;
+pub use stream::{call_limits_stream_id, StreamType};

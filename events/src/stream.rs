@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum StreamType {
     Provider,
     Number,
-    /// One stream per tenant; its id is the tenant id.
+    /// One stream per tenant; its id is `call_limits_stream_id(tenant)`.
     CallLimits,
     Call,
     /// One stream per tenant, holding its data-key lifecycle; its id is the tenant id.
@@ -45,4 +45,11 @@ impl std::fmt::Display for StreamType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The id of a tenant's call_limits stream: derived from the tenant id
+/// (UUIDv5), since stream ids are unique across all stream types and the
+/// tenant stream already uses the tenant id itself.
+pub fn call_limits_stream_id(tenant_id: uuid::Uuid) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&tenant_id, b"call_limits")
 }

@@ -149,3 +149,28 @@ pub fn given(tenant: Uuid, events: Vec<Event>) -> Vec<(At, Event)> {
         })
         .collect()
 }
+
+/// A tenant stream folded: its data-key lifecycle.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantState {
+    pub version: i64,
+    /// The live data key, if any.
+    pub key_id: Option<String>,
+    pub shredded: Vec<String>,
+}
+
+impl TenantState {
+    pub fn apply(&mut self, at: At, event: &Event) {
+        self.version = at.version;
+        match event {
+            Event::TenantKeyCreated(e) => self.key_id = Some(e.key_id.clone()),
+            Event::TenantKeyShredded(e) => {
+                if self.key_id.as_deref() == Some(e.key_id.as_str()) {
+                    self.key_id = None;
+                }
+                self.shredded.push(e.key_id.clone());
+            }
+            _ => {}
+        }
+    }
+}

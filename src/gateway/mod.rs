@@ -1,4 +1,124 @@
-//! The HTTP gateway (in progress).
+//! The HTTP gateway: JWT-authenticated `/api/v1` routes that validate
+//! requests, run commands against the event store and read projections.
+//!
+//! # Invariants
+//! - The tenant comes only from the verified token; every query and every
+//!   command is scoped to it, and another tenant's resource is answered
+//!   exactly like a missing one (404).
+//! - Bad input is a 4xx that names the field and appends nothing.
+//! - Handlers decide through `crate::commands` (pure); the IO around a
+//!   decision is: lock the streams, fold them, decide, append, commit, then
+//!   wait for the projections so the caller reads its own write.
+//! - Every error leaves through `ApiError`, the one mapping to HTTP.
 
 pub mod error;
+mod etag;
+mod idempotency;
 pub mod json;
+mod limits;
+mod list;
+mod load;
+mod metrics_layer;
+mod numbers;
+pub mod openapi;
+mod providers;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::Deps;
+use crate::auth::Verifier;
+use crate::domain::CallLimits;
+use crate::secrets::Secrets;
+pub use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Gateway {
+    pub deps: Deps,
+    pub verifier: Arc<Verifier>,
+    pub secrets: Arc<Secrets>,
+    /// Caps of a tenant that never set its own.
+    pub default_limits: CallLimits,
+    /// How long a write waits for its projections before answering, so a
+    /// read right after it sees it.
+    pub read_your_writes: Duration,
+}
+
+impl FromRef<Gateway> for Arc<Verifier> {
+    fn from_ref(gw: &Gateway) -> Arc<Verifier> {
+        gw.verifier.clone()
+    }
+}
+
+/// The `/api/v1` routes.
+pub fn router(gw: Gateway) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/telephony/providers",
+            get(providers::list).post(providers::create),
+        )
+        .route(
+            "/api/v1/telephony/providers/{id}",
+            get(providers::get_one)
+                .patch(providers::update)
+                .delete(providers::delete),
+        )
+        .route(
+            "/api/v1/telephony/numbers",
+            get(numbers::list).post(numbers::create),
+        )
+        .route(
+            "/api/v1/telephony/numbers/{id}",
+            get(numbers::get_one)
+                .patch(numbers::update)
+                .delete(numbers::delete),
+        )
+        .route(
+            "/api/v1/call-limits",
+            get(limits::get_limits)
+                .patch(limits::patch_limits)
+                .put(limits::put_limits),
+        )
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            gw.clone(),
+            idempotency::layer,
+        ))
+        .layer(DefaultBodyLimit::max(json::BODY_LIMIT));
+    let metrics = gw.deps.metrics.clone();
+    api.with_state(gw)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics_layer::record,
+        ))
+}
+
+async fn fallback() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+impl Gateway {
+    /// The gateway the settings call for, on `deps`.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        deps: Deps,
+    ) -> anyhow::Result<Gateway> {
+        let verifier = Verifier::from_settings(settings, || settings.jwt_secret())?;
+        let ring = crate::secrets::MasterKeyring::from_secret(&settings.master_key()?)
+            .map_err(|e| anyhow::anyhow!("SWITCHBOARD_MASTER_KEY: {e}"))?;
+        Ok(Gateway {
+            deps,
+            verifier: Arc::new(verifier),
+            secrets: Arc::new(Secrets::new(ring)),
+            default_limits: settings.default_limits(),
+            read_your_writes: Duration::from_secs(5),
+        })
+    }
+}

@@ -1,4 +1,4 @@
-//! Events of a tenant's call_limits stream (its id is the tenant id).
+//! Events of a tenant's call_limits stream (its id is `call_limits_stream_id(tenant)`).
 
 use serde::{Deserialize, Serialize};
 

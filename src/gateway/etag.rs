@@ -1,0 +1,33 @@
+//! ETag and If-Match: every resource has a version; writes can be made
+//! conditional on it.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use super::ApiError;
+
+/// The strong ETag of a resource at `version`.
+pub fn etag(version: i64) -> (header::HeaderName, HeaderValue) {
+    let v = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or(HeaderValue::from_static("\"0\""));
+    (header::ETAG, v)
+}
+
+/// The version an `If-Match` header requires: `None` when absent or `*`.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+fn bad() -> ApiError {
+    ApiError::field("If-Match", "must be a quoted version, e.g. \"3\", or *")
+}

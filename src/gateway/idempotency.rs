@@ -1,0 +1,220 @@
+//! `Idempotency-Key` on writes: the same key with the same request within
+//! 24 h returns the first response and appends nothing; with a different
+//! request, 422.
+//!
+//! # Design
+//! The key is claimed *before* the request runs, by inserting a row with no
+//! response yet; a concurrent duplicate finds it and gets 409 (still in
+//! progress) instead of running the command a second time. When the request
+//! ends, its response (status, a few headers, body) is stored in the row; a
+//! 5xx response is not stored, so the client can retry with the same key. A
+//! claim abandoned by a crashed process is taken over after a minute.
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::json::BODY_LIMIT;
+use super::{ApiError, Gateway};
+
+const HEADER: &str = "idempotency-key";
+/// Headers a replay carries again.
+const KEPT: &[&str] = &[
+    "content-type",
+    "etag",
+    "location",
+    "retry-after",
+    "ratelimit",
+    "ratelimit-policy",
+];
+
+/// The middleware: passes through anything that is not a write with a key.
+pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let Some(key) = req.headers().get(HEADER).cloned() else {
+        return next.run(req).await;
+    };
+    if !is_write {
+        return next.run(req).await;
+    }
+    let Some(key) = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+    else {
+        return ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        )
+        .into_response();
+    };
+    let key = key.to_owned();
+    // An unauthenticated request is refused by the handler; nothing to key.
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(tenant) = token
+        .and_then(|t| gw.verifier.verify(t).ok())
+        .map(|p| p.tenant_id)
+    else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
+    };
+    let hash = request_hash(
+        &parts.method,
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
+        &bytes,
+    );
+    match claim(&gw, tenant, &key, &hash).await {
+        Ok(Claim::Ours) => {}
+        Ok(Claim::Replay(resp)) => return resp,
+        Err(e) => return e.into_response(),
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    match store(&gw, tenant, &key, resp).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn request_hash(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update([0]);
+    h.update(path);
+    h.update([0]);
+    h.update(body);
+    h.finalize().to_vec()
+}
+
+/// A claimed key's row; `status` is NULL while the request runs.
+#[derive(sqlx::FromRow)]
+struct StoredResponse {
+    request_hash: Vec<u8>,
+    status: Option<i16>,
+    headers: Option<Value>,
+    body: Option<Vec<u8>>,
+}
+
+enum Claim {
+    Ours,
+    Replay(Response),
+}
+
+async fn claim(gw: &Gateway, tenant: Uuid, key: &str, hash: &[u8]) -> Result<Claim, ApiError> {
+    let pool = &gw.deps.pool;
+    // Expired keys and abandoned claims make way.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND \
+         (created_at < now() - interval '24 hours' OR (status IS NULL AND created_at < now() - interval '1 minute'))",
+    )
+    .bind(tenant)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(hash)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::Ours);
+    }
+    let row: Option<StoredResponse> = sqlx::query_as(
+        "SELECT request_hash, status, headers, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    let Some(StoredResponse {
+        request_hash: stored_hash,
+        status,
+        headers,
+        body,
+    }) = row
+    else {
+        // Deleted between our insert and select: treat as in progress.
+        return Err(ApiError::IdempotencyInProgress);
+    };
+    if stored_hash != hash {
+        return Err(ApiError::IdempotencyMismatch);
+    }
+    let Some(status) = status else {
+        return Err(ApiError::IdempotencyInProgress);
+    };
+    let mut resp = Response::new(Body::from(body.unwrap_or_default()));
+    *resp.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    if let Some(Value::Object(h)) = headers {
+        for (k, v) in h {
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+    }
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Claim::Replay(resp))
+}
+
+async fn store(
+    gw: &Gateway,
+    tenant: Uuid,
+    key: &str,
+    resp: Response,
+) -> Result<Response, ApiError> {
+    let pool = &gw.deps.pool;
+    if resp.status().is_server_error() {
+        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant)
+            .bind(key)
+            .execute(pool)
+            .await?;
+        return Ok(resp);
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes: Bytes = to_bytes(body, 4 * 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("buffer response: {e}")))?;
+    sqlx::query("UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant)
+        .bind(key)
+        .bind(parts.status.as_u16() as i16)
+        .bind(Value::Object(kept_headers(&parts.headers)))
+        .bind(bytes.to_vec())
+        .execute(pool)
+        .await?;
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+fn kept_headers(headers: &HeaderMap) -> Map<String, Value> {
+    KEPT.iter()
+        .filter_map(|k| {
+            let v = headers.get(*k)?.to_str().ok()?;
+            Some(((*k).to_owned(), Value::String(v.to_owned())))
+        })
+        .collect()
+}

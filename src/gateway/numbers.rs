@@ -1,0 +1,302 @@
+//! `/api/v1/telephony/numbers`: E.164 numbers, one holder across all tenants.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use events::{ProviderKind, StreamType};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::etag::{etag, if_match};
+use super::json::JsonObject;
+use super::list::ListQuery;
+use super::write::{begin, finish, to_stream};
+use super::{load, ApiError, Gateway};
+use crate::auth::{Principal, Scope};
+use crate::commands::state::{At, NumberState, ProviderState};
+use crate::commands::{attach_number, release_number, update_number};
+use crate::domain::{Fields, E164};
+
+const PROJECTION: &[&str] = &["numbers"];
+
+/// A number as the API shows it.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct NumberView {
+    pub id: Uuid,
+    pub e164: String,
+    pub provider: String,
+    pub credentials_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub inbound_enabled: bool,
+    pub outbound_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl NumberView {
+    fn from_state(id: Uuid, s: &NumberState) -> NumberView {
+        NumberView {
+            id,
+            e164: s.e164.clone(),
+            provider: s
+                .provider
+                .map(ProviderKind::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            credentials_id: s.credentials_id,
+            agent_id: s.agent_id,
+            inbound_enabled: s.inbound_enabled,
+            outbound_enabled: s.outbound_enabled,
+            created_at: s.created_at.unwrap_or_default(),
+            updated_at: s.updated_at.unwrap_or_default(),
+            version: s.version,
+        }
+    }
+
+    fn respond(self, status: StatusCode) -> Response {
+        let tag = etag(self.version);
+        let location = (
+            header::LOCATION,
+            format!("/api/v1/telephony/numbers/{}", self.id),
+        );
+        (status, [tag], [location], Json(self)).into_response()
+    }
+}
+
+fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("number"))
+}
+
+fn fold_written(
+    mut state: NumberState,
+    id: Uuid,
+    written: &[crate::store::StoredEvent],
+) -> Result<NumberState, ApiError> {
+    for e in written.iter().filter(|e| e.envelope.stream_id == id) {
+        let at = At {
+            tenant_id: e.envelope.tenant_id,
+            version: e.envelope.version,
+            recorded_at: e.envelope.recorded_at,
+        };
+        state.apply(at, &e.event()?);
+    }
+    Ok(state)
+}
+
+#[utoipa::path(post, path = "/api/v1/telephony/numbers", tag = "numbers",
+    responses((status = 201, body = NumberView), (status = 400), (status = 404), (status = 409)))]
+pub async fn create(
+    State(gw): State<Gateway>,
+    p: Principal,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let mut f = Fields::new(&body);
+    f.deny_unknown(&[
+        "e164",
+        "provider",
+        "credentials_id",
+        "agent_id",
+        "inbound_enabled",
+        "outbound_enabled",
+    ]);
+    let e164 = f.string("e164", 32).and_then(|s| match E164::parse(&s) {
+        Ok(n) => Some(n),
+        Err(m) => {
+            f.error("e164", m);
+            None
+        }
+    });
+    let kind = f.string("provider", 32).and_then(|s| {
+        let k = ProviderKind::parse(&s);
+        if k.is_none() {
+            f.error("provider", "must be one of twilio, plivo, vobiz");
+        }
+        k
+    });
+    let credentials_id = f.uuid("credentials_id");
+    let agent_id = f.opt_nullable_uuid("agent_id").flatten();
+    let inbound = f.opt_bool("inbound_enabled").unwrap_or(true);
+    let outbound = f.opt_bool("outbound_enabled").unwrap_or(true);
+    f.finish().map_err(ApiError::Validation)?;
+    let (Some(e164), Some(kind), Some(credentials_id)) = (e164, kind, credentials_id) else {
+        return Err(ApiError::field("body", "is incomplete"));
+    };
+    let id = Uuid::now_v7();
+    // Locking the provider serializes this with DeleteProvider.
+    let mut tx = begin(&gw, &p, &[id, credentials_id]).await?;
+    let provider: ProviderState =
+        load::fold(tx.conn(), credentials_id, ProviderState::apply).await?;
+    let state = NumberState::default();
+    let cmd = attach_number::AttachNumber {
+        tenant_id: p.tenant_id,
+        e164: e164.clone(),
+        provider: kind,
+        credentials_id,
+        agent_id,
+        inbound_enabled: inbound,
+        outbound_enabled: outbound,
+    };
+    let events = attach_number::decide(&state, &provider, cmd)?;
+    let claimed = sqlx::query(
+        "INSERT INTO number_claims (e164, tenant_id, number_id, credentials_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (e164) DO NOTHING",
+    )
+    .bind(e164.as_str())
+    .bind(p.tenant_id)
+    .bind(id)
+    .bind(credentials_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        // Says nothing of who holds it.
+        return Err(ApiError::Conflict("e164 is already registered".into()));
+    }
+    let appends = [
+        to_stream(StreamType::Number, id, 0, events),
+        // No event: only asserts the provider did not change meanwhile.
+        to_stream(
+            StreamType::Provider,
+            credentials_id,
+            provider.version,
+            vec![],
+        ),
+    ];
+    let written = finish(&gw, tx, &appends, PROJECTION).await?;
+    Ok(
+        NumberView::from_state(id, &fold_written(state, id, &written)?)
+            .respond(StatusCode::CREATED),
+    )
+}
+
+#[utoipa::path(patch, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
+    responses((status = 200, body = NumberView), (status = 400), (status = 404), (status = 412)))]
+pub async fn update(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let id = id_from_path(&raw)?;
+    let expected = if_match(&headers)?;
+    let mut f = Fields::new(&body);
+    f.deny_unknown(&["agent_id", "inbound_enabled", "outbound_enabled"]);
+    let agent_id = f.opt_nullable_uuid("agent_id");
+    let inbound = f.opt_bool("inbound_enabled");
+    let outbound = f.opt_bool("outbound_enabled");
+    f.finish().map_err(ApiError::Validation)?;
+    let mut tx = begin(&gw, &p, &[id]).await?;
+    let state: NumberState = load::fold(tx.conn(), id, NumberState::apply).await?;
+    let cmd = update_number::UpdateNumber {
+        tenant_id: p.tenant_id,
+        agent_id,
+        inbound_enabled: inbound,
+        outbound_enabled: outbound,
+        if_match: expected,
+    };
+    let events = update_number::decide(&state, cmd)?;
+    let written = finish(
+        &gw,
+        tx,
+        &[to_stream(StreamType::Number, id, state.version, events)],
+        PROJECTION,
+    )
+    .await?;
+    Ok(NumberView::from_state(id, &fold_written(state, id, &written)?).respond(StatusCode::OK))
+}
+
+#[utoipa::path(delete, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
+    responses((status = 204), (status = 404), (status = 412)))]
+pub async fn delete(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let id = id_from_path(&raw)?;
+    let expected = if_match(&headers)?;
+    let mut tx = begin(&gw, &p, &[id]).await?;
+    let state: NumberState = load::fold(tx.conn(), id, NumberState::apply).await?;
+    let cmd = release_number::ReleaseNumber {
+        tenant_id: p.tenant_id,
+        if_match: expected,
+    };
+    let events = release_number::decide(&state, cmd)?;
+    sqlx::query("DELETE FROM number_claims WHERE number_id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    finish(
+        &gw,
+        tx,
+        &[to_stream(StreamType::Number, id, state.version, events)],
+        PROJECTION,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const SELECT: &str =
+    "SELECT id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, \
+    created_at, updated_at, version FROM numbers";
+
+#[utoipa::path(get, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
+    responses((status = 200, body = NumberView), (status = 404)))]
+pub async fn get_one(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyRead)?;
+    let id = id_from_path(&raw)?;
+    let row: Option<NumberView> =
+        sqlx::query_as(&format!("{SELECT} WHERE id = $1 AND tenant_id = $2"))
+            .bind(id)
+            .bind(p.tenant_id)
+            .fetch_optional(&gw.deps.pool)
+            .await?;
+    Ok(row
+        .ok_or(ApiError::NotFound("number"))?
+        .respond(StatusCode::OK))
+}
+
+#[utoipa::path(get, path = "/api/v1/telephony/numbers", tag = "numbers",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query),
+        ("agent_id" = Option<Uuid>, Query), ("provider" = Option<String>, Query)),
+    responses((status = 200, description = "{items: [NumberView], next_cursor}")))]
+pub async fn list(
+    State(gw): State<Gateway>,
+    p: Principal,
+    q: ListQuery,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyRead)?;
+    q.only(&["agent_id", "provider"])?;
+    let after = q.uuid("cursor")?.unwrap_or(Uuid::nil());
+    let agent = q.uuid("agent_id")?;
+    let provider =
+        match q.get("provider") {
+            None => None,
+            Some(s) => Some(ProviderKind::parse(s).ok_or_else(|| {
+                ApiError::field("provider", "must be one of twilio, plivo, vobiz")
+            })?),
+        };
+    let rows: Vec<NumberView> = sqlx::query_as(&format!(
+        "{SELECT} WHERE tenant_id = $1 AND id > $2 AND ($3::uuid IS NULL OR agent_id = $3) \
+         AND ($4::text IS NULL OR provider = $4) ORDER BY id LIMIT $5"
+    ))
+    .bind(p.tenant_id)
+    .bind(after)
+    .bind(agent)
+    .bind(provider.map(ProviderKind::as_str))
+    .bind(q.limit + 1)
+    .fetch_all(&gw.deps.pool)
+    .await?;
+    Ok(Json(q.page(rows, |r| r.id)).into_response())
+}

@@ -1,0 +1,43 @@
+//! `/api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the
+//! handlers' annotations and the response types.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use super::{limits, numbers, providers};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard", description = "Telephony control plane API"),
+    paths(
+        providers::create, providers::list, providers::get_one, providers::update, providers::delete,
+        numbers::create, numbers::list, numbers::get_one, numbers::update, numbers::delete,
+        limits::get_limits, limits::patch_limits, limits::put_limits,
+    ),
+    components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,302 @@
+//! `/api/v1/telephony/providers`: carrier accounts with sealed credentials.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use events::{Event, ProviderKind, StreamType, TenantKeyCreated};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::etag::{etag, if_match};
+use super::json::JsonObject;
+use super::list::ListQuery;
+use super::write::{begin, finish, to_stream};
+use super::{load, ApiError, Gateway};
+use crate::auth::{Principal, Scope};
+use crate::commands::state::{ProviderState, TenantState};
+use crate::commands::{create_provider, delete_provider, update_provider};
+use crate::domain::{parse_credentials, Fields};
+use crate::secrets::PlainCredentials;
+
+const PROJECTION: &[&str] = &["providers"];
+
+/// A provider as the API shows it: credentials masked, never plaintext.
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProviderView {
+    pub id: Uuid,
+    /// `twilio`, `plivo` or `vobiz`.
+    pub provider: String,
+    pub label: String,
+    /// Identifiers cut to their first 2 and last 4 characters, tokens `********`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub credentials: sqlx::types::Json<BTreeMap<String, String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl ProviderView {
+    fn from_state(id: Uuid, s: &ProviderState) -> ProviderView {
+        ProviderView {
+            id,
+            provider: s
+                .kind
+                .map(ProviderKind::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            label: s.label.clone(),
+            credentials: sqlx::types::Json(
+                s.credentials
+                    .as_ref()
+                    .map(|c| c.masked.clone())
+                    .unwrap_or_default(),
+            ),
+            created_at: s.created_at.unwrap_or_default(),
+            updated_at: s.updated_at.unwrap_or_default(),
+            version: s.version,
+        }
+    }
+
+    fn respond(self, status: StatusCode) -> Response {
+        let tag = etag(self.version);
+        let location = (
+            header::LOCATION,
+            format!("/api/v1/telephony/providers/{}", self.id),
+        );
+        (status, [tag], [location], Json(self)).into_response()
+    }
+}
+
+fn parse_kind(f: &mut Fields<'_>) -> Option<ProviderKind> {
+    let s = f.string("provider", 32)?;
+    let kind = ProviderKind::parse(&s);
+    if kind.is_none() {
+        f.error("provider", "must be one of twilio, plivo, vobiz");
+    }
+    kind
+}
+
+fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("provider"))
+}
+
+/// Seals `creds` for provider `id`; appends TenantKeyCreated to the tenant
+/// stream when this was the tenant's first key.
+async fn seal(
+    gw: &Gateway,
+    tx: &mut crate::store::AppendTx,
+    tenant: Uuid,
+    id: Uuid,
+    creds: BTreeMap<String, String>,
+    appends: &mut Vec<crate::store::StreamAppend>,
+) -> Result<events::EncryptedCredentials, ApiError> {
+    let plain: PlainCredentials = creds.into_iter().collect();
+    let (sealed, created) = gw
+        .secrets
+        .seal_for_provider(tx.conn(), tenant, id, &plain)
+        .await?;
+    if let Some(key_id) = created {
+        let tenant_stream: TenantState = load::fold(tx.conn(), tenant, TenantState::apply).await?;
+        appends.push(to_stream(
+            StreamType::Tenant,
+            tenant,
+            tenant_stream.version,
+            vec![Event::TenantKeyCreated(TenantKeyCreated { key_id })],
+        ));
+    }
+    Ok(sealed)
+}
+
+#[utoipa::path(post, path = "/api/v1/telephony/providers", tag = "providers",
+    responses((status = 201, body = ProviderView), (status = 400), (status = 401), (status = 403)))]
+pub async fn create(
+    State(gw): State<Gateway>,
+    p: Principal,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let mut f = Fields::new(&body);
+    f.deny_unknown(&["provider", "label", "credentials"]);
+    let kind = parse_kind(&mut f);
+    let label = f.string("label", 200);
+    let creds = parse_credentials(&mut f, kind);
+    f.finish().map_err(ApiError::Validation)?;
+    let (Some(kind), Some(label), Some(creds)) = (kind, label, creds) else {
+        return Err(ApiError::field("body", "is incomplete"));
+    };
+    let id = Uuid::now_v7();
+    let mut tx = begin(&gw, &p, &[id, p.tenant_id]).await?;
+    let mut appends = Vec::new();
+    let credentials = seal(&gw, &mut tx, p.tenant_id, id, creds, &mut appends).await?;
+    let state = ProviderState::default();
+    let cmd = create_provider::CreateProvider {
+        provider: kind,
+        label,
+        credentials,
+    };
+    appends.insert(
+        0,
+        to_stream(
+            StreamType::Provider,
+            id,
+            0,
+            create_provider::decide(&state, cmd)?,
+        ),
+    );
+    let written = finish(&gw, tx, &appends, PROJECTION).await?;
+    let state = fold_written(state, id, &written)?;
+    Ok(ProviderView::from_state(id, &state).respond(StatusCode::CREATED))
+}
+
+/// Applies the events just written for stream `id` to `state`.
+fn fold_written(
+    mut state: ProviderState,
+    id: Uuid,
+    written: &[crate::store::StoredEvent],
+) -> Result<ProviderState, ApiError> {
+    for e in written.iter().filter(|e| e.envelope.stream_id == id) {
+        let at = crate::commands::state::At {
+            tenant_id: e.envelope.tenant_id,
+            version: e.envelope.version,
+            recorded_at: e.envelope.recorded_at,
+        };
+        state.apply(at, &e.event()?);
+    }
+    Ok(state)
+}
+
+#[utoipa::path(patch, path = "/api/v1/telephony/providers/{id}", tag = "providers",
+    responses((status = 200, body = ProviderView), (status = 400), (status = 404), (status = 412)))]
+pub async fn update(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let id = id_from_path(&raw)?;
+    let expected = if_match(&headers)?;
+    let mut f = Fields::new(&body);
+    f.deny_unknown(&["label", "credentials"]);
+    let label = f.opt_string("label", 200);
+    let has_creds = f.has("credentials");
+    f.errors
+        .is_empty()
+        .then_some(())
+        .ok_or_else(|| ApiError::Validation(f.errors.clone()))?;
+    let mut tx = begin(&gw, &p, &[id, p.tenant_id]).await?;
+    let state: ProviderState = load::fold(tx.conn(), id, ProviderState::apply).await?;
+    if !state.visible_to(p.tenant_id) {
+        return Err(ApiError::NotFound("provider"));
+    }
+    let mut appends = Vec::new();
+    let credentials = if has_creds {
+        let creds = parse_credentials(&mut f, state.kind);
+        f.finish().map_err(ApiError::Validation)?;
+        let creds = creds.ok_or_else(|| ApiError::field("credentials", "is invalid"))?;
+        Some(seal(&gw, &mut tx, p.tenant_id, id, creds, &mut appends).await?)
+    } else {
+        None
+    };
+    let cmd = update_provider::UpdateProvider {
+        tenant_id: p.tenant_id,
+        label,
+        credentials,
+        if_match: expected,
+    };
+    appends.insert(
+        0,
+        to_stream(
+            StreamType::Provider,
+            id,
+            state.version,
+            update_provider::decide(&state, cmd)?,
+        ),
+    );
+    let written = finish(&gw, tx, &appends, PROJECTION).await?;
+    let state = fold_written(state, id, &written)?;
+    Ok(ProviderView::from_state(id, &state).respond(StatusCode::OK))
+}
+
+#[utoipa::path(delete, path = "/api/v1/telephony/providers/{id}", tag = "providers",
+    responses((status = 204), (status = 404), (status = 409), (status = 412)))]
+pub async fn delete(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    p.require(Scope::TelephonyWrite)?;
+    let id = id_from_path(&raw)?;
+    let expected = if_match(&headers)?;
+    let mut tx = begin(&gw, &p, &[id]).await?;
+    let state: ProviderState = load::fold(tx.conn(), id, ProviderState::apply).await?;
+    // Read under the provider's lock, which AttachNumber takes too.
+    let attached: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM number_claims WHERE credentials_id = $1")
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?;
+    let cmd = delete_provider::DeleteProvider {
+        tenant_id: p.tenant_id,
+        if_match: expected,
+    };
+    let events = delete_provider::decide(&state, cmd, attached)?;
+    finish(
+        &gw,
+        tx,
+        &[to_stream(StreamType::Provider, id, state.version, events)],
+        PROJECTION,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const SELECT: &str = "SELECT id, provider, label, masked AS credentials, created_at, updated_at, version FROM providers";
+
+#[utoipa::path(get, path = "/api/v1/telephony/providers/{id}", tag = "providers",
+    responses((status = 200, body = ProviderView), (status = 404)))]
+pub async fn get_one(
+    State(gw): State<Gateway>,
+    p: Principal,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyRead)?;
+    let id = id_from_path(&raw)?;
+    let row: Option<ProviderView> =
+        sqlx::query_as(&format!("{SELECT} WHERE id = $1 AND tenant_id = $2"))
+            .bind(id)
+            .bind(p.tenant_id)
+            .fetch_optional(&gw.deps.pool)
+            .await?;
+    Ok(row
+        .ok_or(ApiError::NotFound("provider"))?
+        .respond(StatusCode::OK))
+}
+
+#[utoipa::path(get, path = "/api/v1/telephony/providers", tag = "providers",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "{items: [ProviderView], next_cursor}")))]
+pub async fn list(
+    State(gw): State<Gateway>,
+    p: Principal,
+    q: ListQuery,
+) -> Result<Response, ApiError> {
+    p.require(Scope::TelephonyRead)?;
+    q.only(&[])?;
+    let after = q.uuid("cursor")?.unwrap_or(Uuid::nil());
+    let rows: Vec<ProviderView> = sqlx::query_as(&format!(
+        "{SELECT} WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
+    .bind(p.tenant_id)
+    .bind(after)
+    .bind(q.limit + 1)
+    .fetch_all(&gw.deps.pool)
+    .await?;
+    Ok(Json(q.page(rows, |r| r.id)).into_response())
+}
