@@ -74,6 +74,11 @@ pub async fn start(
     roles: Roles,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Started> {
+    // The read tables exist before anything reads them, whichever process
+    // runs the projectors.
+    for p in projection::all() {
+        projection::ensure_schema(&deps.pool, &*p).await?;
+    }
     let mut tasks = JoinSet::new();
     spawn_background(&deps, roles, &shutdown, &mut tasks);
     let mut router = http::ops_router(deps.clone());

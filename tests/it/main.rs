@@ -2,6 +2,7 @@
 //! test talks to the real PostgreSQL, NATS JetStream and Redis, in its own
 //! database and namespace.
 
+mod app;
 mod support;
 
 mod hash_chain;
@@ -9,3 +10,8 @@ mod projector;
 mod relay;
 mod store_append;
 mod store_order;
+mod gateway_races;
+mod gateway_routes;
+mod gateway_tenancy;
+mod gateway_writes;
+mod secrets;

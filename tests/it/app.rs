@@ -1,0 +1,202 @@
+//! A running Switchboard (every role, in this test process) on a free port,
+//! in the test's own database and namespace, with an HTTP client that keeps
+//! every response body it saw (for the secrets canary).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::app::Deps;
+use switchboard::auth::{mint_hs256, Scope};
+use switchboard::cli::Cli;
+use switchboard::config::Settings;
+use switchboard::roles::{self, Roles};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::TestEnv;
+
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+pub const CALLBACK_SECRET: &str = "callback-secret-for-tests";
+
+pub struct TestApp {
+    pub env: TestEnv,
+    pub deps: Deps,
+    pub settings: Settings,
+    pub base: String,
+    pub client: reqwest::Client,
+    /// Every response body this app answered, in order.
+    pub bodies: Arc<Mutex<Vec<String>>>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// A response: status, headers, and the body as JSON (Null when empty).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns with extra command-line flags.
+    pub async fn spawn_with(extra: &[&str]) -> TestApp {
+        let env = TestEnv::new().await;
+        let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
+        let master = format!("mk1:{}", base64_key());
+        let mut args: Vec<String> = [
+            "switchboard",
+            "--database-url",
+            &env.db_url,
+            "--namespace",
+            env.ns.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            JWT_SECRET,
+            "--master-key",
+            &master,
+            "--callback-secret",
+            CALLBACK_SECRET,
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--nats-url",
+            &crate::support::nats_url(),
+            "--redis-url",
+            &crate::support::redis_url(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("serve".into());
+        let cli = Cli::parse_from(args);
+        let settings = cli.settings;
+        let deps = env.deps().await;
+        let shutdown = CancellationToken::new();
+        let started = roles::start(&settings, deps.clone(), Roles::all(), shutdown.clone())
+            .await
+            .expect("start switchboard");
+        TestApp {
+            base: format!("http://{}", started.addr),
+            env,
+            deps,
+            settings,
+            client: reqwest::Client::new(),
+            bodies: Arc::new(Mutex::new(Vec::new())),
+            shutdown,
+            tasks: started.tasks,
+        }
+    }
+
+    /// A token for `tenant` with `scopes`.
+    pub fn token(&self, tenant: Uuid, scopes: &[Scope]) -> String {
+        mint_hs256(
+            &JWT_SECRET.to_owned().into(),
+            "switchboard-dev",
+            "switchboard",
+            tenant,
+            "tester",
+            scopes,
+            Duration::from_secs(600),
+        )
+    }
+
+    /// A token with every scope.
+    pub fn admin(&self, tenant: Uuid) -> String {
+        self.token(tenant, &Scope::ALL)
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        self.bodies.lock().unwrap().push(text.clone());
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::GET, path, Some(token), None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(token), Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(token), Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::DELETE, path, Some(token), None, &[]).await
+    }
+
+    /// How many events the store holds.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.env.pool).await.unwrap()
+    }
+
+    /// Creates a Twilio provider for the token's tenant; returns its id.
+    pub async fn twilio(&self, token: &str, auth_token: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/telephony/providers",
+                token,
+                serde_json::json!({
+                    "provider": "twilio",
+                    "label": "Production Twilio",
+                    "credentials": {"account_sid": format!("AC{}", "0f".repeat(16)), "auth_token": auth_token},
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Attaches `e164` on provider `credentials_id`; returns the response.
+    pub async fn attach(&self, token: &str, e164: &str, credentials_id: &str, agent: Option<Uuid>) -> Resp {
+        self.post(
+            "/api/v1/telephony/numbers",
+            token,
+            serde_json::json!({
+                "e164": e164, "provider": "twilio", "credentials_id": credentials_id, "agent_id": agent,
+            }),
+        )
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let js = self.deps.js.clone();
+        self.env.cleanup(Some(&js)).await;
+    }
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
