@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::db;
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct Deps {
     pub redis: redis::aio::ConnectionManager,
     pub ns: Namespace,
     pub metrics: Arc<Metrics>,
+    /// The time caps and leases are judged by; tests move it.
+    pub clock: SharedClock,
 }
 
 impl Deps {
@@ -47,6 +50,7 @@ impl Deps {
             redis,
             ns: settings.namespace.clone(),
             metrics: Arc::new(Metrics::new()),
+            clock: SystemClock::shared(),
         })
     }
 }

@@ -34,8 +34,16 @@ pub enum Command {
     Relay,
     /// The projectors only (each leader-elected).
     Project,
+    /// The originate worker only (run any number).
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// The Call Processor simulator as its own server.
+    CallprocSim {
+        /// Where it listens.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        sim_listen: std::net::SocketAddr,
+    },
     /// Mint an HS256 dev token.
     Token {
         /// The tenant the token speaks for.
@@ -56,10 +64,13 @@ pub enum Command {
     },
 }
 
-/// Parses `90s`, `30m`, `1h`, `7d` (or plain seconds).
+/// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    if unit == "ms" {
+        return Ok(Duration::from_millis(n));
+    }
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -138,7 +149,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::CallprocSim { sim_listen } => {
+            let secret = settings.callback_secret()?;
+            let listener = tokio::net::TcpListener::bind(sim_listen).await?;
+            let shutdown = CancellationToken::new();
+            let sim = crate::callproc::sim::spawn(
+                listener,
+                crate::callproc::sim::SimConfig::with_secret(secret),
+                shutdown.clone(),
+            )
+            .await;
+            println!("call processor simulator listening on {}", sim.base_url());
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return Ok(());
+        }
         Command::Serve => Roles::all(),
+        Command::Worker => Roles {
+            worker: true,
+            ..Default::default()
+        },
         Command::Gateway => Roles {
             gateway: true,
             ..Default::default()

@@ -139,6 +139,35 @@ pub struct Settings {
         global = true
     )]
     pub default_daily_minutes_max: u32,
+    /// How long `POST /calls/originate` waits for the outcome before 202.
+    #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = crate::cli::parse_ttl, global = true)]
+    pub originate_wait: std::time::Duration,
+    /// How long JetStream waits for a worker's acknowledgement before it
+    /// redelivers a call to another worker.
+    #[arg(long, env = "SWITCHBOARD_WORKER_ACK_WAIT", default_value = "30s", value_parser = crate::cli::parse_ttl, global = true)]
+    pub worker_ack_wait: std::time::Duration,
+    /// Calls one worker handles at once.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_WORKER_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
+    pub worker_concurrency: usize,
+    /// Timeout of one request to the Call Processor.
+    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_TIMEOUT", default_value = "5s", value_parser = crate::cli::parse_ttl, global = true)]
+    pub call_processor_timeout: std::time::Duration,
+    /// Attempts per dial (5xx and timeouts are retried with backoff).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CALL_PROCESSOR_ATTEMPTS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub call_processor_attempts: u32,
+    /// How long an admitted call holds a concurrent slot without an end.
+    #[arg(long, env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = crate::cli::parse_ttl, global = true)]
+    pub call_lease: std::time::Duration,
     /// Where dev-mode secrets are generated and kept.
     #[arg(
         long,

@@ -47,7 +47,9 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let opts = PgConnectOptions::from_str(url)
         .context("parse DATABASE_URL")?
-        .disable_statement_logging();
+        .disable_statement_logging()
+        // `CREATE … IF NOT EXISTS` notices are not worth a log line.
+        .options([("client_min_messages", "warning")]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))

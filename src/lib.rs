@@ -6,8 +6,11 @@
 
 pub mod app;
 pub mod auth;
+pub mod callproc;
+pub mod caps;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod db;
@@ -22,3 +25,4 @@ pub mod relay;
 pub mod roles;
 pub mod secrets;
 pub mod store;
+pub mod worker;

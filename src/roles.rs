@@ -1,16 +1,22 @@
 //! Composing roles into one process, as `serve` does.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Deps;
+use crate::callproc::sim::{SimConfig, SimHandle};
+use crate::callproc::CallProcessorClient;
+use crate::caps::Caps;
 use crate::config::Settings;
 use crate::gateway::{self, Gateway};
 use crate::http;
 use crate::projection::{self, Runner};
 use crate::relay::Relay;
+use crate::secrets::{MasterKeyring, Secrets};
+use crate::worker::Worker;
 
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,6 +24,7 @@ pub struct Roles {
     pub gateway: bool,
     pub relay: bool,
     pub projectors: bool,
+    pub worker: bool,
 }
 
 impl Roles {
@@ -26,6 +33,7 @@ impl Roles {
             gateway: true,
             relay: true,
             projectors: true,
+            worker: true,
         }
     }
 }
@@ -34,6 +42,8 @@ impl Roles {
 pub struct Started {
     pub addr: SocketAddr,
     pub gateway: Option<Gateway>,
+    /// The built-in Call Processor simulator, when no URL was configured.
+    pub sim: Option<SimHandle>,
     pub tasks: JoinSet<()>,
 }
 
@@ -79,18 +89,66 @@ pub async fn start(
     for p in projection::all() {
         projection::ensure_schema(&deps.pool, &*p).await?;
     }
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let caps = Caps::new(
+        deps.redis.clone(),
+        deps.pool.clone(),
+        deps.ns.clone(),
+        deps.clock.clone(),
+        settings.call_lease,
+    );
     let mut tasks = JoinSet::new();
     spawn_background(&deps, roles, &shutdown, &mut tasks);
+    let mut sim = None;
+    if roles.worker {
+        let base = match &settings.call_processor_url {
+            Some(url) => url.clone(),
+            None => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let config = SimConfig::with_secret(settings.callback_secret()?);
+                let handle = crate::callproc::sim::spawn(l, config, shutdown.clone()).await;
+                let url = handle.base_url();
+                sim = Some(handle);
+                url
+            }
+        };
+        let ring = MasterKeyring::from_secret(&settings.master_key()?)
+            .map_err(|e| anyhow::anyhow!("SWITCHBOARD_MASTER_KEY: {e}"))?;
+        let worker = Worker {
+            deps: deps.clone(),
+            caps: caps.clone(),
+            secrets: Arc::new(Secrets::new(ring)),
+            client: CallProcessorClient::new(
+                base,
+                settings.call_processor_timeout,
+                settings.call_processor_attempts,
+            ),
+            callback_url: format!("{public_url}/internal/v1/call-events"),
+            worker_id: format!(
+                "{}-{}",
+                hostname(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            default_limits: settings.default_limits(),
+            ack_wait: settings.worker_ack_wait,
+            concurrency: settings.worker_concurrency,
+            crash: None,
+        };
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
     let mut router = http::ops_router(deps.clone());
     let gw = if roles.gateway {
-        let gw = Gateway::from_settings(settings, deps.clone())?;
+        let gw = Gateway::from_settings(settings, deps.clone(), caps)?;
         router = router.merge(gateway::router(gw.clone()));
         Some(gw)
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = http::serve(listener, router, stop.clone()).await {
@@ -101,6 +159,15 @@ pub async fn start(
     Ok(Started {
         addr,
         gateway: gw,
+        sim,
         tasks,
     })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".to_owned())
 }

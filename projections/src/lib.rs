@@ -49,6 +49,7 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 pub mod call_limits;
+pub mod calls;
 pub mod numbers;
 pub mod providers;
 
@@ -60,6 +61,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(providers::Providers),
         Arc::new(numbers::Numbers),
         Arc::new(call_limits::CallLimits),
+        Arc::new(calls::Calls),
     ]
 }
 

@@ -7,8 +7,10 @@
 //! decide, append, commit.
 
 pub mod attach_number;
+pub mod call;
 pub mod create_provider;
 pub mod delete_provider;
+pub mod originate;
 pub mod release_number;
 pub mod state;
 pub mod update_limits;

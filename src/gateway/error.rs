@@ -25,6 +25,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A Call Processor callback without a valid signature.
+    #[error("callback signature is missing, invalid or stale")]
+    BadSignature,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -47,8 +50,12 @@ pub enum ApiError {
         body: Map<String, Value>,
         headers: HeaderMap,
     },
+    /// The Call Processor refused or failed the call; the body says which.
     #[error("the Call Processor refused or failed the call")]
-    BadGateway(String),
+    BadGateway {
+        detail: String,
+        body: Map<String, Value>,
+    },
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -68,6 +75,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(e) => e.status(),
+            ApiError::BadSignature => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -76,7 +84,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::CallerIdNotAllowed => StatusCode::FORBIDDEN,
             ApiError::CapExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,7 +94,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => "validation",
             ApiError::Auth(e) if e.status() == StatusCode::FORBIDDEN => "forbidden",
-            ApiError::Auth(_) => "unauthorized",
+            ApiError::Auth(_) | ApiError::BadSignature => "unauthorized",
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed { .. } => "precondition-failed",
@@ -96,7 +104,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::CallerIdNotAllowed => "caller-id-not-allowed",
             ApiError::CapExceeded { .. } => "cap-exceeded",
-            ApiError::BadGateway(_) => "call-processor-error",
+            ApiError::BadGateway { .. } => "call-processor-error",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -109,7 +117,7 @@ impl ApiError {
                 format!("invalid fields: {}", names.join(", "))
             }
             ApiError::Auth(e) => e.to_string(),
-            ApiError::BadGateway(d) => d.clone(),
+            ApiError::BadGateway { detail, .. } => detail.clone(),
             ApiError::Unavailable(_) => "a dependency is unavailable; retry later".into(),
             ApiError::Internal(_) => "internal error".into(),
             other => other.to_string(),
@@ -194,6 +202,7 @@ impl IntoResponse for ApiError {
                 extra.extend(body.clone());
                 headers = h.clone();
             }
+            ApiError::BadGateway { body, .. } => extra.extend(body.clone()),
             _ => {}
         }
         let mut resp = problem(status, self.slug(), &title, &self.detail(), extra);

@@ -164,3 +164,19 @@ async fn update(
     )
     .respond())
 }
+
+#[utoipa::path(get, path = "/api/v1/call-limits/usage", tag = "call-limits",
+    responses((status = 200, description = "{concurrent, calls_last_minute, daily_calls, daily_minutes, day} beside the limits")))]
+pub async fn usage(State(gw): State<Gateway>, p: Principal) -> Result<Response, ApiError> {
+    require_read(&p)?;
+    let (limits, version, _) = current(&gw, p.tenant_id).await?;
+    let usage = gw
+        .caps
+        .usage(p.tenant_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut body = serde_json::to_value(usage).map_err(ApiError::internal)?;
+    body["limits"] =
+        serde_json::to_value(LimitsView::new(limits, version, None)).map_err(ApiError::internal)?;
+    Ok(Json(body).into_response())
+}

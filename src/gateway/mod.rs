@@ -11,6 +11,8 @@
 //!   wait for the projections so the caller reads its own write.
 //! - Every error leaves through `ApiError`, the one mapping to HTTP.
 
+mod callbacks;
+mod calls;
 pub mod error;
 mod etag;
 mod idempotency;
@@ -48,6 +50,12 @@ pub struct Gateway {
     /// How long a write waits for its projections before answering, so a
     /// read right after it sees it.
     pub read_your_writes: Duration,
+    /// Live counters for `/call-limits/usage`.
+    pub caps: crate::caps::Caps,
+    /// Verifies Call Processor callbacks.
+    pub callback_secret: secrecy::SecretString,
+    /// How long an originate waits for its outcome before answering 202.
+    pub originate_wait: Duration,
 }
 
 impl FromRef<Gateway> for Arc<Verifier> {
@@ -85,6 +93,13 @@ pub fn router(gw: Gateway) -> Router {
                 .patch(limits::patch_limits)
                 .put(limits::put_limits),
         )
+        .route("/api/v1/call-limits/usage", get(limits::usage))
+        .route(
+            "/api/v1/calls/originate",
+            axum::routing::post(calls::originate),
+        )
+        .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/calls/{call_id}", get(calls::get_call))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
@@ -92,8 +107,13 @@ pub fn router(gw: Gateway) -> Router {
             idempotency::layer,
         ))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT));
+    let internal = Router::new().route(
+        "/internal/v1/call-events",
+        axum::routing::post(callbacks::call_event),
+    );
     let metrics = gw.deps.metrics.clone();
-    api.with_state(gw)
+    api.merge(internal)
+        .with_state(gw)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics_layer::record,
@@ -109,6 +129,7 @@ impl Gateway {
     pub fn from_settings(
         settings: &crate::config::Settings,
         deps: Deps,
+        caps: crate::caps::Caps,
     ) -> anyhow::Result<Gateway> {
         let verifier = Verifier::from_settings(settings, || settings.jwt_secret())?;
         let ring = crate::secrets::MasterKeyring::from_secret(&settings.master_key()?)
@@ -119,6 +140,9 @@ impl Gateway {
             secrets: Arc::new(Secrets::new(ring)),
             default_limits: settings.default_limits(),
             read_your_writes: Duration::from_secs(5),
+            caps,
+            callback_secret: settings.callback_secret()?,
+            originate_wait: settings.originate_wait,
         })
     }
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{limits, numbers, providers};
+use super::{calls, limits, numbers, providers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,9 +12,10 @@ use super::{limits, numbers, providers};
     paths(
         providers::create, providers::list, providers::get_one, providers::update, providers::delete,
         numbers::create, numbers::list, numbers::get_one, numbers::update, numbers::delete,
-        limits::get_limits, limits::patch_limits, limits::put_limits,
+        limits::get_limits, limits::patch_limits, limits::put_limits, limits::usage,
+        calls::originate, calls::get_call, calls::list_calls,
     ),
-    components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView)),
+    components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView, calls::CallView)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

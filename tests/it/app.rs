@@ -30,7 +30,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Every response body this app answered, in order.
     pub bodies: Arc<Mutex<Vec<String>>>,
-    shutdown: CancellationToken,
+    /// The built-in Call Processor simulator.
+    #[allow(dead_code)]
+    pub sim: Option<switchboard::callproc::sim::SimHandle>,
+    pub shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
 
@@ -48,6 +51,14 @@ impl TestApp {
 
     /// Spawns with extra command-line flags.
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
+        Self::spawn_opts(extra, None).await
+    }
+
+    /// Spawns with extra flags and, optionally, a clock the test moves.
+    pub async fn spawn_opts(
+        extra: &[&str],
+        clock: Option<switchboard::clock::SharedClock>,
+    ) -> TestApp {
         let env = TestEnv::new().await;
         let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
         let master = format!("mk1:{}", base64_key());
@@ -79,7 +90,10 @@ impl TestApp {
         args.push("serve".into());
         let cli = Cli::parse_from(args);
         let settings = cli.settings;
-        let deps = env.deps().await;
+        let mut deps = env.deps().await;
+        if let Some(clock) = clock {
+            deps.clock = clock;
+        }
         let shutdown = CancellationToken::new();
         let started = roles::start(&settings, deps.clone(), Roles::all(), shutdown.clone())
             .await
@@ -91,6 +105,7 @@ impl TestApp {
             settings,
             client: reqwest::Client::new(),
             bodies: Arc::new(Mutex::new(Vec::new())),
+            sim: started.sim,
             shutdown,
             tasks: started.tasks,
         }
@@ -114,7 +129,14 @@ impl TestApp {
         self.token(tenant, &Scope::ALL)
     }
 
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -135,7 +157,11 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -143,20 +169,26 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.send(Method::POST, path, Some(token), Some(body), &[]).await
+        self.send(Method::POST, path, Some(token), Some(body), &[])
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.send(Method::PATCH, path, Some(token), Some(body), &[]).await
+        self.send(Method::PATCH, path, Some(token), Some(body), &[])
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.send(Method::DELETE, path, Some(token), None, &[]).await
+        self.send(Method::DELETE, path, Some(token), None, &[])
+            .await
     }
 
     /// How many events the store holds.
     pub async fn event_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.env.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.env.pool)
+            .await
+            .unwrap()
     }
 
     /// Creates a Twilio provider for the token's tenant; returns its id.
@@ -177,7 +209,13 @@ impl TestApp {
     }
 
     /// Attaches `e164` on provider `credentials_id`; returns the response.
-    pub async fn attach(&self, token: &str, e164: &str, credentials_id: &str, agent: Option<Uuid>) -> Resp {
+    pub async fn attach(
+        &self,
+        token: &str,
+        e164: &str,
+        credentials_id: &str,
+        agent: Option<Uuid>,
+    ) -> Resp {
         self.post(
             "/api/v1/telephony/numbers",
             token,

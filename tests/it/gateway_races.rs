@@ -11,10 +11,17 @@ use crate::app::TestApp;
 async fn fifty_concurrent_attaches_of_one_e164_from_two_tenants_make_one_holder() {
     let app = TestApp::spawn().await;
     let tokens = [app.admin(Uuid::new_v4()), app.admin(Uuid::new_v4())];
-    let providers = [app.twilio(&tokens[0], "a").await, app.twilio(&tokens[1], "b").await];
+    let providers = [
+        app.twilio(&tokens[0], "a").await,
+        app.twilio(&tokens[1], "b").await,
+    ];
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let (base, t, p) = (app.base.clone(), tokens[i % 2].clone(), providers[i % 2].clone());
+        let (base, t, p) = (
+            app.base.clone(),
+            tokens[i % 2].clone(),
+            providers[i % 2].clone(),
+        );
         tasks.push(tokio::spawn(async move {
             reqwest::Client::new()
                 .post(format!("{base}/api/v1/telephony/numbers"))
@@ -35,10 +42,11 @@ async fn fifty_concurrent_attaches_of_one_e164_from_two_tenants_make_one_holder(
         }
     }
     assert_eq!(created, 1);
-    let holders: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'NumberAttached'")
-        .fetch_one(&app.env.pool)
-        .await
-        .unwrap();
+    let holders: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'NumberAttached'")
+            .fetch_one(&app.env.pool)
+            .await
+            .unwrap();
     assert_eq!(holders, 1);
     app.stop().await;
 }
@@ -74,7 +82,8 @@ async fn attach_racing_delete_provider_never_leaves_a_number_on_a_deleted_provid
         let (attached, deleted) = (attach.await.unwrap(), delete.await.unwrap());
         // Either order is fine; both succeeding is not.
         match (attached, deleted) {
-            (StatusCode::CREATED, StatusCode::CONFLICT) | (StatusCode::NOT_FOUND, StatusCode::NO_CONTENT) => {}
+            (StatusCode::CREATED, StatusCode::CONFLICT)
+            | (StatusCode::NOT_FOUND, StatusCode::NO_CONTENT) => {}
             other => panic!("round {i}: {other:?}"),
         }
     }

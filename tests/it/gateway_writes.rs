@@ -13,21 +13,53 @@ async fn idempotency_key_replays_and_refuses_a_different_body() {
     let t = app.admin(Uuid::new_v4());
     let body = json!({"provider": "vobiz", "label": "V", "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}});
     let key = [("Idempotency-Key", "create-vobiz-1")];
-    let first = app.send(Method::POST, "/api/v1/telephony/providers", Some(&t), Some(body.clone()), &key).await;
+    let first = app
+        .send(
+            Method::POST,
+            "/api/v1/telephony/providers",
+            Some(&t),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
     assert_eq!(first.status, StatusCode::CREATED);
     let count = app.event_count().await;
-    let again = app.send(Method::POST, "/api/v1/telephony/providers", Some(&t), Some(body.clone()), &key).await;
+    let again = app
+        .send(
+            Method::POST,
+            "/api/v1/telephony/providers",
+            Some(&t),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.body, first.body, "the first response, again");
     assert_eq!(again.headers["etag"], first.headers["etag"]);
     assert_eq!(app.event_count().await, count, "nothing appended");
     let other = json!({"provider": "vobiz", "label": "other", "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}});
-    let r = app.send(Method::POST, "/api/v1/telephony/providers", Some(&t), Some(other), &key).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/telephony/providers",
+            Some(&t),
+            Some(other),
+            &key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.event_count().await, count);
     // Keys belong to a tenant: another tenant's same key is its own.
     let t2 = app.admin(Uuid::new_v4());
-    let r = app.send(Method::POST, "/api/v1/telephony/providers", Some(&t2), Some(body), &key).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/telephony/providers",
+            Some(&t2),
+            Some(body),
+            &key,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_ne!(r.body["id"], first.body["id"]);
 
@@ -64,17 +96,60 @@ async fn if_match_guards_patch_and_delete() {
     let pid = app.twilio(&t, "tok").await;
     let path = format!("/api/v1/telephony/providers/{pid}");
     let count = app.event_count().await;
-    let r = app.send(Method::PATCH, &path, Some(&t), Some(json!({"label": "x"})), &[("If-Match", "\"7\"")]).await;
+    let r = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&t),
+            Some(json!({"label": "x"})),
+            &[("If-Match", "\"7\"")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(r.body["current_version"], 1);
-    let r = app.send(Method::DELETE, &path, Some(&t), None, &[("If-Match", "\"2\"")]).await;
+    let r = app
+        .send(
+            Method::DELETE,
+            &path,
+            Some(&t),
+            None,
+            &[("If-Match", "\"2\"")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = app.send(Method::PATCH, &path, Some(&t), Some(json!({"label": "x"})), &[("If-Match", "nope")]).await;
+    let r = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&t),
+            Some(json!({"label": "x"})),
+            &[("If-Match", "nope")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.event_count().await, count);
-    let r = app.send(Method::PATCH, &path, Some(&t), Some(json!({"label": "x"})), &[("If-Match", "\"1\"")]).await;
-    assert_eq!((r.status, r.headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"2\""));
-    let r = app.send(Method::DELETE, &path, Some(&t), None, &[("If-Match", "\"2\"")]).await;
+    let r = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&t),
+            Some(json!({"label": "x"})),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.headers["etag"].to_str().unwrap()),
+        (StatusCode::OK, "\"2\"")
+    );
+    let r = app
+        .send(
+            Method::DELETE,
+            &path,
+            Some(&t),
+            None,
+            &[("If-Match", "\"2\"")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     app.stop().await;
 }
@@ -89,10 +164,31 @@ async fn malformed_requests_get_problems_and_change_nothing() {
     let c = &app.client;
     // Malformed JSON, a JSON array, a wrong content type, a huge body.
     let cases: Vec<(reqwest::RequestBuilder, StatusCode)> = vec![
-        (c.post(&url).bearer_auth(&t).header("content-type", "application/json").body("{\"provider\":"), StatusCode::BAD_REQUEST),
-        (c.post(&url).bearer_auth(&t).json(&json!([1, 2])), StatusCode::BAD_REQUEST),
-        (c.post(&url).bearer_auth(&t).header("content-type", "text/plain").body("{}"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        (c.post(&url).bearer_auth(&t).header("content-type", "application/json").body(format!("{{\"label\":\"{}\"}}", "x".repeat(200_000))), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            c.post(&url)
+                .bearer_auth(&t)
+                .header("content-type", "application/json")
+                .body("{\"provider\":"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.post(&url).bearer_auth(&t).json(&json!([1, 2])),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&t)
+                .header("content-type", "text/plain")
+                .body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            c.post(&url)
+                .bearer_auth(&t)
+                .header("content-type", "application/json")
+                .body(format!("{{\"label\":\"{}\"}}", "x".repeat(200_000))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ];
     for (req, want) in cases {
         let resp = req.send().await.unwrap();
@@ -103,9 +199,18 @@ async fn malformed_requests_get_problems_and_change_nothing() {
     }
     // Unknown fields, wrong types and an unknown provider, all named at once.
     let r = app
-        .post("/api/v1/telephony/providers", &t, json!({"provider": "skype", "label": 5, "colour": "red"}))
+        .post(
+            "/api/v1/telephony/providers",
+            &t,
+            json!({"provider": "skype", "label": 5, "colour": "red"}),
+        )
         .await;
-    let fields: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["colour", "provider", "label", "credentials"]);
     // Bad limits: negative, too big, not a number, unknown.
     let r = app
@@ -115,18 +220,55 @@ async fn malformed_requests_get_problems_and_change_nothing() {
     assert_eq!(r.body["errors"].as_array().unwrap().len(), 4);
     // A number on a provider of another kind; an unknown credentials_id.
     let r = app
-        .post("/api/v1/telephony/numbers", &t, json!({"e164": "+12025550199", "provider": "plivo", "credentials_id": pid}))
+        .post(
+            "/api/v1/telephony/numbers",
+            &t,
+            json!({"e164": "+12025550199", "provider": "plivo", "credentials_id": pid}),
+        )
         .await;
-    assert_eq!((r.status, r.body["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("provider")));
-    let r = app.attach(&t, "+12025550199", &Uuid::new_v4().to_string(), None).await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("provider"))
+    );
+    let r = app
+        .attach(&t, "+12025550199", &Uuid::new_v4().to_string(), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     // Bad query parameters and ids.
-    assert_eq!(app.get("/api/v1/telephony/numbers?limit=0", &t).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/api/v1/telephony/numbers?limit=501", &t).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/api/v1/telephony/numbers?cursor=zz", &t).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/api/v1/telephony/numbers?colour=red", &t).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/api/v1/telephony/numbers/not-a-uuid", &t).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/api/v1/nowhere", &t).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers?limit=0", &t)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers?limit=501", &t)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers?cursor=zz", &t)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers?colour=red", &t)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers/not-a-uuid", &t)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/v1/nowhere", &t).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(app.event_count().await, count, "no 4xx appended anything");
     let bodies = app.bodies.lock().unwrap().clone();
     assert!(bodies.iter().all(|b| !b.contains("internal")), "no 5xx");

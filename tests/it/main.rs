@@ -5,13 +5,15 @@
 mod app;
 mod support;
 
-mod hash_chain;
-mod projector;
-mod relay;
-mod store_append;
-mod store_order;
+mod callproc;
+mod caps;
 mod gateway_races;
 mod gateway_routes;
 mod gateway_tenancy;
 mod gateway_writes;
+mod hash_chain;
+mod projector;
+mod relay;
 mod secrets;
+mod store_append;
+mod store_order;

@@ -284,6 +284,45 @@ async fn a_rebuild_equals_the_live_tables() {
             vec![Event::ProviderDeleted(ProviderDeleted {})],
         )
         .await;
+        for c in 0..4u64 {
+            let call = Uuid::now_v7();
+            let requested = Event::OriginateRequested(OriginateRequested {
+                from_number: format!("+1202555{t}{c:03}"),
+                to_number: "+14155550100".into(),
+                agent_id: Uuid::new_v4(),
+                number_id: Uuid::new_v4(),
+                provider: ProviderKind::Twilio,
+                credentials_id: providers[0],
+                session_id: Uuid::now_v7(),
+                metadata: serde_json::json!({"c": c}),
+            });
+            put(&env, tenant, StreamType::Call, call, 0, vec![requested]).await;
+            let rest = if c == 0 {
+                vec![Event::OriginateRejected(OriginateRejected {
+                    dimension: "concurrent".into(),
+                    limit: 1,
+                    current: 1,
+                    retry_after_s: 1,
+                })]
+            } else {
+                vec![
+                    Event::OriginateClaimed(OriginateClaimed {
+                        worker_id: "w".into(),
+                    }),
+                    Event::OriginateDispatched(OriginateDispatched {
+                        provider_call_id: format!("P{c}"),
+                    }),
+                    Event::CallAnswered(CallAnswered {}),
+                    Event::CallRinging(CallRinging {}),
+                    Event::CallEnded(CallEnded {
+                        status: "completed".into(),
+                        duration_s: 61 * c,
+                        billed_minutes: 2 * c,
+                    }),
+                ]
+            };
+            put(&env, tenant, StreamType::Call, call, 1, rest).await;
+        }
         for v in 0..3 {
             put(
                 &env,

@@ -38,12 +38,19 @@ async fn a_canary_token_never_appears_anywhere() {
         .try_init();
     let app = TestApp::spawn().await;
     // Everything published on this namespace's subjects.
-    let mut sub = app.deps.nats.subscribe(format!("{}.events.>", app.env.ns)).await.unwrap();
+    let mut sub = app
+        .deps
+        .nats
+        .subscribe(format!("{}.events.>", app.env.ns))
+        .await
+        .unwrap();
     let nats_seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = nats_seen.clone();
     let reader = tokio::spawn(async move {
         while let Some(m) = sub.next().await {
-            seen.lock().unwrap().push(String::from_utf8_lossy(&m.payload).into_owned());
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&m.payload).into_owned());
         }
     });
     let t = app.admin(Uuid::new_v4());
@@ -65,7 +72,8 @@ async fn a_canary_token_never_appears_anywhere() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    app.get(&format!("/api/v1/telephony/providers/{pid}"), &t).await;
+    app.get(&format!("/api/v1/telephony/providers/{pid}"), &t)
+        .await;
     app.get("/api/v1/telephony/providers", &t).await;
     let count = app.event_count().await;
     // Wait for the relay to publish everything.
@@ -73,21 +81,47 @@ async fn a_canary_token_never_appears_anywhere() {
         nats_seen.lock().unwrap().len() as i64 >= count
     })
     .await;
-    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
 
     for body in app.bodies.lock().unwrap().iter() {
-        assert!(!body.contains(CANARY), "a response carried the canary: {body}");
+        assert!(
+            !body.contains(CANARY),
+            "a response carried the canary: {body}"
+        );
     }
-    let stored: Vec<String> = sqlx::query_scalar("SELECT data::text FROM events").fetch_all(&app.env.pool).await.unwrap();
-    assert!(stored.iter().all(|d| !d.contains(CANARY)), "an event payload carried the canary");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT data::text FROM events")
+        .fetch_all(&app.env.pool)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|d| !d.contains(CANARY)),
+        "an event payload carried the canary"
+    );
     let tables: Vec<String> = sqlx::query_scalar("SELECT to_jsonb(p)::text FROM providers p")
         .fetch_all(&app.env.pool)
         .await
         .unwrap();
-    assert!(tables.iter().all(|d| !d.contains(CANARY)), "a read table carried the canary");
+    assert!(
+        tables.iter().all(|d| !d.contains(CANARY)),
+        "a read table carried the canary"
+    );
     let published = nats_seen.lock().unwrap().clone();
-    assert!(published.len() as i64 >= count, "the relay published the events");
-    assert!(published.iter().all(|m| !m.contains(CANARY)), "a NATS message carried the canary");
+    assert!(
+        published.len() as i64 >= count,
+        "the relay published the events"
+    );
+    assert!(
+        published.iter().all(|m| !m.contains(CANARY)),
+        "a NATS message carried the canary"
+    );
     assert!(!metrics.contains(CANARY));
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(!logged.is_empty(), "logs were captured");
@@ -114,17 +148,36 @@ async fn a_ciphertext_moved_to_another_provider_or_tenant_fails_to_decrypt() {
             .fetch_one(&pool)
             .await
             .unwrap();
-            serde_json::from_value::<events::EncryptedCredentials>(data["credentials"].clone()).unwrap()
+            serde_json::from_value::<events::EncryptedCredentials>(data["credentials"].clone())
+                .unwrap()
         }
     };
     let ring = MasterKeyring::from_secret(&app.settings.master_key().unwrap()).unwrap();
     let secrets = Secrets::new(ring);
     let ca = sealed(pa).await;
-    let opened = secrets.open_for_provider(&app.env.pool, ta, pa, &ca).await.unwrap();
+    let opened = secrets
+        .open_for_provider(&app.env.pool, ta, pa, &ca)
+        .await
+        .unwrap();
     assert_eq!(opened.expose("auth_token"), Some(CANARY));
-    assert!(secrets.open_for_provider(&app.env.pool, ta, pa2, &ca).await.is_err(), "moved to another provider");
-    assert!(secrets.open_for_provider(&app.env.pool, tb, pb, &ca).await.is_err(), "moved to another tenant");
+    assert!(
+        secrets
+            .open_for_provider(&app.env.pool, ta, pa2, &ca)
+            .await
+            .is_err(),
+        "moved to another provider"
+    );
+    assert!(
+        secrets
+            .open_for_provider(&app.env.pool, tb, pb, &ca)
+            .await
+            .is_err(),
+        "moved to another tenant"
+    );
     let cb = sealed(pb).await;
-    assert!(secrets.open_for_provider(&app.env.pool, ta, pa, &cb).await.is_err());
+    assert!(secrets
+        .open_for_provider(&app.env.pool, ta, pa, &cb)
+        .await
+        .is_err());
     app.stop().await;
 }

@@ -73,6 +73,7 @@ impl TestEnv {
             redis,
             ns: self.ns.clone(),
             metrics: Arc::new(Metrics::new()),
+            clock: switchboard::clock::SystemClock::shared(),
         }
     }
 

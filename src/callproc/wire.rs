@@ -1,0 +1,90 @@
+//! The originate request on the wire: the one serialization of plaintext
+//! credentials, kept private to `callproc` so no other code can turn a
+//! request into JSON (for a log line, an event, a response).
+
+use bytes::Bytes;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use zeroize::Zeroizing;
+
+use super::client::OriginateRequest;
+use crate::secrets::PlainCredentials;
+
+/// The request body, in a zeroizing buffer sized so it never reallocates
+/// (which would leave an unwiped copy): JSON escapes a byte as at most 6.
+pub(super) fn encode(req: &OriginateRequest<'_>) -> Bytes {
+    let text_len = [req.from_number, req.to_number, req.status_callback_url]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+        + req
+            .credentials
+            .iter_exposed()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>();
+    let mut json = Zeroizing::new(Vec::with_capacity(512 + 6 * text_len));
+    serde_json::to_writer(&mut *json, &Wire(req)).expect("strings and uuids always serialize");
+    Bytes::from_owner(json)
+}
+
+/// The wire form. Private, so nothing else can serialize a request (and
+/// with it the plaintext) into a log or an event.
+struct Wire<'r, 'a>(&'r OriginateRequest<'a>);
+
+impl Serialize for Wire<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut s = serializer.serialize_struct("OriginateRequest", 8)?;
+        s.serialize_field("call_id", &r.call_id)?;
+        s.serialize_field("session_id", &r.session_id)?;
+        s.serialize_field("provider", &r.provider)?;
+        s.serialize_field("credentials", &Exposed(r.credentials))?;
+        s.serialize_field("from_number", r.from_number)?;
+        s.serialize_field("to_number", r.to_number)?;
+        s.serialize_field("agent_id", &r.agent_id)?;
+        s.serialize_field("status_callback_url", r.status_callback_url)?;
+        s.end()
+    }
+}
+
+struct Exposed<'a>(&'a PlainCredentials);
+
+impl Serialize for Exposed<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter_exposed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::ProviderKind;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn encodes_the_contract_body() {
+        let creds: PlainCredentials = [("auth_id", "MA1"), ("auth_token", "t\"\u{e9}\u{1}")]
+            .into_iter()
+            .collect();
+        let (call_id, session_id, agent_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::new_v4());
+        let req = OriginateRequest {
+            call_id,
+            session_id,
+            provider: ProviderKind::Plivo,
+            credentials: &creds,
+            from_number: "+14155550100",
+            to_number: "+14155550199",
+            agent_id,
+            status_callback_url: "http://sb.test/callbacks/x",
+        };
+        let body: serde_json::Value = serde_json::from_slice(&encode(&req)).unwrap();
+        let expected = json!({
+            "call_id": call_id, "session_id": session_id, "provider": "plivo",
+            "credentials": {"auth_id": "MA1", "auth_token": "t\"\u{e9}\u{1}"},
+            "from_number": "+14155550100", "to_number": "+14155550199",
+            "agent_id": agent_id, "status_callback_url": "http://sb.test/callbacks/x",
+        });
+        assert_eq!(body, expected);
+    }
+}

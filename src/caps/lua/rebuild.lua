@@ -1,0 +1,42 @@
+-- Loads a snapshot computed from the event store, only if the counters are
+-- still missing (another worker may have rebuilt them meanwhile).
+-- KEYS: 1 epoch, 2 conc, 3 cpm, 4 calls:<day>, 5 minutes:<day>,
+--       6 calls (hash), 7 seen
+-- ARGV: 1 snapshot JSON {active: [[id, expiry_ms]], recent: [[id, at_ms]],
+--       daily_calls, daily_minutes, calls: [[id, state, touched_ms]]}
+--       (numbers as strings), 2 now_ms, 3 retention_ms, 4 epoch value,
+--       5 day_ttl_ms
+-- Reply: 1 loaded; 0 already loaded (nothing written).
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+-- Leftovers of a partial loss (eviction, say) would be counted twice.
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+local s = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[2])
+
+local last = now
+for _, a in ipairs(s.active) do
+  redis.call('ZADD', KEYS[2], a[2], a[1])
+  last = math.max(last, tonumber(a[2]))
+end
+if #s.active > 0 then redis.call('PEXPIRE', KEYS[2], last - now + 60000) end
+
+for _, r in ipairs(s.recent) do redis.call('ZADD', KEYS[3], r[2], r[1]) end
+if #s.recent > 0 then redis.call('PEXPIRE', KEYS[3], 61000) end
+
+if tonumber(s.daily_calls) > 0 then
+  redis.call('SET', KEYS[4], s.daily_calls, 'PX', ARGV[5])
+end
+if tonumber(s.daily_minutes) > 0 then
+  redis.call('SET', KEYS[5], s.daily_minutes, 'PX', ARGV[5])
+end
+
+for _, c in ipairs(s.calls) do
+  redis.call('HSET', KEYS[6], c[1], c[2])
+  redis.call('ZADD', KEYS[7], c[3], c[1])
+end
+if #s.calls > 0 then
+  redis.call('PEXPIRE', KEYS[6], ARGV[3])
+  redis.call('PEXPIRE', KEYS[7], ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+return 1

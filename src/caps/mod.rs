@@ -1,0 +1,217 @@
+//! Per-tenant cost caps (SPEC §7.1), enforced in Redis across any number of
+//! originate workers.
+//!
+//! # Design
+//! - **One atomic step.** `reserve` is one Lua script that checks all four
+//!   caps and, only if all pass, counts the call in all four. Checks only read
+//!   (ZCOUNT, GET), so a refusal writes nothing; lapsed leases and window
+//!   entries are dropped by the next admission, and counting ignores them
+//!   meanwhile. Every key is passed in KEYS and shares the tenant's hash tag,
+//!   so the script runs unchanged on Redis Cluster.
+//! - **Key layout** (`<ns>:caps:{<tenant>}:<part>`, see `keys`): `conc` (ZSET
+//!   call -> lease expiry ms), `cpm` (ZSET call -> admission ms, 60 s),
+//!   `calls:<YYYY-MM-DD>` and `minutes:<YYYY-MM-DD>` (counters, TTL 48 h),
+//!   `calls` (HASH call -> `admitted`|`done`), `seen` (ZSET call -> last touch,
+//!   prunes `calls` after the retention), `epoch` (counters are loaded).
+//! - **Idempotent per call.** A call already in `calls` is admitted again
+//!   without counting (redelivery; two workers racing for one call), and
+//!   `release` counts only a call in state `admitted`, so a repeated end
+//!   callback never counts twice.
+//! - **Injected time.** "Now" comes from the `Clock` and is passed to the
+//!   scripts, never Redis `TIME`: tests move it across midnight or past a
+//!   lease, and every worker judges by the same clock as the event store.
+//!   (Key TTLs are Redis-relative durations; they only clean up.)
+//! - **Redis is a cache.** Every script first checks `epoch`; when it is
+//!   missing (restart, flush, failover to an empty replica), the script
+//!   answers "rebuild", the caller loads the counters from the event store
+//!   (`snapshot_from_store`, under a per-tenant lock, see `rebuild`) and
+//!   retries. Nothing is admitted while the epoch is missing.
+//!
+//! # Limits of the design
+//! - A worker reserves before it appends `OriginateClaimed`; a rebuild that
+//!   runs between the two misses that one call until it ends. The window is
+//!   one store append long.
+//! - Redis must not evict these keys (`maxmemory-policy noeviction`); an
+//!   evicted counter under a surviving epoch would undercount.
+
+mod keys;
+mod rebuild;
+mod scripts;
+mod snapshot;
+mod types;
+
+pub use snapshot::{snapshot_from_store, CallState, KnownCall, Snapshot};
+pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta};
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::domain::limits::CallLimits;
+use crate::namespace::Namespace;
+use keys::{ms, retention, secs_to_midnight, TenantKeys, DAY_KEY_TTL_MS, WINDOW_MS};
+use scripts::{count, NEED_REBUILD};
+
+/// A lapsed end callback frees a slot after this long (SPEC §7.1).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(4 * 3600);
+
+/// How many times one call rebuilds before giving up (Redis keeps losing
+/// the counters right after each load).
+const MAX_REBUILDS: usize = 3;
+
+/// The cost caps of every tenant; cheap to clone, one per worker is enough.
+#[derive(Clone)]
+pub struct Caps {
+    redis: ConnectionManager,
+    pool: PgPool,
+    ns: Namespace,
+    clock: SharedClock,
+    lease: Duration,
+}
+
+impl Caps {
+    /// `lease`: how long an admitted call holds its `concurrent` slot when no
+    /// end arrives (`DEFAULT_LEASE` in production).
+    pub fn new(
+        redis: ConnectionManager,
+        pool: PgPool,
+        ns: Namespace,
+        clock: SharedClock,
+        lease: Duration,
+    ) -> Caps {
+        Caps {
+            redis,
+            pool,
+            ns,
+            clock,
+            lease,
+        }
+    }
+
+    /// Checks `call_id` against all four caps of `tenant` and, if all admit
+    /// it, counts it in all four, atomically.
+    pub async fn reserve(
+        &self,
+        tenant: Uuid,
+        call_id: Uuid,
+        limits: &CallLimits,
+    ) -> Result<Admission, CapsError> {
+        let keys = TenantKeys::new(&self.ns, tenant);
+        for _ in 0..=MAX_REBUILDS {
+            let now = self.clock.now();
+            let now_ms = now.timestamp_millis();
+            let mut call = scripts::RESERVE.prepare_invoke();
+            for key in keys.all(now.date_naive()) {
+                call.key(key);
+            }
+            let lease_ms = i64::try_from(ms(self.lease)).unwrap_or(i64::MAX);
+            let keep_ms = i64::try_from(ms(retention(self.lease))).unwrap_or(i64::MAX);
+            let reply: Vec<i64> = call
+                .arg(now_ms)
+                .arg(call_id.to_string())
+                .arg(limits.concurrent_max)
+                .arg(limits.calls_per_minute)
+                .arg(limits.daily_calls_max)
+                .arg(limits.daily_minutes_max)
+                .arg(now_ms.saturating_add(lease_ms))
+                .arg(now_ms - WINDOW_MS)
+                .arg(secs_to_midnight(now))
+                .arg(keep_ms)
+                .arg(now_ms.saturating_sub(keep_ms))
+                .arg(DAY_KEY_TTL_MS)
+                .invoke_async(&mut self.redis.clone())
+                .await?;
+            match reply.first() {
+                Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
+                Some(0 | 1) => return Ok(Admission::Admitted),
+                Some(2) => {
+                    let dimension = reply
+                        .get(1)
+                        .and_then(|c| Dimension::from_code(*c))
+                        .ok_or_else(|| CapsError::Reply(format!("{reply:?}")))?;
+                    return Ok(Admission::Refused(Refusal {
+                        dimension,
+                        limit: count(&reply, 2)?,
+                        current: count(&reply, 3)?,
+                        retry_after_s: count(&reply, 4)?,
+                    }));
+                }
+                _ => return Err(CapsError::Reply(format!("{reply:?}"))),
+            }
+        }
+        Err(CapsError::Unstable)
+    }
+
+    /// Frees `call_id`'s slot and adds `billed_minutes` (0 for a failed
+    /// originate) to the minutes of `ended_at`'s UTC day. A call that is not
+    /// admitted (unknown, or released before) is left alone.
+    pub async fn release(
+        &self,
+        tenant: Uuid,
+        call_id: Uuid,
+        ended_at: DateTime<chrono::Utc>,
+        billed_minutes: u64,
+    ) -> Result<(), CapsError> {
+        let keys = TenantKeys::new(&self.ns, tenant);
+        for _ in 0..=MAX_REBUILDS {
+            let now = self.clock.now();
+            let reply: Vec<i64> = scripts::RELEASE
+                .key(keys.epoch())
+                .key(keys.concurrent())
+                .key(keys.calls())
+                .key(keys.daily_minutes(ended_at.date_naive()))
+                .key(keys.seen())
+                .arg(call_id.to_string())
+                .arg(billed_minutes)
+                .arg(now.timestamp_millis())
+                .arg(ms(retention(self.lease)))
+                .arg(DAY_KEY_TTL_MS)
+                .invoke_async(&mut self.redis.clone())
+                .await?;
+            match reply.first() {
+                Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
+                Some(0 | 1) => return Ok(()),
+                _ => return Err(CapsError::Reply(format!("{reply:?}"))),
+            }
+        }
+        Err(CapsError::Unstable)
+    }
+
+    /// The live counters of `tenant` (rebuilt first if Redis lost them).
+    pub async fn usage(&self, tenant: Uuid) -> Result<Usage, CapsError> {
+        let keys = TenantKeys::new(&self.ns, tenant);
+        for _ in 0..=MAX_REBUILDS {
+            let now = self.clock.now();
+            let day = now.date_naive();
+            let window_start = now - TimeDelta::milliseconds(WINDOW_MS);
+            let reply: Vec<i64> = scripts::USAGE
+                .key(keys.epoch())
+                .key(keys.concurrent())
+                .key(keys.window())
+                .key(keys.daily_calls(day))
+                .key(keys.daily_minutes(day))
+                .arg(now.timestamp_millis())
+                .arg(window_start.timestamp_millis())
+                .invoke_async(&mut self.redis.clone())
+                .await?;
+            match reply.first() {
+                Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
+                Some(0) => {
+                    return Ok(Usage {
+                        concurrent: count(&reply, 1)?,
+                        calls_last_minute: count(&reply, 2)?,
+                        daily_calls: count(&reply, 3)?,
+                        daily_minutes: count(&reply, 4)?,
+                        day,
+                    })
+                }
+                _ => return Err(CapsError::Reply(format!("{reply:?}"))),
+            }
+        }
+        Err(CapsError::Unstable)
+    }
+}

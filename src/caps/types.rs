@@ -1,0 +1,101 @@
+//! What the caps answer: admissions, refusals, usage and errors.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+/// One of the four caps. The names (`as_str`) are the ones the API, the
+/// `OriginateRejected` event and the `cap-exceeded` problem carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    Concurrent,
+    CallsPerMinute,
+    DailyCalls,
+    DailyMinutes,
+}
+
+impl Dimension {
+    /// In the order they are checked; the first failing one is reported.
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Concurrent,
+        Dimension::CallsPerMinute,
+        Dimension::DailyCalls,
+        Dimension::DailyMinutes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Concurrent => "concurrent",
+            Dimension::CallsPerMinute => "calls_per_minute",
+            Dimension::DailyCalls => "daily_calls",
+            Dimension::DailyMinutes => "daily_minutes",
+        }
+    }
+
+    /// The 1-based code the reserve script reports a refusal with.
+    pub(crate) fn from_code(code: i64) -> Option<Dimension> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|c| c.checked_sub(1))
+            .and_then(|i| Dimension::ALL.get(i).copied())
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer to `Caps::reserve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The call holds a slot in every cap (now, or from an earlier reserve
+    /// of the same call id).
+    Admitted,
+    /// A cap refused it; no counter changed.
+    Refused(Refusal),
+}
+
+/// Why a call was refused: the first failing cap, in `Dimension::ALL` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub dimension: Dimension,
+    pub limit: u64,
+    /// The counter's value when the call was refused.
+    pub current: u64,
+    /// When a retry can first succeed (at least 1): 1 for `concurrent` (a
+    /// slot frees whenever a call ends), the time until the window has room
+    /// for `calls_per_minute`, the time to 00:00 UTC for the daily caps.
+    pub retry_after_s: u64,
+}
+
+/// The live counters beside a tenant's limits (`GET /call-limits/usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Admitted calls not yet ended whose lease has not lapsed.
+    pub concurrent: u64,
+    /// Admissions in the sliding 60-second window.
+    pub calls_last_minute: u64,
+    /// Admissions since 00:00 UTC of `day`.
+    pub daily_calls: u64,
+    /// Billed minutes of calls that ended on `day`.
+    pub daily_minutes: u64,
+    /// The UTC day the daily counters are for.
+    pub day: NaiveDate,
+}
+
+/// What can go wrong enforcing the caps. Every variant is a failure to
+/// decide: the caller must not dial (and should retry later).
+#[derive(Debug, thiserror::Error)]
+pub enum CapsError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("event store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// The counters vanished again right after each rebuild.
+    #[error("caps counters lost repeatedly while rebuilding")]
+    Unstable,
+    #[error("unexpected caps script reply: {0}")]
+    Reply(String),
+}

@@ -1,0 +1,157 @@
+//! Originate: a tenant's agent asks for an outbound call.
+
+use events::{Event, OriginateRequested};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::state::NumberState;
+use super::Rejection;
+use crate::domain::E164;
+
+#[derive(Debug, Clone)]
+pub struct Originate {
+    pub tenant_id: Uuid,
+    pub from_number: E164,
+    pub to_number: E164,
+    pub agent_id: Option<Uuid>,
+    pub metadata: Value,
+    /// Minted by the caller (UUIDv7), so the decision stays pure.
+    pub session_id: Uuid,
+}
+
+/// Why an originate is refused before anything is appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginateRefusal {
+    /// The tenant does not hold `from_number` with outbound enabled. The
+    /// same answer whoever else holds it, so it reveals nothing.
+    CallerIdNotAllowed,
+    Rejected(Rejection),
+}
+
+/// `number` is the folded stream of the number `from_number` resolves to for
+/// this tenant, if any; `number_id` its id.
+pub fn decide(
+    number: Option<(Uuid, &NumberState)>,
+    cmd: Originate,
+) -> Result<Vec<Event>, OriginateRefusal> {
+    let Some((number_id, n)) = number.filter(|(_, n)| {
+        n.visible_to(cmd.tenant_id) && n.outbound_enabled && n.e164 == cmd.from_number.as_str()
+    }) else {
+        return Err(OriginateRefusal::CallerIdNotAllowed);
+    };
+    let agent_id = match (cmd.agent_id, n.agent_id) {
+        (Some(asked), Some(pinned)) if asked != pinned => {
+            return Err(OriginateRefusal::Rejected(Rejection::Conflict(
+                "from_number is pinned to a different agent".into(),
+            )))
+        }
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => {
+            return Err(OriginateRefusal::Rejected(Rejection::invalid(
+                "agent_id",
+                "is required: from_number has no pinned agent",
+            )))
+        }
+    };
+    let provider = n.provider.ok_or(OriginateRefusal::CallerIdNotAllowed)?;
+    Ok(vec![Event::OriginateRequested(OriginateRequested {
+        from_number: cmd.from_number.to_string(),
+        to_number: cmd.to_number.to_string(),
+        agent_id,
+        number_id,
+        provider,
+        credentials_id: n.credentials_id,
+        session_id: cmd.session_id,
+        metadata: cmd.metadata,
+    })])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::state::{fold, given};
+    use events::{NumberAttached, NumberDirectionsChanged, ProviderKind};
+
+    fn attached(agent: Option<Uuid>) -> Event {
+        Event::NumberAttached(NumberAttached {
+            e164: "+12025550123".into(),
+            provider: ProviderKind::Twilio,
+            credentials_id: Uuid::nil(),
+            agent_id: agent,
+            inbound_enabled: true,
+            outbound_enabled: true,
+        })
+    }
+
+    fn cmd(t: Uuid, agent: Option<Uuid>) -> Originate {
+        Originate {
+            tenant_id: t,
+            from_number: E164::parse("+12025550123").unwrap(),
+            to_number: E164::parse("+14155550100").unwrap(),
+            agent_id: agent,
+            metadata: Value::Null,
+            session_id: Uuid::nil(),
+        }
+    }
+
+    #[test]
+    fn the_pinned_agent_is_the_default() {
+        let (t, a) = (Uuid::new_v4(), Uuid::new_v4());
+        let n: NumberState = fold(given(t, vec![attached(Some(a))]), NumberState::apply);
+        let events = decide(Some((Uuid::nil(), &n)), cmd(t, None)).unwrap();
+        assert!(matches!(&events[..], [Event::OriginateRequested(r)] if r.agent_id == a));
+    }
+
+    #[test]
+    fn another_agent_on_a_pinned_number_conflicts_and_no_agent_is_invalid() {
+        let t = Uuid::new_v4();
+        let n: NumberState = fold(
+            given(t, vec![attached(Some(Uuid::new_v4()))]),
+            NumberState::apply,
+        );
+        let r = decide(Some((Uuid::nil(), &n)), cmd(t, Some(Uuid::new_v4())));
+        assert!(matches!(
+            r,
+            Err(OriginateRefusal::Rejected(Rejection::Conflict(_)))
+        ));
+        let n: NumberState = fold(given(t, vec![attached(None)]), NumberState::apply);
+        let r = decide(Some((Uuid::nil(), &n)), cmd(t, None));
+        assert!(matches!(
+            r,
+            Err(OriginateRefusal::Rejected(Rejection::Invalid(_)))
+        ));
+    }
+
+    #[test]
+    fn unknown_foreign_or_outbound_disabled_numbers_get_the_same_answer() {
+        let t = Uuid::new_v4();
+        let a = Some(Uuid::new_v4());
+        assert_eq!(
+            decide(None, cmd(t, a)),
+            Err(OriginateRefusal::CallerIdNotAllowed)
+        );
+        let foreign: NumberState =
+            fold(given(Uuid::new_v4(), vec![attached(a)]), NumberState::apply);
+        assert_eq!(
+            decide(Some((Uuid::nil(), &foreign)), cmd(t, a)),
+            Err(OriginateRefusal::CallerIdNotAllowed)
+        );
+        let off: NumberState = fold(
+            given(
+                t,
+                vec![
+                    attached(a),
+                    Event::NumberDirectionsChanged(NumberDirectionsChanged {
+                        inbound_enabled: true,
+                        outbound_enabled: false,
+                    }),
+                ],
+            ),
+            NumberState::apply,
+        );
+        assert_eq!(
+            decide(Some((Uuid::nil(), &off)), cmd(t, a)),
+            Err(OriginateRefusal::CallerIdNotAllowed)
+        );
+    }
+}

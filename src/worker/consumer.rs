@@ -1,0 +1,150 @@
+//! The JetStream side: durable pull consumers and the loops that feed them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+use async_nats::jetstream::AckKind;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::process::Handled;
+use super::Worker;
+use crate::relay::ensure_stream;
+
+/// Shared by every worker: JetStream hands each message to one of them.
+pub const ORIGINATE_CONSUMER: &str = "originate";
+pub const RELEASE_CONSUMER: &str = "caps-release";
+
+/// Creates (or finds) the two durable consumers.
+pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, PullConsumer)> {
+    let ns = &w.deps.ns;
+    let stream = ensure_stream(&w.deps.js, ns).await?;
+    let originate = stream
+        .get_or_create_consumer(
+            ORIGINATE_CONSUMER,
+            pull::Config {
+                durable_name: Some(ORIGINATE_CONSUMER.into()),
+                filter_subject: format!("{ns}.events.*.call.*.OriginateRequested"),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: w.ack_wait,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("originate consumer: {e}"))?;
+    let release = stream
+        .get_or_create_consumer(
+            RELEASE_CONSUMER,
+            pull::Config {
+                durable_name: Some(RELEASE_CONSUMER.into()),
+                filter_subject: format!("{ns}.events.*.call.>"),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("release consumer: {e}"))?;
+    Ok((originate, release))
+}
+
+impl Worker {
+    /// Runs both consumers until `shutdown` (or, in tests, a crash point).
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let r = tokio::select! {
+                r = self.run_once(&shutdown) => r,
+                _ = shutdown.cancelled() => return,
+            };
+            match r {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "worker stopped; restarting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let (originate, release) = ensure_consumers(self).await?;
+        let crashed = CancellationToken::new();
+        let w = self.clone();
+        let stop = shutdown.clone();
+        let releaser = tokio::spawn(async move { w.release_loop(release, stop).await });
+        let r = tokio::select! {
+            r = self.originate_loop(originate, crashed.clone()) => r,
+            _ = crashed.cancelled() => Ok(()),
+        };
+        releaser.abort();
+        r
+    }
+
+    async fn originate_loop(
+        &self,
+        consumer: PullConsumer,
+        crashed: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("originate messages: {e}"))?;
+        while let Some(msg) = messages.next().await {
+            let msg = msg.map_err(|e| anyhow::anyhow!("originate message: {e}"))?;
+            let permit = permits.clone().acquire_owned().await?;
+            let (w, crash) = (self.clone(), crashed.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                match w.handle_message(&msg.payload).await {
+                    Ok(Handled::Crashed) => crash.cancel(),
+                    Ok(_) => {
+                        if let Err(e) = msg.ack().await {
+                            tracing::warn!(error = %e, "ack failed; the call will be redelivered and skipped");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "originate failed; retrying later");
+                        let _ = msg
+                            .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                            .await;
+                    }
+                }
+            });
+            if crashed.is_cancelled() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_loop(&self, consumer: PullConsumer, shutdown: CancellationToken) {
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "release consumer unavailable");
+                return;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                n = messages.next() => n,
+                _ = shutdown.cancelled() => return,
+            };
+            let Some(Ok(msg)) = next else { return };
+            match self.release_for(&msg.payload).await {
+                Ok(()) => {
+                    let _ = msg.ack().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "releasing a cap slot failed; retrying");
+                    let _ = msg
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                        .await;
+                }
+            }
+        }
+    }
+}

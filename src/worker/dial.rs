@@ -1,0 +1,95 @@
+//! The dial: decrypt the provider's credentials, ask the Call Processor.
+
+use events::Envelope;
+
+use super::process::fold_stream;
+use super::Worker;
+use crate::callproc::{DialError, OriginateRequest};
+use crate::caps::Admission as CapsAdmission;
+use crate::commands::call::{CallState, DialOutcome};
+use crate::commands::state::{LimitsState, ProviderState};
+
+impl Worker {
+    /// Dials a claimed call. Every error that is the call's own (unreadable
+    /// credentials, a refusal) becomes a `Failed` outcome; only trouble with
+    /// our own dependencies is an `Err`, which retries the whole message.
+    pub(super) async fn dial(
+        &self,
+        state: &CallState,
+        cause: &Envelope,
+    ) -> anyhow::Result<DialOutcome> {
+        let (tenant, call_id) = (state.tenant_id, cause.stream_id);
+        let Some(req) = &state.request else {
+            anyhow::bail!("claimed call {call_id} has no request");
+        };
+        // The slot was reserved before the claim was appended; if Redis lost
+        // its counters in between, the rebuild could not see the claim.
+        // Reserving again (idempotent per call) counts it now, or refuses.
+        let limits: LimitsState = fold_stream(
+            self,
+            events::call_limits_stream_id(tenant),
+            LimitsState::apply,
+        )
+        .await?;
+        let limits = limits.limits.unwrap_or(self.default_limits);
+        if let CapsAdmission::Refused(r) = self.caps.reserve(tenant, call_id, &limits).await? {
+            return Ok(DialOutcome::Failed {
+                error: format!(
+                    "cost cap {} was reached while the call was admitted",
+                    r.dimension.as_str()
+                ),
+                retryable: true,
+            });
+        }
+        let provider: ProviderState =
+            fold_stream(self, req.credentials_id, ProviderState::apply).await?;
+        let Some(sealed) = provider
+            .credentials
+            .as_ref()
+            .filter(|_| provider.visible_to(tenant))
+        else {
+            return Ok(DialOutcome::Failed {
+                error: "the number's provider no longer exists".into(),
+                retryable: false,
+            });
+        };
+        let plain = match self
+            .secrets
+            .open_for_provider(&self.deps.pool, tenant, req.credentials_id, sealed)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                return Ok(DialOutcome::Failed {
+                    error: format!("provider credentials cannot be decrypted: {e}"),
+                    retryable: false,
+                })
+            }
+        };
+        let request = OriginateRequest {
+            call_id,
+            session_id: req.session_id,
+            provider: req.provider,
+            credentials: &plain,
+            from_number: &req.from_number,
+            to_number: &req.to_number,
+            agent_id: req.agent_id,
+            status_callback_url: &self.callback_url,
+        };
+        let result = self.client.originate(&request).await;
+        drop(plain);
+        Ok(match result {
+            Ok(d) => DialOutcome::Dispatched {
+                provider_call_id: d.provider_call_id,
+            },
+            Err(e @ DialError::Rejected { .. }) => DialOutcome::Failed {
+                error: e.to_string(),
+                retryable: false,
+            },
+            Err(e @ DialError::Unavailable { .. }) => DialOutcome::Failed {
+                error: e.to_string(),
+                retryable: true,
+            },
+        })
+    }
+}

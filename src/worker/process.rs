@@ -1,0 +1,166 @@
+//! Handling one `OriginateRequested`: admit, claim, dial, record.
+
+use events::{call_limits_stream_id, Envelope, Event, OriginateRejected, StreamType};
+use uuid::Uuid;
+
+use super::{CrashPoint, Worker};
+use crate::caps::Admission as CapsAdmission;
+use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
+use crate::commands::state::{At, LimitsState};
+use crate::store::{self, CommandMeta, ExpectedVersion, StoreError, StreamAppend};
+
+/// What handling a message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Rejected,
+    Dispatched,
+    Failed,
+    /// The call already had its outcome (a redelivery, or another worker).
+    AlreadyDone,
+    /// A crash point fired: the message must not be acknowledged.
+    Crashed,
+}
+
+/// Folds any stream from the pool.
+pub(super) async fn fold_stream<S: Default>(
+    w: &Worker,
+    id: Uuid,
+    apply: fn(&mut S, At, &Event),
+) -> anyhow::Result<S> {
+    let mut s = S::default();
+    for e in store::read_stream(&w.deps.pool, id, None).await? {
+        let env = &e.envelope;
+        let at = At {
+            tenant_id: env.tenant_id,
+            version: env.version,
+            recorded_at: env.recorded_at,
+        };
+        apply(&mut s, at, &e.event()?);
+    }
+    Ok(s)
+}
+
+impl Worker {
+    fn meta(&self, cause: &Envelope) -> CommandMeta {
+        CommandMeta {
+            command_id: Uuid::now_v7(),
+            correlation_id: cause.correlation_id,
+            causation_id: Some(cause.event_id),
+            actor: format!("system:worker:{}", self.worker_id),
+            tenant_id: cause.tenant_id,
+        }
+    }
+
+    /// Appends `events` to the call stream at `version`. A conflict means
+    /// another worker moved the call on: the caller folds again.
+    async fn append_call(
+        &self,
+        cause: &Envelope,
+        version: i64,
+        events: Vec<Event>,
+    ) -> Result<bool, StoreError> {
+        if events.is_empty() {
+            return Ok(true);
+        }
+        let sa = StreamAppend {
+            stream_type: StreamType::Call,
+            stream_id: cause.stream_id,
+            expected: ExpectedVersion::from_version(version),
+            events,
+        };
+        match store::append(&self.deps.pool, self.meta(cause), &[sa]).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn handle_message(&self, payload: &[u8]) -> anyhow::Result<Handled> {
+        let cause: Envelope = serde_json::from_slice(payload)?;
+        self.handle(&cause).await
+    }
+
+    /// Moves the call as far as it can go; idempotent.
+    pub async fn handle(&self, cause: &Envelope) -> anyhow::Result<Handled> {
+        for _ in 0..8 {
+            let state: CallState = fold_stream(self, cause.stream_id, CallState::apply).await?;
+            match state.phase {
+                Phase::Requested => {
+                    let admission = self.admit(cause.tenant_id, cause.stream_id).await?;
+                    let refused = matches!(admission, Admission::Refused(_));
+                    if !self
+                        .append_call(cause, state.version, call::admit(&state, admission))
+                        .await?
+                    {
+                        continue;
+                    }
+                    if refused {
+                        self.count("rejected");
+                        return Ok(Handled::Rejected);
+                    }
+                    if self.crash == Some(CrashPoint::AfterClaim) {
+                        return Ok(Handled::Crashed);
+                    }
+                }
+                Phase::Claimed => {
+                    let outcome = self.dial(&state, cause).await?;
+                    if self.crash == Some(CrashPoint::AfterDial) {
+                        return Ok(Handled::Crashed);
+                    }
+                    let dispatched = matches!(outcome, DialOutcome::Dispatched { .. });
+                    if !self
+                        .append_call(cause, state.version, call::record_dial(&state, outcome))
+                        .await?
+                    {
+                        continue;
+                    }
+                    if self.crash == Some(CrashPoint::BeforeAck) {
+                        return Ok(Handled::Crashed);
+                    }
+                    self.count(if dispatched { "dispatched" } else { "failed" });
+                    return Ok(if dispatched {
+                        Handled::Dispatched
+                    } else {
+                        Handled::Failed
+                    });
+                }
+                Phase::None => {
+                    anyhow::bail!("call {} has no OriginateRequested yet", cause.stream_id)
+                }
+                Phase::Rejected | Phase::Dispatched | Phase::Failed => {
+                    return Ok(Handled::AlreadyDone)
+                }
+            }
+        }
+        anyhow::bail!("call {} kept changing under this worker", cause.stream_id)
+    }
+
+    fn count(&self, outcome: &str) {
+        self.deps
+            .metrics
+            .originations
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Reserves a slot in all four caps, against the caps in the store (not a
+    /// projection: a 0 must hold from the moment it was accepted).
+    async fn admit(&self, tenant: Uuid, call_id: Uuid) -> anyhow::Result<Admission> {
+        let limits: LimitsState =
+            fold_stream(self, call_limits_stream_id(tenant), LimitsState::apply).await?;
+        let limits = limits.limits.unwrap_or(self.default_limits);
+        Ok(match self.caps.reserve(tenant, call_id, &limits).await? {
+            CapsAdmission::Admitted => Admission::Admitted {
+                worker_id: self.worker_id.clone(),
+            },
+            CapsAdmission::Refused(r) => Admission::Refused(OriginateRejected {
+                dimension: r.dimension.as_str().to_owned(),
+                limit: r.limit,
+                current: r.current,
+                retry_after_s: r.retry_after_s,
+            }),
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Freeing cap slots when calls end (`CallEnded`) or fail to dial
+//! (`OriginateFailed`). Driven by a durable consumer, so a crash between the
+//! end and the release only delays it; `Caps::release` counts each call
+//! once, so redeliveries change nothing.
+
+use events::{Envelope, Event};
+
+use super::Worker;
+
+impl Worker {
+    pub(super) async fn release_for(&self, payload: &[u8]) -> anyhow::Result<()> {
+        let env: Envelope = serde_json::from_slice(payload)?;
+        let event = Event::decode(&env.event_type, env.schema_version, &env.data)?;
+        let billed = match event {
+            Event::CallEnded(e) => e.billed_minutes,
+            Event::OriginateFailed(_) => 0,
+            _ => return Ok(()),
+        };
+        self.caps
+            .release(env.tenant_id, env.stream_id, env.recorded_at, billed)
+            .await?;
+        Ok(())
+    }
+}
