@@ -44,6 +44,13 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         sim_listen: std::net::SocketAddr,
     },
+    /// Replay history: events, state at a time, hash-chain verification,
+    /// projection rebuilds (SPEC §9).
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCommand),
+    /// Master-key rotation, rewrapping and tenant shredding (SPEC §8).
+    #[command(subcommand)]
+    Keys(crate::secrets::cli::KeysCommand),
     /// Mint an HS256 dev token.
     Token {
         /// The tenant the token speaks for.
@@ -149,6 +156,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::Audit(cmd) => return crate::audit::cli::run(&settings, cmd).await,
+        Command::Keys(cmd) => return crate::secrets::cli::run(&settings, cmd).await,
         Command::CallprocSim { sim_listen } => {
             let secret = settings.callback_secret()?;
             let listener = tokio::net::TcpListener::bind(sim_listen).await?;

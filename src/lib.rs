@@ -5,6 +5,7 @@
 //! subcommands run one each. See ARCHITECTURE.md for the codemap.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod callproc;
 pub mod caps;

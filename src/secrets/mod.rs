@@ -20,6 +20,7 @@
 //!   unreadable from then on.
 
 mod cipher;
+pub mod cli;
 mod credentials;
 mod data_key;
 mod mask;
