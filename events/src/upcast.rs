@@ -26,7 +26,7 @@ const CURRENT: &[(&str, u32)] = &[
     ("OriginateFailed", 1),
     ("CallRinging", 1),
     ("CallAnswered", 1),
-    ("CallEnded", 1),
+    ("CallEnded", 2),
     ("TenantKeyCreated", 1),
     ("TenantKeyShredded", 1),
 ];
@@ -46,9 +46,57 @@ pub fn current_version(event_type: &str) -> u32 {
 /// One step: (type, from version) to the data of version + 1.
 type Step = fn(Value) -> Value;
 
-fn step(_event_type: &str, _from: u32) -> Option<Step> {
-    // No type has a second version yet.
-    None
+fn step(event_type: &str, from: u32) -> Option<Step> {
+    match (event_type, from) {
+        ("CallEnded", 1) => Some(call_ended_v1_to_v2),
+        _ => None,
+    }
+}
+
+/// CallEnded v1 had no `hangup_cause`: derive it from the status.
+fn call_ended_v1_to_v2(mut data: Value) -> Value {
+    if let Value::Object(m) = &mut data {
+        let status = m.get("status").and_then(Value::as_str).unwrap_or("failed");
+        let cause = crate::catalogue::call::hangup_cause_for(status);
+        m.entry("hangup_cause")
+            .or_insert_with(|| Value::String(cause.to_owned()));
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{call::CallEnded, Event};
+    use serde_json::json;
+
+    #[test]
+    fn call_ended_v1_reads_as_v2() {
+        let v1 = json!({"status": "busy", "duration_s": 0, "billed_minutes": 0});
+        let e = Event::decode("CallEnded", 1, &v1).unwrap();
+        assert_eq!(
+            e,
+            Event::CallEnded(CallEnded {
+                status: "busy".into(),
+                duration_s: 0,
+                billed_minutes: 0,
+                hangup_cause: "user_busy".into(),
+            })
+        );
+        assert_eq!(e.schema_version(), 2);
+        // A v2 payload is read as it is.
+        let v2 = json!({"status": "completed", "duration_s": 61, "billed_minutes": 2, "hangup_cause": "carrier_x"});
+        let Event::CallEnded(e) = Event::decode("CallEnded", 2, &v2).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.hangup_cause, "carrier_x");
+    }
+
+    #[test]
+    fn unknown_versions_and_types_are_errors() {
+        assert!(Event::decode("CallEnded", 3, &json!({})).is_err());
+        assert!(Event::decode("CallExploded", 1, &json!({})).is_err());
+    }
 }
 
 /// Brings `data` stored at `version` up to the current version of its type.

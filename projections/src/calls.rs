@@ -55,6 +55,7 @@ impl Projection for Calls {
             ended_at         TIMESTAMPTZ,
             duration_s       BIGINT,
             billed_minutes   BIGINT,
+            hangup_cause     TEXT,
             timeline         JSONB NOT NULL,
             version          BIGINT NOT NULL
         );
@@ -117,6 +118,7 @@ impl Projection for Calls {
                 ended_at = CASE WHEN $9::bigint IS NOT NULL THEN $8 ELSE ended_at END,
                 duration_s = coalesce($9, duration_s),
                 billed_minutes = coalesce($10, billed_minutes),
+                hangup_cause = coalesce($13, hangup_cause),
                 timeline = timeline || $11,
                 version = $12
              WHERE call_id = $1",
@@ -133,6 +135,7 @@ impl Projection for Calls {
         .bind(ended.map(|e| e.billed_minutes as i64))
         .bind(&step)
         .bind(env.version)
+        .bind(ended.map(|e| e.hangup_cause.clone()))
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -125,6 +125,7 @@ pub fn apply_callback(
     state: &CallState,
     status: &str,
     duration_s: Option<u64>,
+    hangup_cause: Option<&str>,
 ) -> Result<Vec<Event>, Rejection> {
     if state.phase == Phase::None {
         return Err(Rejection::NotFound("call"));
@@ -150,6 +151,9 @@ pub fn apply_callback(
                 status: end.to_owned(),
                 duration_s,
                 billed_minutes: duration_s.div_ceil(60),
+                hangup_cause: hangup_cause
+                    .unwrap_or(events::hangup_cause_for(end))
+                    .to_owned(),
             })]
         }
     })
@@ -238,14 +242,14 @@ mod tests {
             ("answered", None),
         ] {
             let s = state(events.clone());
-            events.extend(apply_callback(&s, status, d).unwrap());
+            events.extend(apply_callback(&s, status, d, None).unwrap());
         }
         let s = state(events.clone());
-        assert!(apply_callback(&s, "completed", Some(61))
+        assert!(apply_callback(&s, "completed", Some(61), None)
             .unwrap()
             .is_empty());
         assert!(
-            apply_callback(&s, "failed", None).unwrap().is_empty(),
+            apply_callback(&s, "failed", None, None).unwrap().is_empty(),
             "never back from an end state"
         );
         let ended: Vec<&Event> = events
@@ -257,7 +261,8 @@ mod tests {
             [&Event::CallEnded(CallEnded {
                 status: "completed".into(),
                 duration_s: 61,
-                billed_minutes: 2
+                billed_minutes: 2,
+                hangup_cause: "normal_clearing".into(),
             })]
         );
         assert!(
@@ -270,7 +275,7 @@ mod tests {
     fn billed_minutes_round_up() {
         let s = state(dispatched());
         for (d, m) in [(0, 0), (1, 1), (60, 1), (61, 2), (3600, 60)] {
-            let e = apply_callback(&s, "completed", Some(d)).unwrap();
+            let e = apply_callback(&s, "completed", Some(d), None).unwrap();
             assert!(
                 matches!(&e[0], Event::CallEnded(c) if c.billed_minutes == m),
                 "{d}"
@@ -281,10 +286,10 @@ mod tests {
     #[test]
     fn unknown_calls_and_statuses_are_refused() {
         assert_eq!(
-            apply_callback(&CallState::default(), "ringing", None),
+            apply_callback(&CallState::default(), "ringing", None, None),
             Err(Rejection::NotFound("call"))
         );
-        assert!(apply_callback(&state(dispatched()), "exploded", None).is_err());
+        assert!(apply_callback(&state(dispatched()), "exploded", None, None).is_err());
         let rejected = state(vec![
             requested(),
             Event::OriginateRejected(OriginateRejected {
@@ -294,7 +299,7 @@ mod tests {
                 retry_after_s: 1,
             }),
         ]);
-        assert!(apply_callback(&rejected, "completed", Some(5))
+        assert!(apply_callback(&rejected, "completed", Some(5), None)
             .unwrap()
             .is_empty());
     }

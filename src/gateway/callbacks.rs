@@ -50,6 +50,7 @@ pub async fn call_event(
     let status = f.string("status", 32);
     f.string("timestamp", 64);
     let duration_s = f.opt_u32("duration_s", 7 * 86_400).map(u64::from);
+    let hangup_cause = f.opt_string("hangup_cause", 64);
     f.finish().map_err(ApiError::Validation)?;
     let (Some(call_id), Some(provider_call_id), Some(status)) = (call_id, provider_call_id, status)
     else {
@@ -81,7 +82,7 @@ pub async fn call_event(
             "provider_call_id does not match the call".into(),
         ));
     }
-    let events = apply_callback(&state, &status, duration_s)?;
+    let events = apply_callback(&state, &status, duration_s, hangup_cause.as_deref())?;
     let applied = events.len();
     super::write::finish(
         &gw,

@@ -246,13 +246,15 @@ pub struct CallView {
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_s: Option<i64>,
     pub billed_minutes: Option<i64>,
+    /// Why the call ended (CallEnded v2).
+    pub hangup_cause: Option<String>,
     /// `[{type, at}]`, in order.
     #[schema(value_type = Vec<Object>)]
     pub timeline: Value,
 }
 
 const SELECT: &str = "SELECT call_id, session_id, from_number, to_number, agent_id, provider, provider_call_id, \
-    status, rejection, error, created_at, answered_at, ended_at, duration_s, billed_minutes, timeline FROM calls";
+    status, rejection, error, created_at, answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline FROM calls";
 
 fn read_scope(p: &Principal) -> Result<(), ApiError> {
     if p.has(Scope::CallsWrite) {

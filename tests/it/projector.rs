@@ -318,6 +318,7 @@ async fn a_rebuild_equals_the_live_tables() {
                         status: "completed".into(),
                         duration_s: 61 * c,
                         billed_minutes: 2 * c,
+                        hangup_cause: "normal_clearing".into(),
                     }),
                 ]
             };

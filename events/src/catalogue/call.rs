@@ -59,6 +59,8 @@ pub struct CallRinging {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CallAnswered {}
 
+/// The call is over. Schema version 2 added `hangup_cause`; version 1
+/// events are read through the upcaster, which derives it from `status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEnded {
     /// `completed`, `busy`, `no_answer`, `failed` or `canceled`.
@@ -66,4 +68,20 @@ pub struct CallEnded {
     pub duration_s: u64,
     /// ceil(duration_s / 60).
     pub billed_minutes: u64,
+    /// Why the call ended, in the carrier-neutral terms of `hangup_cause_for`
+    /// (`normal_clearing`, `user_busy`, `no_answer`, `call_failed`,
+    /// `originator_cancel`) or as the Call Processor reported it.
+    pub hangup_cause: String,
+}
+
+/// The hangup cause a call that ended with `status` has when the Call
+/// Processor said nothing more specific (and for version 1 events).
+pub fn hangup_cause_for(status: &str) -> &'static str {
+    match status {
+        "completed" => "normal_clearing",
+        "busy" => "user_busy",
+        "no_answer" => "no_answer",
+        "canceled" => "originator_cancel",
+        _ => "call_failed",
+    }
 }

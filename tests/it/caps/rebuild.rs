@@ -36,6 +36,7 @@ fn ended(minutes: u64) -> Event {
         status: "completed".into(),
         duration_s: minutes * 60,
         billed_minutes: minutes,
+        hangup_cause: "normal_clearing".into(),
     })
 }
 
