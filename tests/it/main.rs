@@ -17,3 +17,4 @@ mod relay;
 mod secrets;
 mod store_append;
 mod store_order;
+mod upcast;
