@@ -51,15 +51,30 @@ impl TestApp {
 
     /// Spawns with extra command-line flags.
     pub async fn spawn_with(extra: &[&str]) -> TestApp {
-        Self::spawn_opts(extra, None).await
+        Self::spawn_opts(extra, None, true).await
     }
 
-    /// Spawns with extra flags and, optionally, a clock the test moves.
+    /// Spawns with extra flags, optionally a clock the test moves, and with
+    /// or without the built-in worker. Without it, the simulator still runs
+    /// (started here) and the test adds workers with `worker()`.
     pub async fn spawn_opts(
         extra: &[&str],
         clock: Option<switchboard::clock::SharedClock>,
+        with_worker: bool,
     ) -> TestApp {
         let env = TestEnv::new().await;
+        let shutdown = CancellationToken::new();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut own_sim = None;
+        if !with_worker {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let config = switchboard::callproc::sim::SimConfig::with_secret(
+                CALLBACK_SECRET.to_owned().into(),
+            );
+            let sim = switchboard::callproc::sim::spawn(l, config, shutdown.clone()).await;
+            extra.extend(["--call-processor-url".to_owned(), sim.base_url()]);
+            own_sim = Some(sim);
+        }
         let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
         let master = format!("mk1:{}", base64_key());
         let mut args: Vec<String> = [
@@ -86,7 +101,7 @@ impl TestApp {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra);
         args.push("serve".into());
         let cli = Cli::parse_from(args);
         let settings = cli.settings;
@@ -94,8 +109,11 @@ impl TestApp {
         if let Some(clock) = clock {
             deps.clock = clock;
         }
-        let shutdown = CancellationToken::new();
-        let started = roles::start(&settings, deps.clone(), Roles::all(), shutdown.clone())
+        let roles = Roles {
+            worker: with_worker,
+            ..Roles::all()
+        };
+        let started = roles::start(&settings, deps.clone(), roles, shutdown.clone())
             .await
             .expect("start switchboard");
         TestApp {
@@ -105,7 +123,7 @@ impl TestApp {
             settings,
             client: reqwest::Client::new(),
             bodies: Arc::new(Mutex::new(Vec::new())),
-            sim: started.sim,
+            sim: started.sim.or(own_sim),
             shutdown,
             tasks: started.tasks,
         }
@@ -224,6 +242,49 @@ impl TestApp {
             }),
         )
         .await
+    }
+
+    /// A worker like `serve`'s, on this app, with an optional crash point.
+    #[allow(dead_code)]
+    pub fn worker(
+        &self,
+        crash: Option<switchboard::worker::CrashPoint>,
+    ) -> switchboard::worker::Worker {
+        use std::sync::Arc;
+        let ring =
+            switchboard::secrets::MasterKeyring::from_secret(&self.settings.master_key().unwrap())
+                .unwrap();
+        let caps = switchboard::caps::Caps::new(
+            self.deps.redis.clone(),
+            self.deps.pool.clone(),
+            self.deps.ns.clone(),
+            self.deps.clock.clone(),
+            self.settings.call_lease,
+        );
+        switchboard::worker::Worker {
+            deps: self.deps.clone(),
+            caps,
+            secrets: Arc::new(switchboard::secrets::Secrets::new(ring)),
+            client: switchboard::callproc::CallProcessorClient::new(
+                self.sim.as_ref().unwrap().base_url(),
+                self.settings.call_processor_timeout,
+                self.settings.call_processor_attempts,
+            ),
+            callback_url: format!("{}/internal/v1/call-events", self.base),
+            worker_id: format!("test-{}", &Uuid::new_v4().simple().to_string()[..6]),
+            default_limits: self.settings.default_limits(),
+            ack_wait: self.settings.worker_ack_wait,
+            concurrency: 16,
+            crash,
+        }
+    }
+
+    /// Starts `worker` until the app stops (or the worker crashes).
+    #[allow(dead_code)]
+    pub fn run_worker(&mut self, worker: switchboard::worker::Worker) -> CancellationToken {
+        let stop = self.shutdown.child_token();
+        self.tasks.spawn(worker.run(stop.clone()));
+        stop
     }
 
     pub async fn stop(mut self) {

@@ -12,6 +12,7 @@ mod gateway_routes;
 mod gateway_tenancy;
 mod gateway_writes;
 mod hash_chain;
+mod origination;
 mod projector;
 mod relay;
 mod secrets;

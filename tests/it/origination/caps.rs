@@ -1,0 +1,276 @@
+//! Cost caps through the whole path: races, boundaries, kill switches, a
+//! moved clock across midnight, and Redis losing its counters.
+
+use std::sync::Arc;
+
+use chrono::{Duration as TimeDelta, TimeZone, Timelike, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+use switchboard::clock::ManualClock;
+
+use super::{dials, originate, set_limits, sim, tenant_with_number, wait_status};
+use crate::app::TestApp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_max_holds_for_50_simultaneous_originates_on_4_workers() {
+    let mut app = TestApp::spawn_opts(&["--originate-wait", "15s"], None, false).await;
+    for _ in 0..4 {
+        let w = app.worker(None);
+        app.run_worker(w);
+    }
+    // Calls stay up until hung up.
+    sim(
+        &app,
+        json!({"ring_delay_ms": 10, "answer_delay_ms": 10, "call_hold_ms": 600000}),
+    );
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    const K: usize = 5;
+    set_limits(&app, &t, K as u32, 1000, 100_000, 100_000).await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (base, t) = (app.base.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/calls/originate"))
+                .bearer_auth(t)
+                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }));
+    }
+    let mut ok = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::OK => ok.push(body["call_id"].as_str().unwrap().to_owned()),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["dimension"], "concurrent");
+                assert_eq!(body["limit"], K);
+                assert_eq!(body["status"], "rejected");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((ok.len(), refused), (K, 50 - K));
+    assert_eq!(dials(&app).len(), K);
+    let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
+    assert_eq!(usage["concurrent"], K);
+    // Once the calls end, the slots are free again.
+    let sim_url = app.sim.as_ref().unwrap().base_url();
+    for call in &ok {
+        wait_status(&app, &t, call, "answered").await;
+        let r = reqwest::Client::new()
+            .post(format!("{sim_url}/calls/{call}/hangup"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        wait_status(&app, &t, call, "completed").await;
+    }
+    let freed = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+        app.get("/api/v1/call-limits/usage", &t).await.body["concurrent"] == 0
+    })
+    .await;
+    assert!(freed, "slots released after the calls ended");
+    let r = originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_limit_at_zero_refuses_at_once_and_dials_nothing() {
+    let app = TestApp::spawn().await;
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    for (dimension, limits) in [
+        ("concurrent", [0, 100, 100, 100]),
+        ("calls_per_minute", [100, 0, 100, 100]),
+        ("daily_calls", [100, 100, 0, 100]),
+        ("daily_minutes", [100, 100, 100, 0]),
+    ] {
+        set_limits(&app, &t, limits[0], limits[1], limits[2], limits[3]).await;
+        let r = originate(&app, &t, from).await;
+        assert_eq!(
+            r.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{dimension}: {}",
+            r.body
+        );
+        assert_eq!(
+            (r.body["dimension"].as_str(), r.body["limit"].as_u64()),
+            (Some(dimension), Some(0))
+        );
+        assert!(r.headers.contains_key("retry-after"));
+        assert!(r.headers["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("\"{dimension}\";q=0")));
+        assert!(r.headers["ratelimit"].to_str().unwrap().contains(";r=0;t="));
+        let call = app
+            .get(
+                &format!("/api/v1/calls/{}", r.body["call_id"].as_str().unwrap()),
+                &t,
+            )
+            .await
+            .body;
+        assert_eq!(
+            (
+                call["status"].as_str(),
+                call["rejection"]["dimension"].as_str()
+            ),
+            (Some("rejected"), Some(dimension))
+        );
+    }
+    assert!(dials(&app).is_empty(), "nothing dialed");
+    let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
+    assert_eq!(
+        (usage["concurrent"].as_u64(), usage["daily_calls"].as_u64()),
+        (Some(0), Some(0)),
+        "no counter moved"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_minute_and_daily_caps_refuse_at_their_boundary_and_reset_at_midnight() {
+    // The caps' clock starts at the real time (the store records real time)
+    // and is then moved: across a minute, and past 00:00 UTC.
+    let start = Utc::now();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = TestApp::spawn_opts(&[], Some(clock.clone()), true).await;
+    sim(
+        &app,
+        json!({"ring_delay_ms": 5, "answer_delay_ms": 5, "call_duration_s": 61, "call_hold_ms": 10}),
+    );
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+
+    // calls_per_minute = 3: the 4th in the window is refused.
+    set_limits(&app, &t, 100, 3, 100, 1000).await;
+    for _ in 0..3 {
+        assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    }
+    let r = originate(&app, &t, from).await;
+    assert_eq!(
+        (r.status, r.body["dimension"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("calls_per_minute"))
+    );
+    assert_eq!(r.body["current"], 3);
+    let retry = r.body["retry_after_s"].as_u64().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        r.headers["retry-after"].to_str().unwrap(),
+        retry.to_string()
+    );
+    clock.advance(TimeDelta::seconds(61));
+    assert_eq!(
+        originate(&app, &t, from).await.status,
+        StatusCode::OK,
+        "the window slid"
+    );
+
+    // daily_calls_max = 5 (4 admitted so far today): one more, then refused
+    // until midnight.
+    set_limits(&app, &t, 100, 100, 5, 1000).await;
+    assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    let r = originate(&app, &t, from).await;
+    assert_eq!(
+        (r.status, r.body["dimension"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("daily_calls"))
+    );
+    let now = switchboard::clock::Clock::now(&*clock);
+    let to_midnight = 86_400 - u64::from(now.num_seconds_from_midnight());
+    assert!(
+        r.body["retry_after_s"]
+            .as_u64()
+            .unwrap()
+            .abs_diff(to_midnight)
+            <= 1
+    );
+
+    // daily_minutes: 5 calls of 61 s ended today = 10 billed minutes.
+    let minutes_done = crate::support::eventually(std::time::Duration::from_secs(15), || async {
+        app.get("/api/v1/call-limits/usage", &t).await.body["daily_minutes"] == 10
+    })
+    .await;
+    assert!(minutes_done, "billed minutes counted");
+    set_limits(&app, &t, 100, 100, 100, 11).await;
+    assert_eq!(
+        originate(&app, &t, from).await.status,
+        StatusCode::OK,
+        "10 < 11 still admits"
+    );
+    set_limits(&app, &t, 100, 100, 100, 10).await;
+    let r = originate(&app, &t, from).await;
+    assert_eq!(
+        (r.status, r.body["dimension"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("daily_minutes"))
+    );
+
+    // Past 00:00 UTC both daily counters start again.
+    let tomorrow = Utc.from_utc_datetime(
+        &(start.date_naive() + TimeDelta::days(1))
+            .and_hms_opt(0, 0, 1)
+            .unwrap(),
+    );
+    clock.set(tomorrow);
+    set_limits(&app, &t, 100, 100, 1, 10).await;
+    let r = originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::OK, "a new day: {}", r.body);
+    let r = originate(&app, &t, from).await;
+    assert_eq!(
+        (r.status, r.body["dimension"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("daily_calls"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_losing_its_counters_midrun_rebuilds_them_and_the_caps_hold() {
+    let app = TestApp::spawn().await;
+    sim(
+        &app,
+        json!({"ring_delay_ms": 5, "answer_delay_ms": 5, "call_hold_ms": 600000}),
+    );
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    set_limits(&app, &t, 3, 1000, 1000, 1000).await;
+    for _ in 0..3 {
+        assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    }
+    // FLUSHALL would also wipe the keys of tests running beside this one on
+    // the same Redis; deleting every key of this test's namespace is the
+    // same loss for this install.
+    let mut redis = app.deps.redis.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.env.ns))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let r = originate(&app, &t, from).await;
+        assert_eq!(
+            (r.status, r.body["dimension"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("concurrent"))
+        );
+    }
+    let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
+    assert_eq!(
+        (usage["concurrent"].as_u64(), usage["daily_calls"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(dials(&app).len(), 3);
+    app.stop().await;
+}

@@ -1,0 +1,152 @@
+//! No double dial: workers killed mid-call, a Call Processor that times out,
+//! redeliveries and racing workers.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use switchboard::worker::{CrashPoint, Handled};
+
+use super::{dials, originate, outcomes, sim, tenant_with_number, wait_status};
+use crate::app::TestApp;
+
+/// Each call_id at most once in the dial log, and every call with exactly
+/// one outcome (dispatched or failed, never both).
+async fn assert_no_double_dial(app: &TestApp, calls: usize) {
+    let d = dials(app);
+    let unique: std::collections::HashSet<&String> = d.iter().collect();
+    assert_eq!(unique.len(), d.len(), "a call was dialed twice: {d:?}");
+    assert_eq!(d.len(), calls);
+    for (call, n) in outcomes(app).await {
+        assert_eq!(n, 1, "call {call} has {n} outcomes");
+    }
+}
+
+async fn crash_then_recover(point: CrashPoint) {
+    let mut app = TestApp::spawn_opts(
+        &["--worker-ack-wait", "1s", "--originate-wait", "15s"],
+        None,
+        false,
+    )
+    .await;
+    sim(&app, json!({"ring_delay_ms": 600000}));
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    // A worker that dies at `point` on its first call.
+    let doomed = app.worker(Some(point));
+    let stop = app.run_worker(doomed);
+    let (base, t2) = (app.base.clone(), t.clone());
+    let pending = tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/v1/calls/originate"))
+            .bearer_auth(t2)
+            .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<serde_json::Value>().await.unwrap())
+    });
+    // Let it die, then bring up a healthy worker; JetStream redelivers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let healthy = app.worker(None);
+    app.run_worker(healthy);
+    let (status, body) = pending.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{point:?}: {body}");
+    let call_id = body["call_id"].as_str().unwrap();
+    wait_status(&app, &t, call_id, "dispatched").await;
+    assert_no_double_dial(&app, 1).await;
+    // More calls through the healthy worker: still one dial each.
+    for _ in 0..3 {
+        assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    }
+    assert_no_double_dial(&app, 4).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_claim_and_dispatch_does_not_cause_a_second_dial() {
+    crash_then_recover(CrashPoint::AfterClaim).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_dial_and_record_does_not_cause_a_second_dial() {
+    crash_then_recover(CrashPoint::AfterDial).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_dispatch_and_ack_does_not_cause_a_second_dial() {
+    crash_then_recover(CrashPoint::BeforeAck).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_processor_timing_out_is_retried_with_the_same_key() {
+    let app = TestApp::spawn_with(&["--call-processor-timeout", "150ms"]).await;
+    sim(
+        &app,
+        json!({"ring_delay_ms": 600000, "timeout_rate": 1.0, "timeout_delay_ms": 1000}),
+    );
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    for _ in 0..3 {
+        let r = originate(&app, &t, from).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_no_double_dial(&app, 3).await;
+    assert!(
+        app.sim.as_ref().unwrap().requests() >= 6,
+        "the client retried"
+    );
+    // A Call Processor that keeps failing: the call fails, nothing dialed.
+    sim(&app, json!({"timeout_rate": 0.0, "fail_rate": 1.0}));
+    let r = originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["retryable"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+    assert_no_double_dial(&app, 3).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redelivered_and_raced_messages_dial_once() {
+    let app = TestApp::spawn_opts(&["--originate-wait", "1s"], None, false).await;
+    sim(&app, json!({"ring_delay_ms": 600000}));
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    // No worker runs: the call waits as requested (202).
+    let r = originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert!(r.headers["location"]
+        .to_str()
+        .unwrap()
+        .ends_with(r.body["call_id"].as_str().unwrap()));
+    let call_id: uuid::Uuid = r.body["call_id"].as_str().unwrap().parse().unwrap();
+    let requested = switchboard::store::read_stream(&app.env.pool, call_id, None)
+        .await
+        .unwrap()
+        .remove(0)
+        .envelope;
+    // Eight workers handle the same message at once, then again.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (w, env) = (app.worker(None), requested.clone());
+        tasks.push(tokio::spawn(async move { w.handle(&env).await.unwrap() }));
+    }
+    let mut dispatched = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Handled::Dispatched => dispatched += 1,
+            Handled::AlreadyDone => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(dispatched, 1);
+    assert_eq!(
+        app.worker(None).handle(&requested).await.unwrap(),
+        Handled::AlreadyDone
+    );
+    assert_no_double_dial(&app, 1).await;
+    app.stop().await;
+}
