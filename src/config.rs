@@ -249,7 +249,18 @@ pub fn dev_secret(
     }
     let path = settings.data_dir.join(file);
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(SecretString::from(existing.trim().to_owned()));
+        if !existing.trim().is_empty() {
+            return Ok(SecretString::from(existing.trim().to_owned()));
+        }
+        // Another process created the file and is about to fill it.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let again = std::fs::read_to_string(&path)?;
+        anyhow::ensure!(
+            !again.trim().is_empty(),
+            "{} is empty; delete it to generate a new secret",
+            path.display()
+        );
+        return Ok(SecretString::from(again.trim().to_owned()));
     }
     write_private(&path, &generate())?;
     // Read back: when two processes raced, the first file written wins.

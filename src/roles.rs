@@ -106,8 +106,15 @@ pub async fn start(
     spawn_background(&deps, roles, &shutdown, &mut tasks);
     let mut sim = None;
     if roles.worker {
+        if !roles.gateway && settings.public_url.is_none() {
+            // Callbacks go to a gateway; a worker alone has none to offer.
+            anyhow::bail!("a worker without a gateway needs SWITCHBOARD_PUBLIC_URL (a gateway's base URL) for status callbacks");
+        }
         let base = match &settings.call_processor_url {
             Some(url) => url.clone(),
+            None if settings.is_production() => {
+                anyhow::bail!("SWITCHBOARD_CALL_PROCESSOR_URL must be set when SWITCHBOARD_ENV=production (no simulator in production)")
+            }
             None => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let config = SimConfig::with_secret(settings.callback_secret()?);

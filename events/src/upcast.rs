@@ -29,6 +29,8 @@ const CURRENT: &[(&str, u32)] = &[
     ("CallEnded", 2),
     ("TenantKeyCreated", 1),
     ("TenantKeyShredded", 1),
+    ("TenantKeyRewrapped", 1),
+    ("MasterKeyAdded", 1),
 ];
 
 pub fn current_version_opt(event_type: &str) -> Option<u32> {

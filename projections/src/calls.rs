@@ -2,9 +2,10 @@
 //! timeline.
 //!
 //! Status only moves forward (requested < dispatched < ringing < answered <
-//! an end state, with rejected and failed as ends of their own): a callback
-//! may be recorded before the dial's own outcome, and the table must not
-//! step back when the later event arrives.
+//! an end state, with rejected and failed as ends of their own), and the
+//! first end state is final: a callback may be recorded before the dial's
+//! own outcome, and the table must not step back (or from one end to
+//! another) when the later event arrives.
 
 use async_trait::async_trait;
 use events::{Envelope, Event};
@@ -59,7 +60,9 @@ impl Projection for Calls {
             timeline         JSONB NOT NULL,
             version          BIGINT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id, call_id DESC);"
+        CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id, call_id DESC);
+        -- Added with CallEnded v2; tables made before it gain the column.
+        ALTER TABLE calls ADD COLUMN IF NOT EXISTS hangup_cause TEXT;"
     }
 
     async fn apply(
@@ -109,8 +112,8 @@ impl Projection for Calls {
         };
         let updated = sqlx::query(
             "UPDATE calls SET
-                status = CASE WHEN $2::text IS NOT NULL AND $3 >= status_rank THEN $2 ELSE status END,
-                status_rank = CASE WHEN $2::text IS NOT NULL AND $3 >= status_rank THEN $3 ELSE status_rank END,
+                status = CASE WHEN $2::text IS NOT NULL AND status_rank < 4 AND $3 >= status_rank THEN $2 ELSE status END,
+                status_rank = CASE WHEN $2::text IS NOT NULL AND status_rank < 4 AND $3 >= status_rank THEN $3 ELSE status_rank END,
                 rejection = coalesce($4, rejection),
                 error = coalesce($5, error),
                 provider_call_id = coalesce($6, provider_call_id),

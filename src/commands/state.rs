@@ -150,26 +150,39 @@ pub fn given(tenant: Uuid, events: Vec<Event>) -> Vec<(At, Event)> {
         .collect()
 }
 
-/// A tenant stream folded: its data-key lifecycle.
+/// A tenant stream folded: its data-key lifecycle. The system tenant stream
+/// (`Uuid::nil()`) folds to the master keys added by rotations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TenantState {
     pub version: i64,
     /// The live data key, if any.
     pub key_id: Option<String>,
     pub shredded: Vec<String>,
+    /// The master kid the live key was last rewrapped under, if it was.
+    pub rewrapped_under: Option<String>,
+    /// System stream only: master kids added by rotations, oldest first.
+    pub master_keys: Vec<String>,
 }
 
 impl TenantState {
     pub fn apply(&mut self, at: At, event: &Event) {
         self.version = at.version;
         match event {
-            Event::TenantKeyCreated(e) => self.key_id = Some(e.key_id.clone()),
+            Event::TenantKeyCreated(e) => {
+                self.key_id = Some(e.key_id.clone());
+                self.rewrapped_under = None;
+            }
             Event::TenantKeyShredded(e) => {
                 if self.key_id.as_deref() == Some(e.key_id.as_str()) {
                     self.key_id = None;
+                    self.rewrapped_under = None;
                 }
                 self.shredded.push(e.key_id.clone());
             }
+            Event::TenantKeyRewrapped(e) if self.key_id.as_deref() == Some(e.key_id.as_str()) => {
+                self.rewrapped_under = Some(e.master_kid.clone());
+            }
+            Event::MasterKeyAdded(e) => self.master_keys.push(e.kid.clone()),
             _ => {}
         }
     }

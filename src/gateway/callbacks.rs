@@ -46,6 +46,7 @@ pub async fn call_event(
         "status",
         "timestamp",
         "duration_s",
+        "hangup_cause",
     ]);
     let call_id = f.uuid("call_id");
     let provider_call_id = f.string("provider_call_id", 128);

@@ -72,6 +72,10 @@ pub async fn originate(
         return Err(ApiError::CallerIdNotAllowed);
     };
     let (call_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
+    // Subscribed before the append (so the outcome cannot slip past) and
+    // before the transaction opens (no network wait while it holds locks).
+    let subject = format!("{}.events.{}.call.{call_id}.>", gw.deps.ns, p.tenant_id);
+    let sub = gw.deps.nats.subscribe(subject).await.ok();
     let mut tx = begin(&gw, &p, &[call_id, number_id]).await?;
     let number: NumberState = load::fold(tx.conn(), number_id, NumberState::apply).await?;
     let cmd = Originate {
@@ -86,9 +90,6 @@ pub async fn originate(
         OriginateRefusal::CallerIdNotAllowed => ApiError::CallerIdNotAllowed,
         OriginateRefusal::Rejected(r) => r.into(),
     })?;
-    // Subscribed before the append, so the outcome cannot slip past.
-    let subject = format!("{}.events.{}.call.{call_id}.>", gw.deps.ns, p.tenant_id);
-    let sub = gw.deps.nats.subscribe(subject).await.ok();
     let appends = [
         to_stream(StreamType::Call, call_id, 0, events),
         // The number must not change (released, outbound off) meanwhile.

@@ -142,6 +142,7 @@ impl From<StoreError> for ApiError {
             // Commands decide under their streams' locks, so this is rare: a
             // writer that bypassed them. The client may retry.
             StoreError::Conflict { .. } => ApiError::Conflict("concurrent update; retry".into()),
+            StoreError::Db(e) => e.into(),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -149,7 +150,13 @@ impl From<StoreError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.into())
+        match e {
+            // The database is out of reach, not wrong: 503, retry later.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+            e => ApiError::Internal(e.into()),
+        }
     }
 }
 
@@ -187,6 +194,18 @@ impl IntoResponse for ApiError {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
+        }
+        if let ApiError::Unavailable(_) = &self {
+            let mut resp = problem(
+                status,
+                self.slug(),
+                "service unavailable",
+                &self.detail(),
+                Map::new(),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
         }
         let title = status.canonical_reason().unwrap_or("error").to_lowercase();
         let mut extra = Map::new();

@@ -11,6 +11,7 @@
 //!   wait for the projections so the caller reads its own write.
 //! - Every error leaves through `ApiError`, the one mapping to HTTP.
 
+mod audit;
 mod callbacks;
 mod calls;
 pub mod error;
@@ -100,6 +101,9 @@ pub fn router(gw: Gateway) -> Router {
         )
         .route("/api/v1/calls", get(calls::list_calls))
         .route("/api/v1/calls/{call_id}", get(calls::get_call))
+        .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/streams/{stream_id}", get(audit::stream))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -14,6 +14,7 @@ use super::{calls, limits, numbers, providers};
         numbers::create, numbers::list, numbers::get_one, numbers::update, numbers::delete,
         limits::get_limits, limits::patch_limits, limits::put_limits, limits::usage,
         calls::originate, calls::get_call, calls::list_calls,
+        super::audit::events, super::audit::stream, super::audit::verify,
     ),
     components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView, calls::CallView)),
     modifiers(&BearerAuth),

@@ -7,13 +7,17 @@
 //!   counted (`switchboard_projector_stopped`), recorded in its checkpoint row
 //!   and reported by `/readyz`. It is never skipped.
 //! - Each projection runs in one process at a time (leader lock).
+//! - A batch transaction locks the checkpoint row before touching any table,
+//!   so a live rebuild's swap (`swap`) can hold the projection still.
 
 mod rebuild;
 mod runner;
+pub mod swap;
 mod wait;
 
 pub use rebuild::rebuild_to_schema;
 pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepError, StepOutcome};
+pub use swap::{rebuild_and_swap, SwapReport};
 pub use wait::wait_for;
 
 use std::sync::Arc;

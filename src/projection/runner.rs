@@ -52,6 +52,23 @@ pub enum StepError {
     Db(#[from] sqlx::Error),
 }
 
+/// Locks `name`'s checkpoint row for the rest of `tx`; returns its position.
+async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<Position, sqlx::Error> {
+    let (t, p): (i64, i64) = sqlx::query_as(
+        "SELECT transaction_id, position FROM checkpoints WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
+    Ok(Position::new(t, p))
+}
+
+/// SQLSTATEs that say nothing about the event: deadlock, serialization
+/// failure, lock timeout, cancelled statement.
+fn transient(code: Option<&str>) -> bool {
+    matches!(code, Some("40P01" | "40001" | "55P03" | "57014"))
+}
+
 /// Runs one projection.
 #[derive(Clone)]
 pub struct Runner {
@@ -71,12 +88,25 @@ impl Runner {
     /// Tests drive a projection with this until it is `Idle`.
     pub async fn step(&self) -> Result<StepOutcome, StepError> {
         let name = checkpoint_name(&*self.projection);
-        let at = checkpoint::load(&self.pool, &name).await?;
-        let batch = store::read_global(&self.pool, at, BATCH).await?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            return Ok(StepOutcome::Idle);
+        let mut at = checkpoint::load(&self.pool, &name).await?;
+        let (batch, last, mut tx) = loop {
+            let batch = store::read_global(&self.pool, at, BATCH).await?;
+            let Some(last) = batch.last().map(|e| e.position) else {
+                return Ok(StepOutcome::Idle);
+            };
+            let mut tx = self.pool.begin().await?;
+            // The checkpoint row is this transaction's first lock, taken
+            // before any table is touched: a live rebuild's swap
+            // (`super::swap`) locks it first too, so the two queue instead of
+            // deadlocking. Should the checkpoint have moved since it was read
+            // (a swap installed tables at another position), start over there.
+            let locked = lock_checkpoint(&mut tx, &name).await?;
+            if locked == at {
+                break (batch, last, tx);
+            }
+            tx.rollback().await?;
+            at = locked;
         };
-        let mut tx = self.pool.begin().await?;
         for stored in &batch {
             let poison = |reason: String| StepError::Poison {
                 global_position: stored.envelope.global_position,
@@ -93,8 +123,11 @@ impl Runner {
                 Err(ProjectionError::Invariant(reason)) => return Err(poison(reason)),
                 Err(ProjectionError::Db(e)) => match &e {
                     // A constraint or data error is this event's fault;
-                    // anything else (connection lost) is worth a retry.
-                    sqlx::Error::Database(_) => return Err(poison(e.to_string())),
+                    // anything else (connection lost, a lock wait cut short)
+                    // is worth a retry.
+                    sqlx::Error::Database(db) if !transient(db.code().as_deref()) => {
+                        return Err(poison(e.to_string()))
+                    }
                     _ => return Err(StepError::Db(e)),
                 },
             }

@@ -13,6 +13,10 @@ use crate::store::StoredEvent;
 /// to 30 s), with a wide margin for a database outage in between.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(30 * 60);
 
+/// How long JetStream keeps events. The store is the history; the stream is
+/// a feed for subscribers and workers, and must not grow without bound.
+pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Creates the events stream if missing (file storage, dedupe window).
 pub async fn ensure_stream(
     js: &jetstream::Context,
@@ -23,6 +27,7 @@ pub async fn ensure_stream(
         subjects: vec![ns.events_subjects()],
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
+        max_age: RETENTION,
         ..Default::default()
     };
     js.get_or_create_stream(config)

@@ -25,7 +25,9 @@ mod credentials;
 mod data_key;
 mod mask;
 mod master;
+pub mod ops;
 mod plain;
+mod rotate;
 mod tenant_keys;
 
 use std::sync::Arc;

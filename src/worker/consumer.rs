@@ -98,7 +98,21 @@ impl Worker {
             let (w, crash) = (self.clone(), crashed.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                match w.handle_message(&msg.payload).await {
+                // A dial can outlast the ack wait (timeouts and retries):
+                // tell JetStream we are still on it, so it does not hand the
+                // call to another worker meanwhile.
+                let progress = async {
+                    let every = (w.ack_wait / 3).max(Duration::from_millis(100));
+                    loop {
+                        tokio::time::sleep(every).await;
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                    }
+                };
+                let handled = tokio::select! {
+                    h = w.handle_message(&msg.payload) => h,
+                    _ = progress => unreachable!("the progress loop never ends"),
+                };
+                match handled {
                     Ok(Handled::Crashed) => crash.cancel(),
                     Ok(_) => {
                         if let Err(e) = msg.ack().await {
@@ -120,20 +134,39 @@ impl Worker {
         Ok(())
     }
 
+    /// Frees slots as calls end, until `shutdown`; a broken message stream
+    /// is opened again (a dead releaser would hold slots until their lease).
     async fn release_loop(&self, consumer: PullConsumer, shutdown: CancellationToken) {
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "release consumer unavailable");
+        loop {
+            if let Err(e) = self.release_some(&consumer, &shutdown).await {
+                tracing::warn!(error = %e, "release consumer interrupted; reopening");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if shutdown.is_cancelled() {
                 return;
             }
-        };
+        }
+    }
+
+    async fn release_some(
+        &self,
+        consumer: &PullConsumer,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("release messages: {e}"))?;
         loop {
             let next = tokio::select! {
                 n = messages.next() => n,
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
             };
-            let Some(Ok(msg)) = next else { return };
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => anyhow::bail!("release message: {e}"),
+                None => anyhow::bail!("release message stream ended"),
+            };
             match self.release_for(&msg.payload).await {
                 Ok(()) => {
                     let _ = msg.ack().await;

@@ -69,7 +69,13 @@ impl Worker {
             events,
         };
         match store::append(&self.deps.pool, self.meta(cause), &[sa]).await {
-            Ok(_) => Ok(true),
+            Ok(out) => {
+                self.deps
+                    .metrics
+                    .events_appended
+                    .inc_by(out.events().len() as u64);
+                Ok(true)
+            }
             Err(StoreError::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),
         }

@@ -3,8 +3,14 @@
 //! database and namespace.
 
 mod app;
+mod binary;
 mod support;
 
+mod audit;
+mod audit_rebuild;
+mod audit_state;
+mod audit_swap;
+mod audit_verify;
 mod callproc;
 mod caps;
 mod gateway_races;
@@ -12,6 +18,7 @@ mod gateway_routes;
 mod gateway_tenancy;
 mod gateway_writes;
 mod hash_chain;
+mod keys;
 mod origination;
 mod projector;
 mod relay;

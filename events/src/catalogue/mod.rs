@@ -44,6 +44,8 @@ pub enum Event {
     CallEnded(CallEnded),
     TenantKeyCreated(TenantKeyCreated),
     TenantKeyShredded(TenantKeyShredded),
+    TenantKeyRewrapped(TenantKeyRewrapped),
+    MasterKeyAdded(MasterKeyAdded),
 }
 
 /// Why stored data could not be read as an `Event`.
@@ -84,6 +86,8 @@ impl Event {
             Event::CallEnded(_) => "CallEnded",
             Event::TenantKeyCreated(_) => "TenantKeyCreated",
             Event::TenantKeyShredded(_) => "TenantKeyShredded",
+            Event::TenantKeyRewrapped(_) => "TenantKeyRewrapped",
+            Event::MasterKeyAdded(_) => "MasterKeyAdded",
         }
     }
 
@@ -113,7 +117,10 @@ impl Event {
             | CallRinging(_)
             | CallAnswered(_)
             | CallEnded(_) => StreamType::Call,
-            TenantKeyCreated(_) | TenantKeyShredded(_) => StreamType::Tenant,
+            TenantKeyCreated(_)
+            | TenantKeyShredded(_)
+            | TenantKeyRewrapped(_)
+            | MasterKeyAdded(_) => StreamType::Tenant,
         }
     }
 

@@ -1,0 +1,116 @@
+//! The pieces of a live rebuild that touch tables: replaying batches into
+//! the copy, and the swap transaction (see the design in `super`).
+
+use std::time::{Duration, Instant};
+
+use projections::Projection;
+use sqlx::{Connection, PgConnection, PgPool, Row};
+
+use super::{quote, SwapError};
+use crate::projection::StepError;
+use crate::store::{self, Position};
+
+/// Events per copy transaction. Kept small: any open write transaction holds
+/// back the global-order horizon (`store::read`) for every reader.
+const BATCH: i64 = 250;
+
+/// Applies `batch` to the tables `conn` sees (its `search_path`).
+pub(super) async fn apply_batch(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    batch: &[store::StoredEvent],
+) -> Result<(), StepError> {
+    for stored in batch {
+        let event = stored.event()?;
+        projection
+            .apply(&mut *conn, &stored.envelope, &event)
+            .await
+            .map_err(|e| StepError::Poison {
+                global_position: stored.envelope.global_position,
+                event_type: stored.envelope.event_type.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Reads the events after `at` up to `until` (all visible ones with `None`).
+pub(super) async fn next_batch(
+    pool: &PgPool,
+    at: Position,
+    until: Option<Position>,
+) -> Result<Vec<store::StoredEvent>, StepError> {
+    let mut batch = store::read_global(pool, at, BATCH).await?;
+    if let Some(u) = until {
+        batch.retain(|e| e.position <= u);
+    }
+    Ok(batch)
+}
+
+/// The swap transaction. Returns the position installed, the events it
+/// applied, and how long it held the live projection.
+pub(super) async fn swap(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    name: &str,
+    live: &str,
+    schema: &str,
+    copy_at: Position,
+) -> Result<(Position, u64, Duration), SwapError> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT transaction_id, position FROM {}.checkpoints WHERE name = $1 FOR UPDATE",
+        quote(live)
+    ))
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let held = Instant::now();
+    let live_at = Position::new(row.try_get("transaction_id")?, row.try_get("position")?);
+    // Every event up to the live checkpoint is visible: the runner read it.
+    let mut at = copy_at;
+    let mut applied = 0u64;
+    while at < live_at {
+        let batch = next_batch(pool, at, Some(live_at)).await?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            break;
+        };
+        apply_batch(&mut tx, projection, &batch).await?;
+        applied += batch.len() as u64;
+        at = last;
+    }
+    let installed = at.max(live_at);
+    for table in projection.tables() {
+        let t = quote(table);
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}.{t}", quote(live)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "ALTER TABLE {}.{t} SET SCHEMA {}",
+            quote(schema),
+            quote(live)
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    // This connection's search_path is the copy's schema: name the live one.
+    sqlx::query(&format!(
+        "UPDATE {}.checkpoints SET transaction_id = $2, position = $3, updated_at = now() \
+         WHERE name = $1",
+        quote(live)
+    ))
+    .bind(name)
+    .bind(installed.transaction_id)
+    .bind(installed.global_position)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(&format!("DROP SCHEMA {}", quote(schema)))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((installed, applied, held.elapsed()))
+}
