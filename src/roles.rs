@@ -156,6 +156,7 @@ pub async fn start(
     } else {
         None
     };
+    let router = http::with_request_ids(router);
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = http::serve(listener, router, stop.clone()).await {

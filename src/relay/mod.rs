@@ -83,7 +83,6 @@ impl Relay {
                 }
                 continue;
             }
-            self.metrics.relay_lag.set(batch.len() as i64);
             for event in &batch {
                 let mut backoff = Backoff::default();
                 while let Err(e) = publish(&self.js, &self.ns, event).await {
@@ -93,6 +92,13 @@ impl Relay {
             }
             at = batch.last().map(|e| e.position).unwrap_or(at);
             checkpoint::save(&self.pool, NAME, at).await?;
+            // A full batch means more is waiting: measure how much.
+            let lag = if batch.len() as i64 == BATCH {
+                store::count_after(&self.pool, at, 1_000_000).await?
+            } else {
+                0
+            };
+            self.metrics.relay_lag.set(lag);
         }
     }
 }

@@ -19,7 +19,7 @@ pub use append::{
     append, AppendOutcome, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend,
 };
 pub use position::Position;
-pub use read::{read_global, read_stream, read_tenant, TenantFilter};
+pub use read::{count_after, read_global, read_stream, read_tenant, TenantFilter};
 pub use row::StoredEvent;
 pub use verify::{verify_chain, ChainBreak};
 

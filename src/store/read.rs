@@ -105,3 +105,16 @@ pub async fn read_tenant(
         .map(StoredEvent::from_row)
         .collect::<Result<_, _>>()?)
 }
+
+/// How many committed events lie after `at` (counted up to `cap`): a
+/// reader's lag, for metrics.
+pub async fn count_after(pool: &PgPool, at: Position, cap: i64) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE (transaction_id, global_position) > ($1, $2) LIMIT $3) s",
+    )
+    .bind(at.transaction_id)
+    .bind(at.global_position)
+    .bind(cap)
+    .fetch_one(pool)
+    .await?)
+}
