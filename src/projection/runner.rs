@@ -186,12 +186,16 @@ impl Runner {
                 StepOutcome::Applied(n) => {
                     // A full batch means more is waiting: measure how much.
                     let lag = if n as i64 == BATCH {
-                        let at = checkpoint::load(&self.pool, &checkpoint_name(&*self.projection)).await?;
+                        let at = checkpoint::load(&self.pool, &checkpoint_name(&*self.projection))
+                            .await?;
                         store::count_after(&self.pool, at, 1_000_000).await?
                     } else {
                         0
                     };
-                    self.metrics.projector_lag.get_or_create(&self.labels()).set(lag);
+                    self.metrics
+                        .projector_lag
+                        .get_or_create(&self.labels())
+                        .set(lag);
                 }
                 StepOutcome::Idle => {
                     tokio::select! {

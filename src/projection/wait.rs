@@ -11,7 +11,9 @@ use crate::store::Position;
 /// projection is slow or stopped, the caller just cannot promise the read.
 pub async fn wait_for(pool: &PgPool, names: &[String], at: Position, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut delay = Duration::from_millis(2);
+    // Short steps: a write's answer waits on this, and a projector usually
+    // applies the event within a few milliseconds.
+    let mut delay = Duration::from_millis(1);
     loop {
         let behind: Result<i64, _> = sqlx::query_scalar(
             "SELECT count(*) FROM unnest($1::text[]) AS n(name) \
@@ -30,6 +32,6 @@ pub async fn wait_for(pool: &PgPool, names: &[String], at: Position, timeout: Du
             return false;
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(50));
+        delay = (delay * 2).min(Duration::from_millis(10));
     }
 }

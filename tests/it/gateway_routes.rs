@@ -18,7 +18,11 @@ async fn providers_numbers_and_limits_happy_paths() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["etag"], "\"1\"");
-    assert_eq!(r.headers["x-request-id"].len(), 36, "every response carries a request id");
+    assert_eq!(
+        r.headers["x-request-id"].len(),
+        36,
+        "every response carries a request id"
+    );
     assert_eq!(r.body["credentials"]["auth_token"], "********");
     assert_eq!(r.body["credentials"]["account_sid"], "AC…0f0f");
     let r = app

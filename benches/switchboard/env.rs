@@ -1,0 +1,133 @@
+//! The benchmark's own database, namespace and connections, made the way
+//! `switchboard serve` makes them, and removed again at the end.
+
+use std::time::Duration;
+
+use clap::Parser;
+use sqlx::PgPool;
+use switchboard::app::Deps;
+use switchboard::auth::{mint_hs256, Scope};
+use switchboard::cli::Cli;
+use switchboard::config::Settings;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+pub const CALLBACK_SECRET: &str = "callback-secret-for-benches";
+
+pub fn pg_base() -> String {
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database `sbbench_<id>` and a namespace `b<id>` of this run only.
+pub struct BenchEnv {
+    pub db_name: String,
+    pub settings: Settings,
+    pub deps: Deps,
+    data_dir: std::path::PathBuf,
+}
+
+impl BenchEnv {
+    pub async fn new() -> anyhow::Result<BenchEnv> {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let db_name = format!("sbbench_{id}");
+        let data_dir = std::env::temp_dir().join(format!("sbbench-{id}"));
+        let master = format!("mk1:{}", base64_key());
+        let args = [
+            "switchboard".to_owned(),
+            format!("--database-url={}/{db_name}", pg_base()),
+            format!("--namespace=b{id}"),
+            "--listen=127.0.0.1:0".to_owned(),
+            format!("--jwt-secret={JWT_SECRET}"),
+            format!("--master-key={master}"),
+            format!("--callback-secret={CALLBACK_SECRET}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--nats-url={}", nats_url()),
+            format!("--redis-url={}", redis_url()),
+            "serve".to_owned(),
+        ];
+        let settings = Cli::try_parse_from(args)?.settings;
+        let deps = Deps::connect(&settings).await?;
+        Ok(BenchEnv {
+            db_name,
+            settings,
+            deps,
+            data_dir,
+        })
+    }
+
+    /// A token for `tenant` with every scope.
+    pub fn token(&self, tenant: Uuid) -> String {
+        mint_hs256(
+            &JWT_SECRET.to_owned().into(),
+            "switchboard-dev",
+            "switchboard",
+            tenant,
+            "bench",
+            &Scope::ALL,
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// Drops the JetStream streams, the Redis keys and the database.
+    pub async fn cleanup(self, streams: &[String]) {
+        for s in streams {
+            let _ = self.deps.js.delete_stream(s).await;
+        }
+        if let Err(e) = delete_keys(&self.deps, &format!("{}:*", self.deps.ns)).await {
+            eprintln!("bench: could not delete Redis keys: {e}");
+        }
+        self.deps.pool.close().await;
+        let dropped = match PgPool::connect(&format!("{}/postgres", pg_base())).await {
+            Ok(admin) => sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&admin)
+            .await
+            .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = dropped {
+            eprintln!("bench: could not drop {}: {e}", self.db_name);
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn delete_keys(deps: &Deps, pattern: &str) -> redis::RedisResult<()> {
+    let mut conn = deps.redis.clone();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
