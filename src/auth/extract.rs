@@ -105,7 +105,7 @@ impl IntoResponse for AuthError {
 /// Reads the bearer token; several `Authorization` headers are refused
 /// rather than guessing which one counts. The scheme is case-insensitive
 /// (RFC 9110 §11.1).
-fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     if values.next().is_some() {

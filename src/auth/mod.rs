@@ -18,6 +18,6 @@ mod verifier;
 mod test_keys;
 
 pub use claims::{Audience, Claims, Principal, Scope, UnknownScope};
-pub use extract::AuthError;
+pub use extract::{bearer, AuthError};
 pub use mint::mint_hs256;
 pub use verifier::{Verifier, LEEWAY_SECS, MIN_HS256_SECRET_BYTES};

@@ -21,8 +21,10 @@
 //!   scripts, never Redis `TIME`: tests move it across midnight or past a
 //!   lease, and every worker judges by the same clock as the event store.
 //!   (Key TTLs are Redis-relative durations; they only clean up.)
-//! - **Redis is a cache.** Every script first checks `epoch`; when it is
-//!   missing (restart, flush, failover to an empty replica), the script
+//! - **Redis is a cache.** Every script first checks `epoch`, which holds
+//!   the `run_id` of the Redis process that loaded the counters; when it is
+//!   missing or names another process (restart, flush, a restore from a
+//!   snapshot file, failover to a replica), the script
 //!   answers "rebuild", the caller loads the counters from the event store
 //!   (`snapshot_from_store`, under a per-tenant lock, see `rebuild`) and
 //!   retries. Nothing is admitted while the epoch is missing.

@@ -40,6 +40,10 @@ pub(crate) fn tenant_key(tenant: Uuid) -> i32 {
     word(0) ^ word(4) ^ word(8) ^ word(12)
 }
 
+/// Whether the epoch names this Redis process (see rebuild.lua).
+const LOADED_HERE: &str = "return redis.call('GET', KEYS[1]) == \
+    string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') and 1 or 0";
+
 impl Caps {
     /// Loads `tenant`'s counters from the store unless they are loaded.
     pub(crate) async fn rebuild(&self, tenant: Uuid) -> Result<(), CapsError> {
@@ -52,9 +56,9 @@ impl Caps {
             .bind(tenant_key(tenant))
             .execute(&mut *tx)
             .await?;
-        let loaded: bool = redis::cmd("EXISTS")
-            .arg(keys.epoch())
-            .query_async(&mut redis)
+        let loaded: bool = redis::Script::new(LOADED_HERE)
+            .key(keys.epoch())
+            .invoke_async(&mut redis)
             .await?;
         if loaded {
             tx.commit().await?;
@@ -72,7 +76,7 @@ impl Caps {
             .arg(snap.to_json().to_string())
             .arg(now.timestamp_millis())
             .arg(ms(retention(self.lease)))
-            // The epoch's value is informational: when (wall clock) it loaded.
+            // Unused: the script stores the server's run_id as the epoch.
             .arg(Utc::now().to_rfc3339())
             .arg(DAY_KEY_TTL_MS)
             .invoke_async(&mut redis)

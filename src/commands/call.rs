@@ -89,8 +89,17 @@ pub fn admit(state: &CallState, admission: Admission) -> Vec<Event> {
 /// How the dial ended.
 #[derive(Debug, Clone)]
 pub enum DialOutcome {
-    Dispatched { provider_call_id: String },
-    Failed { error: String, retryable: bool },
+    Dispatched {
+        provider_call_id: String,
+    },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
+    /// No answer from the Call Processor after every attempt: the call may
+    /// or may not have been placed. Recorded (as a retryable failure) only
+    /// when the worker gives up retrying with the same key.
+    Unavailable,
 }
 
 /// Records the dial's outcome, once, and only for a claimed call.
@@ -105,6 +114,10 @@ pub fn record_dial(state: &CallState, outcome: DialOutcome) -> Vec<Event> {
         DialOutcome::Failed { error, retryable } => {
             Event::OriginateFailed(OriginateFailed { error, retryable })
         }
+        DialOutcome::Unavailable => Event::OriginateFailed(OriginateFailed {
+            error: "call_processor_unavailable".into(),
+            retryable: true,
+        }),
     }]
 }
 

@@ -91,6 +91,11 @@ impl<'a> Fields<'a> {
 
     fn string_value(&mut self, key: &str, v: &Value, max_len: usize) -> Option<String> {
         match v {
+            Value::String(s) if s.contains('\0') => {
+                // PostgreSQL text cannot hold NUL.
+                self.error(key, "must not contain NUL characters");
+                None
+            }
             Value::String(s) if s.trim().is_empty() => {
                 self.error(key, "must not be empty");
                 None
@@ -188,5 +193,16 @@ impl<'a> Fields<'a> {
     /// Takes over the errors of a nested reader.
     pub fn absorb(&mut self, nested: Fields<'_>) {
         self.errors.extend(nested.errors);
+    }
+}
+
+/// Whether any string (or key) in `v` holds a NUL, which PostgreSQL's text
+/// and jsonb cannot store.
+pub fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }

@@ -51,6 +51,10 @@ pub async fn originate(
     let agent_id = f.opt_nullable_uuid("agent_id").flatten();
     let metadata = match f.raw("metadata") {
         None | Some(Value::Null) => Value::Null,
+        Some(v @ Value::Object(_)) if crate::domain::fields::has_nul(v) => {
+            f.error("metadata", "must not contain NUL characters");
+            Value::Null
+        }
         Some(Value::Object(m)) => Value::Object(m.clone()),
         Some(_) => {
             f.error("metadata", "must be an object");
@@ -96,8 +100,15 @@ pub async fn originate(
         to_stream(StreamType::Number, number_id, number.version, vec![]),
     ];
     finish(&gw, tx, &appends, &["calls"]).await?;
-    let outcome = wait_for_outcome(&gw, call_id, sub).await?;
-    respond(&gw, call_id, session_id, outcome).await
+    // From here on the call exists: whatever this answers (even a 5xx) is
+    // the answer an Idempotency-Key replays, never a second call.
+    let answer = match wait_for_outcome(&gw, call_id, sub).await {
+        Ok(outcome) => respond(&gw, call_id, session_id, outcome).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = answer.into_response();
+    resp.extensions_mut().insert(super::idempotency::Committed);
+    Ok(resp)
 }
 
 /// Waits for the call's admission and dial outcome on NATS, up to the

@@ -7,12 +7,14 @@
 //! response yet; a concurrent duplicate finds it and gets 409 (still in
 //! progress) instead of running the command a second time. When the request
 //! ends, its response (status, a few headers, body) is stored in the row; a
-//! 5xx response is not stored, so the client can retry with the same key. A
-//! claim abandoned by a crashed process is taken over after a minute.
+//! 5xx response is not stored, so the client can retry with the same key,
+//! unless the request had already committed events (`Committed`): then the
+//! 5xx is the answer, since a retry would append again. A claim abandoned by
+//! a crashed process is taken over after a minute.
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -57,16 +59,14 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
         .into_response();
     };
     let key = key.to_owned();
-    // An unauthenticated request is refused by the handler; nothing to key.
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(tenant) = token
+    // The same bearer parsing as the handlers' extractor: a request the
+    // handler would authenticate is always keyed. One it would refuse has
+    // nothing to key.
+    let tenant = crate::auth::bearer(req.headers())
+        .ok()
         .and_then(|t| gw.verifier.verify(t).ok())
-        .map(|p| p.tenant_id)
-    else {
+        .map(|p| p.tenant_id);
+    let Some(tenant) = tenant else {
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
@@ -180,6 +180,12 @@ async fn claim(gw: &Gateway, tenant: Uuid, key: &str, hash: &[u8]) -> Result<Cla
     Ok(Claim::Replay(resp))
 }
 
+/// Marks a response whose request already committed events: it is stored
+/// and replayed even when it is a 5xx, because running the request again
+/// would append (and, for an originate, dial) a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed;
+
 async fn store(
     gw: &Gateway,
     tenant: Uuid,
@@ -187,7 +193,7 @@ async fn store(
     resp: Response,
 ) -> Result<Response, ApiError> {
     let pool = &gw.deps.pool;
-    if resp.status().is_server_error() {
+    if resp.status().is_server_error() && resp.extensions().get::<Committed>().is_none() {
         sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant)
             .bind(key)

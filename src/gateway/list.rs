@@ -35,6 +35,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
         let mut params = HashMap::new();
         let mut errors = Vec::new();
         for (k, v) in pairs {
+            if k.contains('\0') || v.contains('\0') {
+                errors.push(FieldError::new(
+                    k.replace('\0', ""),
+                    "must not contain NUL characters",
+                ));
+                continue;
+            }
             if params.insert(k.clone(), v).is_some() {
                 errors.push(FieldError::new(k, "given more than once"));
             }

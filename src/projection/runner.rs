@@ -63,10 +63,12 @@ async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<Position
     Ok(Position::new(t, p))
 }
 
-/// SQLSTATEs that say nothing about the event: deadlock, serialization
-/// failure, lock timeout, cancelled statement.
-fn transient(code: Option<&str>) -> bool {
-    matches!(code, Some("40P01" | "40001" | "55P03" | "57014"))
+/// Whether a database error is the event's own fault: a data exception
+/// (class 22) or an integrity violation (class 23). Everything else
+/// (deadlocks, lock timeouts, a restarting or read-only server, a full disk)
+/// says nothing about the event and is retried.
+fn event_fault(code: Option<&str>) -> bool {
+    matches!(code, Some(c) if c.starts_with("22") || c.starts_with("23"))
 }
 
 /// Runs one projection.
@@ -125,7 +127,7 @@ impl Runner {
                     // A constraint or data error is this event's fault;
                     // anything else (connection lost, a lock wait cut short)
                     // is worth a retry.
-                    sqlx::Error::Database(db) if !transient(db.code().as_deref()) => {
+                    sqlx::Error::Database(db) if event_fault(db.code().as_deref()) => {
                         return Err(poison(e.to_string()))
                     }
                     _ => return Err(StepError::Db(e)),

@@ -88,7 +88,12 @@ impl Worker {
         crashed: CancellationToken,
     ) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        // Pull no more than this worker can start: a message that waits in a
+        // local buffer gets no progress acks, and would be redelivered to
+        // another worker while still queued here.
         let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.concurrency.max(1))
             .messages()
             .await
             .map_err(|e| anyhow::anyhow!("originate messages: {e}"))?;
@@ -108,8 +113,9 @@ impl Worker {
                         let _ = msg.ack_with(AckKind::Progress).await;
                     }
                 };
+                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).max(1) as u64;
                 let handled = tokio::select! {
-                    h = w.handle_message(&msg.payload) => h,
+                    h = w.handle_message(&msg.payload, delivered) => h,
                     _ = progress => unreachable!("the progress loop never ends"),
                 };
                 match handled {

@@ -8,6 +8,7 @@ use crate::callproc::{DialError, OriginateRequest};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{CallState, DialOutcome};
 use crate::commands::state::{LimitsState, ProviderState};
+use crate::secrets::SecretError;
 
 impl Worker {
     /// Dials a claimed call. Every error that is the call's own (unreadable
@@ -34,10 +35,23 @@ impl Worker {
         let limits = limits.limits.unwrap_or(self.default_limits);
         if let CapsAdmission::Refused(r) = self.caps.reserve(tenant, call_id, &limits).await? {
             return Ok(DialOutcome::Failed {
-                error: format!(
-                    "cost cap {} was reached while the call was admitted",
-                    r.dimension.as_str()
-                ),
+                error: format!("cap_reached: {}", r.dimension.as_str()),
+                retryable: true,
+            });
+        }
+        // A kill switch thrown after admission still stops the dial.
+        let l = limits;
+        let zero = [
+            ("concurrent", l.concurrent_max),
+            ("calls_per_minute", l.calls_per_minute),
+            ("daily_calls", l.daily_calls_max),
+            ("daily_minutes", l.daily_minutes_max),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == 0);
+        if let Some((dimension, _)) = zero {
+            return Ok(DialOutcome::Failed {
+                error: format!("kill_switch: {dimension} is 0"),
                 retryable: true,
             });
         }
@@ -49,7 +63,7 @@ impl Worker {
             .filter(|_| provider.visible_to(tenant))
         else {
             return Ok(DialOutcome::Failed {
-                error: "the number's provider no longer exists".into(),
+                error: "provider_deleted".into(),
                 retryable: false,
             });
         };
@@ -59,11 +73,19 @@ impl Worker {
             .await
         {
             Ok(p) => p,
+            // Our own dependency or configuration, not the call's fault (a
+            // process not yet restarted after a key rotation, say): retry.
+            Err(
+                e @ (SecretError::Db(_)
+                | SecretError::UnknownMasterKid(_)
+                | SecretError::NoMasterKey),
+            ) => return Err(anyhow::anyhow!("credentials of call {call_id}: {e}")),
             Err(e) => {
+                tracing::warn!(%call_id, error = %e, "provider credentials cannot be decrypted");
                 return Ok(DialOutcome::Failed {
-                    error: format!("provider credentials cannot be decrypted: {e}"),
+                    error: "credentials_unreadable".into(),
                     retryable: false,
-                })
+                });
             }
         };
         let request = OriginateRequest {
@@ -82,14 +104,15 @@ impl Worker {
             Ok(d) => DialOutcome::Dispatched {
                 provider_call_id: d.provider_call_id,
             },
-            Err(e @ DialError::Rejected { .. }) => DialOutcome::Failed {
-                error: e.to_string(),
+            Err(DialError::Rejected { status, error }) => DialOutcome::Failed {
+                // The Call Processor's own words (at most 200 characters).
+                error: format!("call_processor_rejected: HTTP {status}: {error}"),
                 retryable: false,
             },
-            Err(e @ DialError::Unavailable { .. }) => DialOutcome::Failed {
-                error: e.to_string(),
-                retryable: true,
-            },
+            Err(e @ DialError::Unavailable { .. }) => {
+                tracing::warn!(%call_id, error = %e, "call processor unavailable");
+                DialOutcome::Unavailable
+            }
         })
     }
 }

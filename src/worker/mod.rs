@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::{ensure_consumers, ORIGINATE_CONSUMER, RELEASE_CONSUMER};
-pub use process::Handled;
+pub use process::{Handled, MAX_DIAL_DELIVERIES};
 
 use crate::app::Deps;
 use crate::callproc::CallProcessorClient;

@@ -9,6 +9,10 @@ use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::state::{At, LimitsState};
 use crate::store::{self, CommandMeta, ExpectedVersion, StoreError, StreamAppend};
 
+/// How many deliveries of one call may find the Call Processor unavailable
+/// before the call is recorded as failed.
+pub const MAX_DIAL_DELIVERIES: u64 = 3;
+
 /// What handling a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -81,19 +85,32 @@ impl Worker {
         }
     }
 
-    pub async fn handle_message(&self, payload: &[u8]) -> anyhow::Result<Handled> {
+    pub async fn handle_message(&self, payload: &[u8], delivered: u64) -> anyhow::Result<Handled> {
         let cause: Envelope = serde_json::from_slice(payload)?;
-        self.handle(&cause).await
+        self.handle_delivery(&cause, delivered).await
     }
 
-    /// Moves the call as far as it can go; idempotent.
+    /// Moves the call as far as it can go, as the last delivery would (an
+    /// unavailable Call Processor is then recorded as a failure); idempotent.
     pub async fn handle(&self, cause: &Envelope) -> anyhow::Result<Handled> {
+        self.handle_delivery(cause, MAX_DIAL_DELIVERIES).await
+    }
+
+    /// Moves the call as far as it can go on its `delivered`-th delivery.
+    pub async fn handle_delivery(
+        &self,
+        cause: &Envelope,
+        delivered: u64,
+    ) -> anyhow::Result<Handled> {
+        // Set once this handling reserved a slot for the call.
+        let mut reserved = false;
         for _ in 0..8 {
             let state: CallState = fold_stream(self, cause.stream_id, CallState::apply).await?;
             match state.phase {
                 Phase::Requested => {
                     let admission = self.admit(cause.tenant_id, cause.stream_id).await?;
                     let refused = matches!(admission, Admission::Refused(_));
+                    reserved |= !refused;
                     if !self
                         .append_call(cause, state.version, call::admit(&state, admission))
                         .await?
@@ -112,6 +129,19 @@ impl Worker {
                     let outcome = self.dial(&state, cause).await?;
                     if self.crash == Some(CrashPoint::AfterDial) {
                         return Ok(Handled::Crashed);
+                    }
+                    // "Unavailable" may mean the call was placed and only the
+                    // answer was lost. Retry later with the same key rather
+                    // than record a failure, while deliveries remain, and
+                    // always once callbacks show the call is live.
+                    let live = state.ringing || state.answered || state.ended.is_some();
+                    if matches!(outcome, DialOutcome::Unavailable)
+                        && (live || delivered < MAX_DIAL_DELIVERIES)
+                    {
+                        anyhow::bail!(
+                            "call {}: the call processor is unavailable",
+                            cause.stream_id
+                        );
                     }
                     let dispatched = matches!(outcome, DialOutcome::Dispatched { .. });
                     if !self
@@ -132,6 +162,15 @@ impl Worker {
                 }
                 Phase::None => {
                     anyhow::bail!("call {} has no OriginateRequested yet", cause.stream_id)
+                }
+                Phase::Rejected | Phase::Failed if reserved => {
+                    // Another handler recorded the end first; the slot this
+                    // one reserved must not be held until its lease lapses.
+                    let now = self.deps.clock.now();
+                    self.caps
+                        .release(cause.tenant_id, cause.stream_id, now, 0)
+                        .await?;
+                    return Ok(Handled::AlreadyDone);
                 }
                 Phase::Rejected | Phase::Dispatched | Phase::Failed => {
                     return Ok(Handled::AlreadyDone)

@@ -49,6 +49,24 @@ async fn idempotency_key_replays_and_refuses_a_different_body() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.event_count().await, count);
+    // However the bearer scheme is spelled, the key applies.
+    let lower = app
+        .send(
+            Method::POST,
+            "/api/v1/telephony/providers",
+            None,
+            Some(body.clone()),
+            &[
+                ("Idempotency-Key", "create-vobiz-1"),
+                ("authorization", &format!("bearer  {t}")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (lower.status, &lower.body),
+        (StatusCode::CREATED, &first.body)
+    );
+    assert_eq!(app.event_count().await, count);
     // Keys belong to a tenant: another tenant's same key is its own.
     let t2 = app.admin(Uuid::new_v4());
     let r = app
@@ -268,6 +286,33 @@ async fn malformed_requests_get_problems_and_change_nothing() {
     assert_eq!(
         app.get("/api/v1/nowhere", &t).await.status,
         StatusCode::NOT_FOUND
+    );
+    // NUL characters, which PostgreSQL cannot store: 400, not 500.
+    let r = app
+        .post(
+            "/api/v1/telephony/providers",
+            &t,
+            json!({"provider": "plivo", "label": "a\u{0}b",
+            "credentials": {"auth_id": "MAXXXXXXXX", "auth_token": "x\u{0}"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["label", "credentials.auth_token"]);
+    assert_eq!(
+        app.get("/api/v1/telephony/numbers?provider=%00", &t)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/v1/audit/events?type=a%00", &t).await.status,
+        StatusCode::BAD_REQUEST
     );
     assert_eq!(app.event_count().await, count, "no 4xx appended anything");
     let bodies = app.bodies.lock().unwrap().clone();

@@ -255,6 +255,17 @@ async fn caller_id_rules_and_bad_input() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .post(
+            "/api/v1/calls/originate",
+            &a,
+            json!({"from_number": from, "to_number": "+14155550100", "metadata": {"k": ["x\u{0}"]}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("metadata"))
+    );
     let scopeless = app.token(Uuid::new_v4(), &[switchboard::auth::Scope::TelephonyRead]);
     assert_eq!(
         originate(&app, &scopeless, from).await.status,

@@ -1,13 +1,17 @@
--- Loads a snapshot computed from the event store, only if the counters are
--- still missing (another worker may have rebuilt them meanwhile).
+-- Loads a snapshot computed from the event store, unless this very Redis
+-- process already holds them (another worker may have rebuilt them
+-- meanwhile). The epoch holds the server's run_id: counters restored from a
+-- snapshot file, or found on a promoted replica, carry another server's
+-- run_id and are rebuilt, since they may miss admissions made since.
 -- KEYS: 1 epoch, 2 conc, 3 cpm, 4 calls:<day>, 5 minutes:<day>,
 --       6 calls (hash), 7 seen
 -- ARGV: 1 snapshot JSON {active: [[id, expiry_ms]], recent: [[id, at_ms]],
 --       daily_calls, daily_minutes, calls: [[id, state, touched_ms]]}
---       (numbers as strings), 2 now_ms, 3 retention_ms, 4 epoch value,
+--       (numbers as strings), 2 now_ms, 3 retention_ms, 4 (unused),
 --       5 day_ttl_ms
 -- Reply: 1 loaded; 0 already loaded (nothing written).
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[1]) == run_id then return 0 end
 -- Leftovers of a partial loss (eviction, say) would be counted twice.
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 local s = cjson.decode(ARGV[1])
@@ -38,5 +42,5 @@ if #s.calls > 0 then
   redis.call('PEXPIRE', KEYS[6], ARGV[3])
   redis.call('PEXPIRE', KEYS[7], ARGV[3])
 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], run_id, 'PX', ARGV[3])
 return 1

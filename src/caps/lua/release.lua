@@ -2,7 +2,8 @@
 -- KEYS: 1 epoch, 2 conc, 3 calls (hash), 4 minutes:<day the call ended>, 5 seen
 -- ARGV: 1 call_id, 2 billed_minutes, 3 now_ms, 4 retention_ms, 5 day_ttl_ms
 -- Reply: {-1} counters not loaded; {0} released; {1} not admitted (no-op).
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[1]) ~= run_id then return {-1} end
 local id = ARGV[1]
 if redis.call('HGET', KEYS[3], id) ~= 'admitted' then return {1} end
 redis.call('ZREM', KEYS[2], id)

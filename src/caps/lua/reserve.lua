@@ -9,7 +9,8 @@
 --        {1} already admitted or done (nothing counted);
 --        {2, dimension (1-4), limit, current, retry_after_s} refused.
 -- Checks only read (ZCOUNT, GET), so a refusal writes nothing at all.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[1]) ~= run_id then return {-1} end
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 if redis.call('HEXISTS', KEYS[6], id) == 1 then return {1} end

@@ -3,7 +3,8 @@
 -- ARGV: 1 now_ms, 2 window_start_ms
 -- Reply: {-1} counters not loaded; {0, concurrent, calls_last_minute,
 --        daily_calls, daily_minutes}.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[1]) ~= run_id then return {-1} end
 return {
   0,
   redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf'),
