@@ -79,11 +79,12 @@ pub async fn wait_status(app: &TestApp, t: &str, call_id: &str, status: &str) ->
     panic!("call {call_id} never reached {status}: {last}");
 }
 
-/// Per call: the dial outcomes in the store (exactly one of Dispatched or
-/// Failed for every claimed call).
-pub async fn outcomes(app: &TestApp) -> Vec<(Uuid, i64)> {
+/// Per call: whether it was claimed (admitted), and how many dial outcomes
+/// the store holds for it (Dispatched or Failed).
+pub async fn outcomes(app: &TestApp) -> Vec<(Uuid, bool, i64)> {
     sqlx::query_as(
-        "SELECT stream_id, count(*) FILTER (WHERE event_type IN ('OriginateDispatched', 'OriginateFailed')) \
+        "SELECT stream_id, bool_or(event_type = 'OriginateClaimed'), \
+         count(*) FILTER (WHERE event_type IN ('OriginateDispatched', 'OriginateFailed')) \
          FROM events WHERE stream_type = 'call' GROUP BY stream_id",
     )
     .fetch_all(&app.env.pool)

@@ -10,15 +10,21 @@ use switchboard::worker::{CrashPoint, Handled};
 use super::{dials, originate, outcomes, sim, tenant_with_number, wait_status};
 use crate::app::TestApp;
 
-/// Each call_id at most once in the dial log, and every call with exactly
-/// one outcome (dispatched or failed, never both).
+/// Each call_id at most once in the dial log, and every claimed call with
+/// exactly one outcome (dispatched or failed, never both).
 async fn assert_no_double_dial(app: &TestApp, calls: usize) {
     let d = dials(app);
     let unique: std::collections::HashSet<&String> = d.iter().collect();
     assert_eq!(unique.len(), d.len(), "a call was dialed twice: {d:?}");
     assert_eq!(d.len(), calls);
-    for (call, n) in outcomes(app).await {
-        assert_eq!(n, 1, "call {call} has {n} outcomes");
+    for (call, claimed, n) in outcomes(app).await {
+        // A claimed call ends dispatched or failed, never both; a refused
+        // one has no dial outcome at all.
+        assert_eq!(
+            n,
+            i64::from(claimed),
+            "call {call} (claimed: {claimed}) has {n} outcomes"
+        );
     }
 }
 
@@ -148,5 +154,70 @@ async fn redelivered_and_raced_messages_dial_once() {
         Handled::AlreadyDone
     );
     assert_no_double_dial(&app, 1).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn caps_hold_and_nothing_is_dialed_twice_while_workers_die_under_load() {
+    let mut app = TestApp::spawn_opts(
+        &["--worker-ack-wait", "1s", "--originate-wait", "20s"],
+        None,
+        false,
+    )
+    .await;
+    sim(&app, json!({"ring_delay_ms": 600000}));
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    const K: usize = 6;
+    super::set_limits(&app, &t, K as u32, 1000, 100_000, 100_000).await;
+    // Three workers that each die on their first call, at a different
+    // point, beside two healthy ones.
+    for point in [
+        CrashPoint::AfterClaim,
+        CrashPoint::AfterDial,
+        CrashPoint::BeforeAck,
+    ] {
+        let w = app.worker(Some(point));
+        app.run_worker(w);
+    }
+    for _ in 0..2 {
+        let w = app.worker(None);
+        app.run_worker(w);
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (base, t) = (app.base.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/calls/originate"))
+                .bearer_auth(t)
+                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The calls stay up: at most K were ever admitted, each dialed once.
+    assert!(ok <= K, "{ok} calls admitted with concurrent_max {K}");
+    let d = dials(&app);
+    assert!(d.len() <= K, "{} dials with concurrent_max {K}", d.len());
+    assert!(ok >= 1);
+    assert_eq!(
+        d.len(),
+        ok,
+        "every dispatched call was dialed once and answered 200"
+    );
+    assert_no_double_dial(&app, d.len()).await;
+    let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
+    assert!(usage["concurrent"].as_u64().unwrap() <= K as u64);
     app.stop().await;
 }
