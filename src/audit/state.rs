@@ -98,17 +98,7 @@ fn fold<S: Default>(
     events: &[StoredEvent],
     apply: fn(&mut S, FoldAt, &events::Event),
 ) -> Result<S, StoreError> {
-    let mut s = S::default();
-    for e in events {
-        let env = &e.envelope;
-        let at = FoldAt {
-            tenant_id: env.tenant_id,
-            version: env.version,
-            recorded_at: env.recorded_at,
-        };
-        apply(&mut s, at, &e.event()?);
-    }
-    Ok(s)
+    crate::store::fold_onto(S::default(), events, apply)
 }
 
 /// Folds `events` (one stream of `stream_type`, in version order) and shows

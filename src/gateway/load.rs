@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::commands::state::At;
-use crate::store;
+use crate::store::{self, StoredEvent};
 
 /// Reads stream `id` on `conn` and folds it with `apply`.
 pub async fn fold<S: Default>(
@@ -14,16 +14,19 @@ pub async fn fold<S: Default>(
     id: Uuid,
     apply: fn(&mut S, At, &Event),
 ) -> Result<S, ApiError> {
-    let mut state = S::default();
-    for stored in store::read_stream(&mut *conn, id, None).await? {
-        let event = stored.event()?;
-        let env = &stored.envelope;
-        let at = At {
-            tenant_id: env.tenant_id,
-            version: env.version,
-            recorded_at: env.recorded_at,
-        };
-        apply(&mut state, at, &event);
-    }
-    Ok(state)
+    Ok(store::load(conn, id, apply).await?)
+}
+
+/// Applies to `state` the events just written for stream `id`.
+pub fn written<S>(
+    state: S,
+    id: Uuid,
+    events: &[StoredEvent],
+    apply: fn(&mut S, At, &Event),
+) -> Result<S, ApiError> {
+    Ok(store::fold_onto(
+        state,
+        events.iter().filter(|e| e.envelope.stream_id == id),
+        apply,
+    )?)
 }

@@ -15,7 +15,7 @@ use super::list::ListQuery;
 use super::write::{begin, finish, to_stream};
 use super::{load, ApiError, Gateway};
 use crate::auth::{Principal, Scope};
-use crate::commands::state::{At, NumberState, ProviderState};
+use crate::commands::state::{NumberState, ProviderState};
 use crate::commands::{attach_number, release_number, update_number};
 use crate::domain::{Fields, E164};
 
@@ -68,22 +68,6 @@ impl NumberView {
 
 fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("number"))
-}
-
-fn fold_written(
-    mut state: NumberState,
-    id: Uuid,
-    written: &[crate::store::StoredEvent],
-) -> Result<NumberState, ApiError> {
-    for e in written.iter().filter(|e| e.envelope.stream_id == id) {
-        let at = At {
-            tenant_id: e.envelope.tenant_id,
-            version: e.envelope.version,
-            recorded_at: e.envelope.recorded_at,
-        };
-        state.apply(at, &e.event()?);
-    }
-    Ok(state)
 }
 
 #[utoipa::path(post, path = "/api/v1/telephony/numbers", tag = "numbers",
@@ -168,7 +152,7 @@ pub async fn create(
     ];
     let written = finish(&gw, tx, &appends, PROJECTION).await?;
     Ok(
-        NumberView::from_state(id, &fold_written(state, id, &written)?)
+        NumberView::from_state(id, &load::written(state, id, &written, NumberState::apply)?)
             .respond(StatusCode::CREATED),
     )
 }
@@ -208,7 +192,10 @@ pub async fn update(
         PROJECTION,
     )
     .await?;
-    Ok(NumberView::from_state(id, &fold_written(state, id, &written)?).respond(StatusCode::OK))
+    Ok(
+        NumberView::from_state(id, &load::written(state, id, &written, NumberState::apply)?)
+            .respond(StatusCode::OK),
+    )
 }
 
 #[utoipa::path(delete, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",

@@ -148,25 +148,8 @@ pub async fn create(
         ),
     );
     let written = finish(&gw, tx, &appends, PROJECTION).await?;
-    let state = fold_written(state, id, &written)?;
+    let state = load::written(state, id, &written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::CREATED))
-}
-
-/// Applies the events just written for stream `id` to `state`.
-fn fold_written(
-    mut state: ProviderState,
-    id: Uuid,
-    written: &[crate::store::StoredEvent],
-) -> Result<ProviderState, ApiError> {
-    for e in written.iter().filter(|e| e.envelope.stream_id == id) {
-        let at = crate::commands::state::At {
-            tenant_id: e.envelope.tenant_id,
-            version: e.envelope.version,
-            recorded_at: e.envelope.recorded_at,
-        };
-        state.apply(at, &e.event()?);
-    }
-    Ok(state)
 }
 
 #[utoipa::path(patch, path = "/api/v1/telephony/providers/{id}", tag = "providers",
@@ -219,7 +202,7 @@ pub async fn update(
         ),
     );
     let written = finish(&gw, tx, &appends, PROJECTION).await?;
-    let state = fold_written(state, id, &written)?;
+    let state = load::written(state, id, &written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::OK))
 }
 

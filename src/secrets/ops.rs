@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use super::data_key::{unwrap, wrap};
 use super::{tenant_keys, MasterKeyring, SecretError};
-use crate::commands::state::{At, TenantState};
+use crate::commands::state::TenantState;
 use crate::store::{self, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend};
 
 pub use super::rotate::{current_ring, current_value, rotate, Rotated, SYSTEM_TENANT};
@@ -80,17 +80,7 @@ pub(super) async fn begin(pool: &PgPool, tenant: Uuid, actor: &str) -> anyhow::R
 
 /// Folds tenant stream `id` on `conn`.
 pub(super) async fn fold_tenant(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<TenantState> {
-    let mut state = TenantState::default();
-    for stored in store::read_stream(&mut *conn, id, None).await? {
-        let env = &stored.envelope;
-        let at = At {
-            tenant_id: env.tenant_id,
-            version: env.version,
-            recorded_at: env.recorded_at,
-        };
-        state.apply(at, &stored.event()?);
-    }
-    Ok(state)
+    Ok(store::load(conn, id, TenantState::apply).await?)
 }
 
 async fn append_tenant(tx: &mut AppendTx, tenant: Uuid, events: Vec<Event>) -> anyhow::Result<()> {

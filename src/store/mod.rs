@@ -10,6 +10,7 @@
 //!   (see `read` and ARCHITECTURE.md "Global order").
 
 mod append;
+mod fold;
 mod position;
 mod read;
 mod row;
@@ -18,6 +19,7 @@ mod verify;
 pub use append::{
     append, AppendOutcome, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend,
 };
+pub use fold::{fold_onto, load};
 pub use position::Position;
 pub use read::{count_after, read_global, read_stream, read_tenant, TenantFilter};
 pub use row::StoredEvent;

@@ -31,17 +31,7 @@ pub(super) async fn fold_stream<S: Default>(
     id: Uuid,
     apply: fn(&mut S, At, &Event),
 ) -> anyhow::Result<S> {
-    let mut s = S::default();
-    for e in store::read_stream(&w.deps.pool, id, None).await? {
-        let env = &e.envelope;
-        let at = At {
-            tenant_id: env.tenant_id,
-            version: env.version,
-            recorded_at: env.recorded_at,
-        };
-        apply(&mut s, at, &e.event()?);
-    }
-    Ok(s)
+    Ok(store::load(&w.deps.pool, id, apply).await?)
 }
 
 impl Worker {
