@@ -292,3 +292,66 @@ fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    fn settings(args: &[&str]) -> super::Settings {
+        let dir = std::env::temp_dir().join(format!("sbcfg-{}", uuid::Uuid::new_v4().simple()));
+        let mut all = vec!["switchboard", "--data-dir", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all.push("serve");
+        Cli::parse_from(all).settings
+    }
+
+    #[test]
+    fn production_refuses_every_generated_secret() {
+        let s = settings(&["--env", "production"]);
+        assert!(s.jwt_secret().is_err());
+        assert!(s.master_key().is_err());
+        assert!(s.callback_secret().is_err());
+        assert!(!s.data_dir.exists(), "nothing was generated");
+    }
+
+    #[test]
+    fn development_generates_private_secrets_once() {
+        use secrecy::ExposeSecret;
+        use std::os::unix::fs::PermissionsExt;
+        let s = settings(&[]);
+        let first = s.jwt_secret().unwrap();
+        assert_eq!(first.expose_secret().len(), 64);
+        assert_eq!(
+            s.jwt_secret().unwrap().expose_secret(),
+            first.expose_secret(),
+            "kept, not regenerated"
+        );
+        let mode = std::fs::metadata(s.data_dir.join("jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(s.master_key().unwrap().expose_secret().starts_with("mk1:"));
+        std::fs::remove_dir_all(&s.data_dir).unwrap();
+    }
+
+    #[test]
+    fn configured_secrets_win_and_durations_parse() {
+        let s = settings(&[
+            "--env",
+            "production",
+            "--jwt-secret",
+            "x".repeat(40).as_str(),
+            "--originate-wait",
+            "250ms",
+        ]);
+        assert!(s.jwt_secret().is_ok());
+        assert_eq!(s.originate_wait, std::time::Duration::from_millis(250));
+        assert_eq!(
+            s.default_limits(),
+            crate::domain::CallLimits::SHIPPED_DEFAULTS
+        );
+    }
+}
