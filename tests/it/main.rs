@@ -13,6 +13,7 @@ mod audit_swap;
 mod audit_verify;
 mod callproc;
 mod caps;
+mod gateway_jwks;
 mod gateway_races;
 mod gateway_routes;
 mod gateway_tenancy;
