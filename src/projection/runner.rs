@@ -23,9 +23,30 @@ pub fn checkpoint_name(projection: &dyn Projection) -> String {
 
 /// Creates the projection's tables if missing.
 pub async fn ensure_schema(pool: &PgPool, projection: &dyn Projection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(projection.schema_sql()).execute(pool).await?;
-    Ok(())
+    // `CREATE TABLE IF NOT EXISTS` run by two processes at once can still
+    // collide in the catalog; one at a time, under a lock of their own.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(SCHEMA_LOCK_CLASS)
+        .bind(crate::leader::role_key(projection.name()))
+        .execute(&mut *tx)
+        .await?;
+    // One statement at a time (line comments dropped): the DDL has no `;`
+    // inside a statement.
+    let ddl: String = projection
+        .schema_sql()
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in ddl.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await
 }
+
+/// The advisory-lock class of schema creation (two-key space).
+const SCHEMA_LOCK_CLASS: i32 = 0x5c_4e_3a;
 
 /// What one step did.
 #[derive(Debug, PartialEq, Eq)]
