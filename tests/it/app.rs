@@ -75,36 +75,7 @@ impl TestApp {
             extra.extend(["--call-processor-url".to_owned(), sim.base_url()]);
             own_sim = Some(sim);
         }
-        let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
-        let master = format!("mk1:{}", base64_key());
-        let mut args: Vec<String> = [
-            "switchboard",
-            "--database-url",
-            &env.db_url,
-            "--namespace",
-            env.ns.as_str(),
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            JWT_SECRET,
-            "--master-key",
-            &master,
-            "--callback-secret",
-            CALLBACK_SECRET,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--nats-url",
-            &crate::support::nats_url(),
-            "--redis-url",
-            &crate::support::redis_url(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra);
-        args.push("serve".into());
-        let cli = Cli::parse_from(args);
-        let settings = cli.settings;
+        let settings = settings_for(&env, extra);
         let mut deps = env.deps().await;
         if let Some(clock) = clock {
             deps.clock = clock;
@@ -293,6 +264,39 @@ impl TestApp {
         let js = self.deps.js.clone();
         self.env.cleanup(Some(&js)).await;
     }
+}
+
+/// The settings of a process of this test's install, with `extra` flags.
+pub fn settings_for(env: &TestEnv, extra: Vec<String>) -> switchboard::config::Settings {
+    let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
+    let master = format!("mk1:{}", base64_key());
+    let mut args: Vec<String> = [
+        "switchboard",
+        "--database-url",
+        &env.db_url,
+        "--namespace",
+        env.ns.as_str(),
+        "--listen",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        JWT_SECRET,
+        "--master-key",
+        &master,
+        "--callback-secret",
+        CALLBACK_SECRET,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--nats-url",
+        &crate::support::nats_url(),
+        "--redis-url",
+        &crate::support::redis_url(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra);
+    args.push("serve".into());
+    Cli::parse_from(args).settings
 }
 
 fn base64_key() -> String {

@@ -23,6 +23,7 @@ mod keys;
 mod origination;
 mod projector;
 mod relay;
+mod scale_out;
 mod secrets;
 mod store_append;
 mod store_order;

@@ -1,0 +1,156 @@
+//! Scale-out: every role in its own "process" (its own `roles::start`), two
+//! relays and two projector sets as hot standbys, two workers; calls go
+//! through, and when the leading relay and projectors die, the standbys
+//! carry on.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use switchboard::callproc::sim::{self, SimConfig};
+use switchboard::roles::{self, Roles};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::{settings_for, CALLBACK_SECRET, JWT_SECRET};
+use crate::support::TestEnv;
+
+struct Proc {
+    stop: CancellationToken,
+    started: roles::Started,
+}
+
+async fn start(env: &TestEnv, roles: Roles, extra: &[String]) -> Proc {
+    let settings = settings_for(env, extra.to_vec());
+    let stop = CancellationToken::new();
+    let started = roles::start(&settings, env.deps().await, roles, stop.clone())
+        .await
+        .unwrap();
+    Proc { stop, started }
+}
+
+impl Proc {
+    async fn kill(mut self) {
+        self.stop.cancel();
+        while self.started.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn only(f: impl FnOnce(&mut Roles)) -> Roles {
+    let mut r = Roles::default();
+    f(&mut r);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn roles_in_separate_processes_with_standbys() {
+    let env = TestEnv::new().await;
+    let sim_stop = CancellationToken::new();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::spawn(
+        l,
+        SimConfig::with_secret(CALLBACK_SECRET.to_owned().into()),
+        sim_stop.clone(),
+    )
+    .await;
+    sim.state()
+        .update_config(
+            serde_json::from_value(
+                json!({"ring_delay_ms": 10, "answer_delay_ms": 10, "call_hold_ms": 20}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+
+    let gateway = start(&env, only(|r| r.gateway = true), &[]).await;
+    let base = format!("http://{}", gateway.started.addr);
+    let worker_flags = [
+        "--public-url".to_owned(),
+        base.clone(),
+        "--call-processor-url".to_owned(),
+        sim.base_url(),
+    ];
+    let relay_a = start(&env, only(|r| r.relay = true), &[]).await;
+    let proj_a = start(&env, only(|r| r.projectors = true), &[]).await;
+    let relay_b = start(&env, only(|r| r.relay = true), &[]).await;
+    let proj_b = start(&env, only(|r| r.projectors = true), &[]).await;
+    let w1 = start(&env, only(|r| r.worker = true), &worker_flags).await;
+    let w2 = start(&env, only(|r| r.worker = true), &worker_flags).await;
+
+    let token = switchboard::auth::mint_hs256(
+        &JWT_SECRET.to_owned().into(),
+        "switchboard-dev",
+        "switchboard",
+        Uuid::new_v4(),
+        "tester",
+        &switchboard::auth::Scope::ALL,
+        std::time::Duration::from_secs(600),
+    );
+    let c = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        c.post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let p: serde_json::Value = post(
+        "/api/v1/telephony/providers",
+        json!({"provider": "plivo", "label": "p", "credentials": {"auth_id": "MAXXXXXXXX", "auth_token": "t"}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let n = post(
+        "/api/v1/telephony/numbers",
+        json!({"e164": "+12025550123", "provider": "plivo", "credentials_id": p["id"], "agent_id": Uuid::new_v4()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        n.status(),
+        StatusCode::CREATED,
+        "the projector process served the read-your-write"
+    );
+    let originate = || {
+        post(
+            "/api/v1/calls/originate",
+            json!({"from_number": "+12025550123", "to_number": "+14155550100"}),
+        )
+    };
+    let r = originate().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The leaders die (whichever of each pair leads, one of them is gone
+    // and the other must carry on); calls still go through.
+    relay_a.kill().await;
+    proj_a.kill().await;
+    w1.kill().await;
+    for _ in 0..3 {
+        let r = originate().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: serde_json::Value = r.json().await.unwrap();
+        let got: serde_json::Value = c
+            .get(format!(
+                "{base}/api/v1/calls/{}",
+                body["call_id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(
+            got["status"], "requested",
+            "the standby projectors keep the calls table"
+        );
+    }
+    assert_eq!(sim.dials().len(), 4);
+    for p in [relay_b, proj_b, w2, gateway] {
+        p.kill().await;
+    }
+    sim_stop.cancel();
+    let js = env.deps().await.js;
+    env.cleanup(Some(&js)).await;
+}
