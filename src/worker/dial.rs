@@ -81,7 +81,8 @@ impl Worker {
                 | SecretError::NoMasterKey),
             ) => return Err(anyhow::anyhow!("credentials of call {call_id}: {e}")),
             Err(e) => {
-                tracing::warn!(%call_id, error = %e, "provider credentials cannot be decrypted");
+                // SecretError texts name what failed, never key or secret bytes.
+                tracing::warn!(%call_id, error = %e, "sealed provider secrets cannot be opened");
                 return Ok(DialOutcome::Failed {
                     error: "credentials_unreadable".into(),
                     retryable: false,
