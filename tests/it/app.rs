@@ -62,7 +62,16 @@ impl TestApp {
         clock: Option<switchboard::clock::SharedClock>,
         with_worker: bool,
     ) -> TestApp {
-        let env = TestEnv::new().await;
+        Self::spawn_on(TestEnv::new().await, extra, clock, with_worker).await
+    }
+
+    /// As `spawn_opts`, on an environment the test prepared.
+    pub async fn spawn_on(
+        env: TestEnv,
+        extra: &[&str],
+        clock: Option<switchboard::clock::SharedClock>,
+        with_worker: bool,
+    ) -> TestApp {
         let shutdown = CancellationToken::new();
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut own_sim = None;
@@ -289,7 +298,7 @@ pub fn settings_for(env: &TestEnv, extra: Vec<String>) -> switchboard::config::S
         "--nats-url",
         &crate::support::nats_url(),
         "--redis-url",
-        &crate::support::redis_url(),
+        &env.redis_url,
     ]
     .iter()
     .map(|s| s.to_string())

@@ -32,6 +32,8 @@ pub struct TestEnv {
     pub db_url: String,
     pub pool: PgPool,
     pub ns: Namespace,
+    /// The Redis this install uses (the shared one unless a test brings its own).
+    pub redis_url: String,
 }
 
 impl TestEnv {
@@ -48,6 +50,7 @@ impl TestEnv {
             db_url,
             pool,
             ns,
+            redis_url: redis_url(),
         }
     }
 
@@ -63,9 +66,11 @@ impl TestEnv {
             .await
             .unwrap();
         let js = jetstream::new(nats.clone());
-        let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url()).unwrap())
-            .await
-            .unwrap();
+        let redis = redis::aio::ConnectionManager::new(
+            redis::Client::open(self.redis_url.as_str()).unwrap(),
+        )
+        .await
+        .unwrap();
         Deps {
             pool: self.pool.clone(),
             nats,
@@ -236,5 +241,55 @@ pub async fn visible_all(pool: &PgPool) -> Vec<store::StoredEvent> {
             return all;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A redis-server of the test's own on a free port, so a test may FLUSHALL
+/// without touching the tests running beside it.
+pub struct RedisProcess {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisProcess {
+    pub fn start() -> RedisProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return RedisProcess { port, child };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

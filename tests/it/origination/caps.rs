@@ -274,3 +274,50 @@ async fn redis_losing_its_counters_midrun_rebuilds_them_and_the_caps_hold() {
     assert_eq!(dials(&app).len(), 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_flushall_midrun_rebuilds_the_counters_and_the_caps_hold() {
+    // A Redis of this test's own, so FLUSHALL wipes nobody else's keys.
+    let redis = crate::support::RedisProcess::start();
+    let mut env = crate::support::TestEnv::new().await;
+    env.redis_url = redis.url();
+    let app = TestApp::spawn_on(env, &[], None, true).await;
+    sim(
+        &app,
+        json!({"ring_delay_ms": 5, "answer_delay_ms": 5, "call_hold_ms": 600000}),
+    );
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    set_limits(&app, &t, 2, 1000, 1000, 1000).await;
+    for _ in 0..2 {
+        assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    }
+    let mut conn = app.deps.redis.clone();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (base, t) = (app.base.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/calls/originate"))
+                .bearer_auth(t)
+                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "the two live calls still count"
+        );
+    }
+    assert_eq!(dials(&app).len(), 2);
+    let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
+    assert_eq!(usage["concurrent"], 2);
+    app.stop().await;
+    drop(redis);
+}
