@@ -165,6 +165,10 @@ pub struct Settings {
         global = true
     )]
     pub call_processor_attempts: u32,
+    /// How long a dial the Call Processor never answered is retried (with
+    /// the same Idempotency-Key) before the call is recorded as failed.
+    #[arg(long, env = "SWITCHBOARD_DIAL_GIVE_UP", default_value = "60s", value_parser = crate::cli::parse_ttl, global = true)]
+    pub dial_give_up: std::time::Duration,
     /// How long an admitted call holds a concurrent slot without an end.
     #[arg(long, env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = crate::cli::parse_ttl, global = true)]
     pub call_lease: std::time::Duration,

@@ -144,6 +144,7 @@ pub async fn start(
             default_limits: settings.default_limits(),
             ack_wait: settings.worker_ack_wait,
             concurrency: settings.worker_concurrency,
+            give_up: settings.dial_give_up,
             crash: None,
         };
         tasks.spawn(worker.run(shutdown.clone()));

@@ -35,6 +35,8 @@ pub struct CallState {
     pub version: i64,
     pub phase: Phase,
     pub request: Option<OriginateRequested>,
+    /// When a worker claimed the call (admission).
+    pub claimed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub provider_call_id: Option<String>,
     pub ringing: bool,
     pub answered: bool,
@@ -52,7 +54,10 @@ impl CallState {
                 self.request = Some(r.clone());
             }
             Event::OriginateRejected(_) => self.phase = Phase::Rejected,
-            Event::OriginateClaimed(_) => self.phase = Phase::Claimed,
+            Event::OriginateClaimed(_) => {
+                self.phase = Phase::Claimed;
+                self.claimed_at = Some(at.recorded_at);
+            }
             Event::OriginateDispatched(d) => {
                 self.phase = Phase::Dispatched;
                 self.provider_call_id = Some(d.provider_call_id.clone());
@@ -87,7 +92,7 @@ pub fn admit(state: &CallState, admission: Admission) -> Vec<Event> {
 }
 
 /// How the dial ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DialOutcome {
     Dispatched {
         provider_call_id: String,

@@ -106,6 +106,15 @@ pub async fn originate(
         Ok(outcome) => respond(&gw, call_id, session_id, outcome).await,
         Err(e) => Err(e),
     };
+    // Trouble reading the outcome is not the call's outcome: the call
+    // exists, so the honest answer is "pending, follow Location".
+    let answer = match answer {
+        Err(e) if e.status().is_server_error() && !matches!(e, ApiError::BadGateway { .. }) => {
+            tracing::warn!(%call_id, error = %e, "outcome unreadable; answering pending");
+            respond(&gw, call_id, session_id, None).await
+        }
+        other => other,
+    };
     let mut resp = answer.into_response();
     resp.extensions_mut().insert(super::idempotency::Committed);
     Ok(resp)

@@ -205,14 +205,21 @@ async fn store(
     let bytes: Bytes = to_bytes(body, 4 * 1024 * 1024)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("buffer response: {e}")))?;
-    sqlx::query("UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE tenant_id = $1 AND key = $2")
-        .bind(tenant)
-        .bind(key)
-        .bind(parts.status.as_u16() as i16)
-        .bind(Value::Object(kept_headers(&parts.headers)))
-        .bind(bytes.to_vec())
-        .execute(pool)
-        .await?;
+    let saved = sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(parts.status.as_u16() as i16)
+    .bind(Value::Object(kept_headers(&parts.headers)))
+    .bind(bytes.to_vec())
+    .execute(pool)
+    .await;
+    if let Err(e) = saved {
+        // The request ran; its answer is still the truth for this client,
+        // even if a retry will find the key unsettled.
+        tracing::warn!(error = %e, "could not store an idempotent response");
+    }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 

@@ -163,9 +163,12 @@ impl Runner {
     /// Runs until `shutdown` or a poison event.
     pub async fn run(self, shutdown: CancellationToken) {
         let name = checkpoint_name(&*self.projection);
+        let mut schema_ready = false;
+        // Failures in a row (each within a few seconds of the last).
+        let mut failing: (u32, Option<std::time::Instant>) = (0, None);
         while let Some(mut lead) = leader::acquire(&self.pool, &name, &shutdown).await {
             tokio::select! {
-                r = self.run_while_leading(&shutdown) => match r {
+                r = self.run_while_leading(&shutdown, &mut schema_ready) => match r {
                     Ok(()) => return,
                     Err(StepError::Poison { global_position, event_type, reason }) => {
                         let error = format!("event {global_position} ({event_type}): {reason}");
@@ -184,6 +187,16 @@ impl Runner {
                     }
                     Err(e) => {
                         tracing::warn!(projection = self.projection.name(), error = %e, "projection step failed; retrying");
+                        let recent = failing.1.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+                        failing = (if recent { failing.0 + 1 } else { 1 }, Some(std::time::Instant::now()));
+                        // Still retrying, but no longer healthy: say so where
+                        // /readyz looks (the next good batch clears it).
+                        if failing.0 == 30 {
+                            let error = format!("failing for 30 attempts: {e}");
+                            if let Err(e) = checkpoint::mark_stopped(&self.pool, &name, &error).await {
+                                tracing::error!(error = %e, "could not record the failures");
+                            }
+                        }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
@@ -193,8 +206,15 @@ impl Runner {
         }
     }
 
-    async fn run_while_leading(&self, shutdown: &CancellationToken) -> Result<(), StepError> {
-        ensure_schema(&self.pool, &*self.projection).await?;
+    async fn run_while_leading(
+        &self,
+        shutdown: &CancellationToken,
+        schema_ready: &mut bool,
+    ) -> Result<(), StepError> {
+        if !*schema_ready {
+            ensure_schema(&self.pool, &*self.projection).await?;
+            *schema_ready = true;
+        }
         self.metrics
             .projector_stopped
             .get_or_create(&self.labels())

@@ -99,13 +99,12 @@ impl Worker {
             .map_err(|e| anyhow::anyhow!("originate messages: {e}"))?;
         while let Some(msg) = messages.next().await {
             let msg = msg.map_err(|e| anyhow::anyhow!("originate message: {e}"))?;
-            let permit = permits.clone().acquire_owned().await?;
-            let (w, crash) = (self.clone(), crashed.clone());
+            let (w, crash, permits) = (self.clone(), crashed.clone(), permits.clone());
             tokio::spawn(async move {
-                let _permit = permit;
-                // A dial can outlast the ack wait (timeouts and retries):
-                // tell JetStream we are still on it, so it does not hand the
-                // call to another worker meanwhile.
+                // From the moment the message is here, tell JetStream we are
+                // on it (a dial can outlast the ack wait, and a message may
+                // wait for a free permit): it is not handed to another
+                // worker meanwhile.
                 let progress = async {
                     let every = (w.ack_wait / 3).max(Duration::from_millis(100));
                     loop {
@@ -113,9 +112,12 @@ impl Worker {
                         let _ = msg.ack_with(AckKind::Progress).await;
                     }
                 };
-                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).max(1) as u64;
+                let work = async {
+                    let _permit = permits.acquire_owned().await;
+                    w.handle_message(&msg.payload).await
+                };
                 let handled = tokio::select! {
-                    h = w.handle_message(&msg.payload, delivered) => h,
+                    h = work => h,
                     _ = progress => unreachable!("the progress loop never ends"),
                 };
                 match handled {
@@ -126,10 +128,13 @@ impl Worker {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "originate failed; retrying later");
-                        let _ = msg
-                            .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
-                            .await;
+                        // Back off further on each delivery, up to 30 s.
+                        let delivered =
+                            msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 30) as u64;
+                        tracing::warn!(error = %e, delivered, "originate not finished; retrying later");
+                        let delay =
+                            Duration::from_millis(500 * delivered).min(Duration::from_secs(30));
+                        let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
                     }
                 }
             });

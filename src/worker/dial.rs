@@ -14,10 +14,15 @@ impl Worker {
     /// Dials a claimed call. Every error that is the call's own (unreadable
     /// credentials, a refusal) becomes a `Failed` outcome; only trouble with
     /// our own dependencies is an `Err`, which retries the whole message.
+    ///
+    /// `live`: callbacks already show the call was placed. Then nothing may
+    /// refuse it any more (a refusal would record a live call as failed and
+    /// free its slot): the Call Processor is only asked again, same key.
     pub(super) async fn dial(
         &self,
         state: &CallState,
         cause: &Envelope,
+        live: bool,
     ) -> anyhow::Result<DialOutcome> {
         let (tenant, call_id) = (state.tenant_id, cause.stream_id);
         let Some(req) = &state.request else {
@@ -33,7 +38,8 @@ impl Worker {
         )
         .await?;
         let limits = limits.limits.unwrap_or(self.default_limits);
-        if let CapsAdmission::Refused(r) = self.caps.reserve(tenant, call_id, &limits).await? {
+        let again = self.caps.reserve(tenant, call_id, &limits).await?;
+        if let (CapsAdmission::Refused(r), false) = (again, live) {
             return Ok(DialOutcome::Failed {
                 error: format!("cap_reached: {}", r.dimension.as_str()),
                 retryable: true,
@@ -49,7 +55,7 @@ impl Worker {
         ]
         .into_iter()
         .find(|(_, v)| *v == 0);
-        if let Some((dimension, _)) = zero {
+        if let (Some((dimension, _)), false) = (zero, live) {
             return Ok(DialOutcome::Failed {
                 error: format!("kill_switch: {dimension} is 0"),
                 retryable: true,
@@ -60,7 +66,7 @@ impl Worker {
         let Some(sealed) = provider
             .credentials
             .as_ref()
-            .filter(|_| provider.visible_to(tenant))
+            .filter(|_| provider.visible_to(tenant) || (live && provider.tenant_id == tenant))
         else {
             return Ok(DialOutcome::Failed {
                 error: "provider_deleted".into(),
@@ -102,12 +108,17 @@ impl Worker {
         let result = self.client.originate(&request).await;
         drop(plain);
         Ok(match result {
+            // PostgreSQL text cannot hold NUL; strip it from what the Call
+            // Processor sends, rather than fail the append forever.
             Ok(d) => DialOutcome::Dispatched {
-                provider_call_id: d.provider_call_id,
+                provider_call_id: d.provider_call_id.replace('\0', ""),
             },
             Err(DialError::Rejected { status, error }) => DialOutcome::Failed {
                 // The Call Processor's own words (at most 200 characters).
-                error: format!("call_processor_rejected: HTTP {status}: {error}"),
+                error: format!(
+                    "call_processor_rejected: HTTP {status}: {}",
+                    error.replace('\0', "")
+                ),
                 retryable: false,
             },
             Err(e @ DialError::Unavailable { .. }) => {

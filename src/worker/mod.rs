@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::{ensure_consumers, ORIGINATE_CONSUMER, RELEASE_CONSUMER};
-pub use process::{Handled, MAX_DIAL_DELIVERIES};
+pub use process::Handled;
 
 use crate::app::Deps;
 use crate::callproc::CallProcessorClient;
@@ -60,6 +60,9 @@ pub struct Worker {
     pub ack_wait: Duration,
     /// Calls handled at once by this worker.
     pub concurrency: usize,
+    /// How long after its claim an unanswered dial is retried (same key)
+    /// before the call is recorded as failed.
+    pub give_up: Duration,
     /// Fault injection for tests; `None` in production.
     pub crash: Option<CrashPoint>,
 }

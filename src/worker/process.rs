@@ -9,10 +9,6 @@ use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::state::{At, LimitsState};
 use crate::store::{self, CommandMeta, ExpectedVersion, StoreError, StreamAppend};
 
-/// How many deliveries of one call may find the Call Processor unavailable
-/// before the call is recorded as failed.
-pub const MAX_DIAL_DELIVERIES: u64 = 3;
-
 /// What handling a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -75,25 +71,31 @@ impl Worker {
         }
     }
 
-    pub async fn handle_message(&self, payload: &[u8], delivered: u64) -> anyhow::Result<Handled> {
+    pub async fn handle_message(&self, payload: &[u8]) -> anyhow::Result<Handled> {
         let cause: Envelope = serde_json::from_slice(payload)?;
-        self.handle_delivery(&cause, delivered).await
+        self.handle_delivery(&cause, false).await
     }
 
-    /// Moves the call as far as it can go, as the last delivery would (an
-    /// unavailable Call Processor is then recorded as a failure); idempotent.
+    /// Moves the call as far as it can go, giving up on an unanswered dial
+    /// at once (as the last attempt would); idempotent.
     pub async fn handle(&self, cause: &Envelope) -> anyhow::Result<Handled> {
-        self.handle_delivery(cause, MAX_DIAL_DELIVERIES).await
+        self.handle_delivery(cause, true).await
     }
 
-    /// Moves the call as far as it can go on its `delivered`-th delivery.
+    /// Moves the call as far as it can go. An unanswered dial is retried
+    /// later (an `Err`, so the message is NAKed) until `give_up` has passed
+    /// since the claim, unless `final_attempt`.
     pub async fn handle_delivery(
         &self,
         cause: &Envelope,
-        delivered: u64,
+        final_attempt: bool,
     ) -> anyhow::Result<Handled> {
         // Set once this handling reserved a slot for the call.
         let mut reserved = false;
+        // A dispatch this handling got, kept across a version conflict (a
+        // callback may land before the outcome is appended): appended again
+        // at the new version, never thrown away for a second dial.
+        let mut dispatched_already: Option<DialOutcome> = None;
         for _ in 0..8 {
             let state: CallState = fold_stream(self, cause.stream_id, CallState::apply).await?;
             match state.phase {
@@ -116,18 +118,28 @@ impl Worker {
                     }
                 }
                 Phase::Claimed => {
-                    let outcome = self.dial(&state, cause).await?;
+                    let live = state.ringing || state.answered || state.ended.is_some();
+                    let outcome = match dispatched_already.take() {
+                        Some(d) => d,
+                        None => self.dial(&state, cause, live).await?,
+                    };
                     if self.crash == Some(CrashPoint::AfterDial) {
                         return Ok(Handled::Crashed);
                     }
+                    if matches!(outcome, DialOutcome::Dispatched { .. }) {
+                        dispatched_already = Some(outcome.clone());
+                    }
                     // "Unavailable" may mean the call was placed and only the
                     // answer was lost. Retry later with the same key rather
-                    // than record a failure, while deliveries remain, and
-                    // always once callbacks show the call is live.
-                    let live = state.ringing || state.answered || state.ended.is_some();
-                    if matches!(outcome, DialOutcome::Unavailable)
-                        && (live || delivered < MAX_DIAL_DELIVERIES)
-                    {
+                    // than record a failure, until `give_up` after the claim,
+                    // and always once callbacks show the call is live.
+                    let waited = state
+                        .claimed_at
+                        .map(|t| chrono::Utc::now() - t)
+                        .and_then(|d| d.to_std().ok())
+                        .unwrap_or_default();
+                    let keep_trying = live || (!final_attempt && waited < self.give_up);
+                    if matches!(outcome, DialOutcome::Unavailable) && keep_trying {
                         anyhow::bail!(
                             "call {}: the call processor is unavailable",
                             cause.stream_id

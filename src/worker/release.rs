@@ -1,5 +1,5 @@
-//! Freeing cap slots when calls end (`CallEnded`) or fail to dial
-//! (`OriginateFailed`). Driven by a durable consumer, so a crash between the
+//! Freeing cap slots when calls end (`CallEnded`), fail to dial
+//! (`OriginateFailed`) or were refused (`OriginateRejected`). Driven by a durable consumer, so a crash between the
 //! end and the release only delays it; `Caps::release` counts each call
 //! once, so redeliveries change nothing.
 
@@ -13,7 +13,10 @@ impl Worker {
         let event = Event::decode(&env.event_type, env.schema_version, &env.data)?;
         let billed = match event {
             Event::CallEnded(e) => e.billed_minutes,
-            Event::OriginateFailed(_) => 0,
+            // A rejected call holds no slot, unless a racing handler reserved
+            // one before the rejection won; releasing a call that holds
+            // nothing changes nothing.
+            Event::OriginateFailed(_) | Event::OriginateRejected(_) => 0,
             _ => return Ok(()),
         };
         self.caps

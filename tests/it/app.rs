@@ -255,6 +255,7 @@ impl TestApp {
             default_limits: self.settings.default_limits(),
             ack_wait: self.settings.worker_ack_wait,
             concurrency: 16,
+            give_up: self.settings.dial_give_up,
             crash,
         }
     }

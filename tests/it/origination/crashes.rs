@@ -87,7 +87,8 @@ async fn a_worker_killed_between_dispatch_and_ack_does_not_cause_a_second_dial()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_processor_timing_out_is_retried_with_the_same_key() {
-    let app = TestApp::spawn_with(&["--call-processor-timeout", "150ms"]).await;
+    let app =
+        TestApp::spawn_with(&["--call-processor-timeout", "150ms", "--dial-give-up", "1s"]).await;
     sim(
         &app,
         json!({"ring_delay_ms": 600000, "timeout_rate": 1.0, "timeout_delay_ms": 1000}),
@@ -219,5 +220,38 @@ async fn caps_hold_and_nothing_is_dialed_twice_while_workers_die_under_load() {
     assert_no_double_dial(&app, d.len()).await;
     let usage = app.get("/api/v1/call-limits/usage", &t).await.body;
     assert!(usage["concurrent"].as_u64().unwrap() <= K as u64);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_dial_is_retried_with_the_same_key_until_the_call_processor_answers() {
+    let app = TestApp::spawn_with(&[
+        "--call-processor-timeout",
+        "150ms",
+        "--dial-give-up",
+        "60s",
+        "--originate-wait",
+        "1s",
+    ])
+    .await;
+    sim(&app, json!({"ring_delay_ms": 600000, "fail_rate": 1.0}));
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    // The Call Processor is down: no outcome within the wait, so 202, and
+    // the call is not recorded as failed.
+    let r = originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let call_id = r.body["call_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = app.get(&format!("/api/v1/calls/{call_id}"), &t).await.body;
+    assert_eq!(
+        now["status"], "requested",
+        "still being retried, not failed"
+    );
+    assert!(dials(&app).is_empty());
+    // It comes back: the next delivery dials, once.
+    sim(&app, json!({"fail_rate": 0.0}));
+    wait_status(&app, &t, &call_id, "dispatched").await;
+    assert_no_double_dial(&app, 1).await;
     app.stop().await;
 }
