@@ -66,9 +66,35 @@ fn call_ended_v1_to_v2(mut data: Value) -> Value {
     data
 }
 
+/// Brings `data` stored at `version` up to the current version of its type.
+pub fn upcast(
+    event_type: &str,
+    version: u32,
+    mut data: Value,
+) -> Result<(u32, Value), DecodeError> {
+    let Some(target) = current_version_opt(event_type) else {
+        return Err(DecodeError::UnknownType(event_type.to_owned()));
+    };
+    let mut v = version;
+    while v < target {
+        let f = step(event_type, v).ok_or_else(|| DecodeError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version: v,
+        })?;
+        data = f(data);
+        v += 1;
+    }
+    if v > target {
+        return Err(DecodeError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version,
+        });
+    }
+    Ok((v, data))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::catalogue::{call::CallEnded, Event};
     use serde_json::json;
 
@@ -99,31 +125,4 @@ mod tests {
         assert!(Event::decode("CallEnded", 3, &json!({})).is_err());
         assert!(Event::decode("CallExploded", 1, &json!({})).is_err());
     }
-}
-
-/// Brings `data` stored at `version` up to the current version of its type.
-pub fn upcast(
-    event_type: &str,
-    version: u32,
-    mut data: Value,
-) -> Result<(u32, Value), DecodeError> {
-    let Some(target) = current_version_opt(event_type) else {
-        return Err(DecodeError::UnknownType(event_type.to_owned()));
-    };
-    let mut v = version;
-    while v < target {
-        let f = step(event_type, v).ok_or_else(|| DecodeError::UnknownVersion {
-            event_type: event_type.to_owned(),
-            version: v,
-        })?;
-        data = f(data);
-        v += 1;
-    }
-    if v > target {
-        return Err(DecodeError::UnknownVersion {
-            event_type: event_type.to_owned(),
-            version,
-        });
-    }
-    Ok((v, data))
 }
