@@ -14,8 +14,9 @@
 //!
 //! The lock is only an economy: a worker that waited re-checks the epoch and
 //! skips the query when another one already rebuilt. Correctness does not
-//! depend on it, because the load script writes only while the epoch is
-//! missing and scripts never write without the epoch.
+//! depend on it, because the load script writes only while the epoch does
+//! not name this Redis process, and the other scripts never write unless it
+//! does.
 
 use chrono::Utc;
 use redis::aio::ConnectionManager;
