@@ -41,6 +41,7 @@ fn e164_field(f: &mut Fields<'_>, key: &str) -> Option<E164> {
 pub async fn originate(
     State(gw): State<Gateway>,
     p: Principal,
+    claimed: Option<axum::Extension<super::idempotency::ClaimedKey>>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     p.require(Scope::CallsWrite)?;
@@ -81,6 +82,22 @@ pub async fn originate(
     let subject = format!("{}.events.{}.call.{call_id}.>", gw.deps.ns, p.tenant_id);
     let sub = gw.deps.nats.subscribe(subject).await.ok();
     let mut tx = begin(&gw, &p, &[call_id, number_id]).await?;
+    if let Some(axum::Extension(claimed)) = &claimed {
+        // Committed with the call: a retry after a crash gets "pending".
+        let (location, body) = pending(call_id, session_id);
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("location", location),
+        ];
+        super::idempotency::settle_provisionally(
+            tx.conn(),
+            claimed,
+            StatusCode::ACCEPTED,
+            &headers,
+            &body,
+        )
+        .await?;
+    }
     let number: NumberState = load::fold(tx.conn(), number_id, NumberState::apply).await?;
     let cmd = Originate {
         tenant_id: p.tenant_id,
@@ -164,8 +181,7 @@ async fn respond(
     outcome: Option<(Envelope, Event)>,
 ) -> Result<Response, ApiError> {
     let Some((env, event)) = outcome else {
-        let location = format!("/api/v1/calls/{call_id}");
-        let body = json!({"call_id": call_id, "session_id": session_id, "status": "pending"});
+        let (location, body) = pending(call_id, session_id);
         return Ok((
             StatusCode::ACCEPTED,
             [(header::LOCATION, location)],
@@ -220,6 +236,15 @@ async fn respond(
         }
         _ => Err(ApiError::internal(anyhow::anyhow!("not an outcome"))),
     }
+}
+
+/// The 202 answer of a call whose outcome is not known yet.
+fn pending(call_id: Uuid, session_id: Uuid) -> (String, Value) {
+    let location = format!("/api/v1/calls/{call_id}");
+    (
+        location,
+        json!({"call_id": call_id, "session_id": session_id, "status": "pending"}),
+    )
 }
 
 /// `Retry-After` and the IETF RateLimit fields for the refusing dimension.

@@ -84,6 +84,11 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
         Ok(Claim::Replay(resp)) => return resp,
         Err(e) => return e.into_response(),
     }
+    let mut parts = parts;
+    parts.extensions.insert(ClaimedKey {
+        tenant_id: tenant,
+        key: key.clone(),
+    });
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -178,6 +183,43 @@ async fn claim(gw: &Gateway, tenant: Uuid, key: &str, hash: &[u8]) -> Result<Cla
     resp.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(Claim::Replay(resp))
+}
+
+/// The Idempotency-Key a request runs under, for handlers that must settle
+/// it inside their own transaction (see `settle_provisionally`).
+#[derive(Debug, Clone)]
+pub struct ClaimedKey {
+    pub tenant_id: Uuid,
+    pub key: String,
+}
+
+/// Records, inside the caller's transaction, the answer a retry should get
+/// should this process die before the real one is stored: it commits with
+/// the events, so no crash can leave the key looking abandoned (and a retry
+/// run the command again). The final answer overwrites it.
+pub async fn settle_provisionally(
+    conn: &mut sqlx::PgConnection,
+    claimed: &ClaimedKey,
+    status: StatusCode,
+    headers: &[(&str, String)],
+    body: &Value,
+) -> Result<(), sqlx::Error> {
+    let headers: Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .collect();
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 \
+         WHERE tenant_id = $1 AND key = $2 AND status IS NULL",
+    )
+    .bind(claimed.tenant_id)
+    .bind(&claimed.key)
+    .bind(status.as_u16() as i16)
+    .bind(Value::Object(headers))
+    .bind(serde_json::to_vec(body).unwrap_or_default())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Marks a response whose request already committed events: it is stored

@@ -255,3 +255,39 @@ async fn an_unanswered_dial_is_retried_with_the_same_key_until_the_call_processo
     assert_no_double_dial(&app, 1).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_client_gave_up_replays_pending_instead_of_a_second_call() {
+    // No worker: the originate waits for an outcome that does not come.
+    let app = TestApp::spawn_opts(&["--originate-wait", "30s"], None, false).await;
+    let from = "+12025550123";
+    let t = tenant_with_number(&app, from).await;
+    let body = json!({"from_number": from, "to_number": "+14155550100"});
+    let send = |timeout: Duration| {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap()
+            .post(format!("{}/api/v1/calls/originate", app.base))
+            .bearer_auth(&t)
+            .header("Idempotency-Key", "call-once")
+            .json(&body)
+            .send()
+    };
+    // The client gives up while the server still waits (or the server dies:
+    // either way the final answer is never stored).
+    assert!(send(Duration::from_millis(700)).await.is_err());
+    let r = send(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let replay: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(replay["status"], "pending");
+    let calls: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT stream_id FROM events WHERE event_type = 'OriginateRequested'")
+            .fetch_all(&app.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(calls.len(), 1, "one call, whatever the retries");
+    assert_eq!(replay["call_id"], calls[0].to_string());
+    app.stop().await;
+}
