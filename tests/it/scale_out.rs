@@ -154,3 +154,34 @@ async fn roles_in_separate_processes_with_standbys() {
     let js = env.deps().await.js;
     env.cleanup(Some(&js)).await;
 }
+
+#[tokio::test]
+async fn misconfigured_roles_refuse_to_start() {
+    let env = TestEnv::new().await;
+    // Production never dials into the built-in simulator.
+    let prod = settings_for(&env, vec!["--env".into(), "production".into()]);
+    let r = roles::start(
+        &prod,
+        env.deps().await,
+        Roles::all(),
+        CancellationToken::new(),
+    )
+    .await;
+    let err = r.err().expect("refused").to_string();
+    assert!(err.contains("SWITCHBOARD_CALL_PROCESSOR_URL"), "{err}");
+    // A worker alone cannot receive callbacks: it must name a gateway.
+    let alone = settings_for(
+        &env,
+        vec!["--call-processor-url".into(), "http://127.0.0.1:9".into()],
+    );
+    let r = roles::start(
+        &alone,
+        env.deps().await,
+        only(|r| r.worker = true),
+        CancellationToken::new(),
+    )
+    .await;
+    let err = r.err().expect("refused").to_string();
+    assert!(err.contains("SWITCHBOARD_PUBLIC_URL"), "{err}");
+    env.cleanup(None).await;
+}
