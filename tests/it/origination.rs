@@ -56,6 +56,28 @@ pub async fn originate(app: &TestApp, t: &str, from: &str) -> Resp {
     .await
 }
 
+/// Originates from `from` on a task of its own (for races and for requests
+/// that wait while the test does something else): (status, body).
+pub fn originate_detached(
+    app: &TestApp,
+    t: &str,
+    from: &str,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (base, t) = (app.base.clone(), t.to_owned());
+    let body = json!({"from_number": from, "to_number": "+14155550100"});
+    tokio::spawn(async move {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/v1/calls/originate"))
+            .bearer_auth(t)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    })
+}
+
 pub fn dials(app: &TestApp) -> Vec<String> {
     app.sim
         .as_ref()

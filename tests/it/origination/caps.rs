@@ -27,21 +27,9 @@ async fn concurrent_max_holds_for_50_simultaneous_originates_on_4_workers() {
     let t = tenant_with_number(&app, from).await;
     const K: usize = 5;
     set_limits(&app, &t, K as u32, 1000, 100_000, 100_000).await;
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let (base, t) = (app.base.clone(), t.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = reqwest::Client::new()
-                .post(format!("{base}/api/v1/calls/originate"))
-                .bearer_auth(t)
-                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            (status, r.json::<serde_json::Value>().await.unwrap())
-        }));
-    }
+    let tasks: Vec<_> = (0..50)
+        .map(|_| super::originate_detached(&app, &t, from))
+        .collect();
     let mut ok = Vec::new();
     let mut refused = 0;
     for task in tasks {
@@ -294,23 +282,12 @@ async fn a_real_flushall_midrun_rebuilds_the_counters_and_the_caps_hold() {
     }
     let mut conn = app.deps.redis.clone();
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let (base, t) = (app.base.clone(), t.clone());
-        tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(format!("{base}/api/v1/calls/originate"))
-                .bearer_auth(t)
-                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-    }
+    let tasks: Vec<_> = (0..10)
+        .map(|_| super::originate_detached(&app, &t, from))
+        .collect();
     for task in tasks {
         assert_eq!(
-            task.await.unwrap(),
+            task.await.unwrap().0,
             StatusCode::TOO_MANY_REQUESTS,
             "the two live calls still count"
         );

@@ -41,17 +41,7 @@ async fn crash_then_recover(point: CrashPoint) {
     // A worker that dies at `point` on its first call.
     let doomed = app.worker(Some(point));
     let stop = app.run_worker(doomed);
-    let (base, t2) = (app.base.clone(), t.clone());
-    let pending = tokio::spawn(async move {
-        let r = reqwest::Client::new()
-            .post(format!("{base}/api/v1/calls/originate"))
-            .bearer_auth(t2)
-            .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    });
+    let pending = super::originate_detached(&app, &t, from);
     // Let it die, then bring up a healthy worker; JetStream redelivers.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
@@ -185,23 +175,12 @@ async fn caps_hold_and_nothing_is_dialed_twice_while_workers_die_under_load() {
         let w = app.worker(None);
         app.run_worker(w);
     }
-    let mut tasks = Vec::new();
-    for _ in 0..40 {
-        let (base, t) = (app.base.clone(), t.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = reqwest::Client::new()
-                .post(format!("{base}/api/v1/calls/originate"))
-                .bearer_auth(t)
-                .json(&json!({"from_number": "+12025550123", "to_number": "+14155550100"}))
-                .send()
-                .await
-                .unwrap();
-            r.status()
-        }));
-    }
+    let tasks: Vec<_> = (0..40)
+        .map(|_| super::originate_detached(&app, &t, from))
+        .collect();
     let mut ok = 0;
     for task in tasks {
-        match task.await.unwrap() {
+        match task.await.unwrap().0 {
             StatusCode::OK => ok += 1,
             StatusCode::TOO_MANY_REQUESTS => {}
             other => panic!("unexpected {other}"),
