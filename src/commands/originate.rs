@@ -70,18 +70,9 @@ pub fn decide(
 mod tests {
     use super::*;
     use crate::commands::state::{fold, given};
-    use events::{NumberAttached, NumberDirectionsChanged, ProviderKind};
+    use events::NumberDirectionsChanged;
 
-    fn attached(agent: Option<Uuid>) -> Event {
-        Event::NumberAttached(NumberAttached {
-            e164: "+12025550123".into(),
-            provider: ProviderKind::Twilio,
-            credentials_id: Uuid::nil(),
-            agent_id: agent,
-            inbound_enabled: true,
-            outbound_enabled: true,
-        })
-    }
+    use crate::commands::state::number_attached as attached;
 
     fn cmd(t: Uuid, agent: Option<Uuid>) -> Originate {
         Originate {

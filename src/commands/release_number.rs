@@ -23,20 +23,12 @@ pub fn decide(state: &NumberState, cmd: ReleaseNumber) -> Result<Vec<Event>, Rej
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::state::{fold, given};
-    use events::{NumberAttached, ProviderKind};
+    use crate::commands::state::{fold, given, number_attached};
 
     #[test]
     fn released_once_then_not_found() {
         let t = Uuid::new_v4();
-        let attached = Event::NumberAttached(NumberAttached {
-            e164: "+12025550123".into(),
-            provider: ProviderKind::Twilio,
-            credentials_id: Uuid::nil(),
-            agent_id: None,
-            inbound_enabled: true,
-            outbound_enabled: true,
-        });
+        let attached = number_attached(None);
         let cmd = ReleaseNumber {
             tenant_id: t,
             if_match: Some(1),

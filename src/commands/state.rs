@@ -187,3 +187,17 @@ impl TenantState {
         }
     }
 }
+
+/// Given-event fixture for decision tests: `+12025550123` attached on a
+/// Twilio provider, both directions on, pinned to `agent`.
+#[cfg(test)]
+pub fn number_attached(agent: Option<Uuid>) -> Event {
+    Event::NumberAttached(events::NumberAttached {
+        e164: "+12025550123".into(),
+        provider: ProviderKind::Twilio,
+        credentials_id: Uuid::nil(),
+        agent_id: agent,
+        inbound_enabled: true,
+        outbound_enabled: true,
+    })
+}

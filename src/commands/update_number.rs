@@ -40,18 +40,8 @@ pub fn decide(state: &NumberState, cmd: UpdateNumber) -> Result<Vec<Event>, Reje
 mod tests {
     use super::*;
     use crate::commands::state::{fold, given};
-    use events::{NumberAttached, ProviderKind};
 
-    fn attached(agent: Option<Uuid>) -> Event {
-        Event::NumberAttached(NumberAttached {
-            e164: "+12025550123".into(),
-            provider: ProviderKind::Twilio,
-            credentials_id: Uuid::nil(),
-            agent_id: agent,
-            inbound_enabled: true,
-            outbound_enabled: true,
-        })
-    }
+    use crate::commands::state::number_attached as attached;
 
     fn cmd(t: Uuid) -> UpdateNumber {
         UpdateNumber {
