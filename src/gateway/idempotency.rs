@@ -62,14 +62,16 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     // The same bearer parsing as the handlers' extractor: a request the
     // handler would authenticate is always keyed. One it would refuse has
     // nothing to key.
-    let tenant = crate::auth::bearer(req.headers())
+    let principal = crate::auth::bearer(req.headers())
         .ok()
-        .and_then(|t| gw.verifier.verify(t).ok())
-        .map(|p| p.tenant_id);
-    let Some(tenant) = tenant else {
+        .and_then(|t| gw.verifier.verify(t).ok());
+    let Some(principal) = principal else {
         return next.run(req).await;
     };
-    let (parts, body) = req.into_parts();
+    let tenant = principal.tenant_id;
+    let (mut parts, body) = req.into_parts();
+    // The handler's extractor takes it from here instead of verifying again.
+    parts.extensions.insert(principal);
     let bytes = match to_bytes(body, BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => return ApiError::PayloadTooLarge.into_response(),
@@ -84,7 +86,6 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
         Ok(Claim::Replay(resp)) => return resp,
         Err(e) => return e.into_response(),
     }
-    let mut parts = parts;
     parts.extensions.insert(ClaimedKey {
         tenant_id: tenant,
         key: key.clone(),
