@@ -11,6 +11,8 @@ use crate::config::Settings;
 use crate::db;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
+use crate::projection::Progress;
+use crate::store::Store;
 
 /// What the roles share: pools and clients are cheap to clone.
 #[derive(Clone)]
@@ -23,6 +25,11 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
     /// The time caps and leases are judged by; tests move it.
     pub clock: SharedClock,
+    /// The event store as this process appends to it (group commit, cached
+    /// command state); `pool` is the same database.
+    pub store: Store,
+    /// Where projections have got to, for read-your-writes.
+    pub progress: Arc<Progress>,
 }
 
 impl Deps {
@@ -43,14 +50,34 @@ impl Deps {
         let redis = redis::aio::ConnectionManager::new(redis_client)
             .await
             .context("connect to Redis")?;
-        Ok(Deps {
+        Ok(Deps::new(
             pool,
             nats,
             js,
             redis,
-            ns: settings.namespace.clone(),
+            settings.namespace.clone(),
+        ))
+    }
+
+    /// Deps over connections made elsewhere (tests, benchmarks): starts the
+    /// store's group commit on the current runtime.
+    pub fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        js: async_nats::jetstream::Context,
+        redis: redis::aio::ConnectionManager,
+        ns: Namespace,
+    ) -> Deps {
+        Deps {
+            store: Store::new(pool.clone()),
+            pool,
+            nats,
+            js,
+            redis,
+            ns,
             metrics: Arc::new(Metrics::new()),
             clock: SystemClock::shared(),
-        })
+            progress: Arc::new(Progress::default()),
+        }
     }
 }

@@ -10,12 +10,11 @@ pub async fn load(pool: &PgPool, name: &str) -> Result<Position, sqlx::Error> {
         .bind(name)
         .execute(pool)
         .await?;
-    let (t, p): (i64, i64) =
-        sqlx::query_as("SELECT transaction_id, position FROM checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_one(pool)
-            .await?;
-    Ok(Position::new(t, p))
+    let p: i64 = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok(Position::new(p))
 }
 
 /// Moves `name` to `at`, and marks it running.
@@ -25,11 +24,10 @@ pub async fn save<'e>(
     at: Position,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE checkpoints SET transaction_id = $2, position = $3, status = 'running', error = NULL, \
+        "UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
          updated_at = now() WHERE name = $1",
     )
     .bind(name)
-    .bind(at.transaction_id)
     .bind(at.global_position)
     .execute(db)
     .await?;
@@ -52,7 +50,6 @@ pub async fn mark_stopped(pool: &PgPool, name: &str, error: &str) -> Result<(), 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CheckpointRow {
     pub name: String,
-    pub transaction_id: i64,
     pub position: i64,
     pub status: String,
     pub error: Option<String>,
@@ -60,7 +57,7 @@ pub struct CheckpointRow {
 
 pub async fn all(pool: &PgPool) -> Result<Vec<CheckpointRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT name, transaction_id, position, status, error FROM checkpoints ORDER BY name",
+        "SELECT name, position, status, error FROM checkpoints ORDER BY name",
     )
     .fetch_all(pool)
     .await

@@ -27,3 +27,4 @@ pub mod roles;
 pub mod secrets;
 pub mod store;
 pub mod worker;
+pub mod write;

@@ -55,22 +55,11 @@ pub fn spawn_background(
     tasks: &mut JoinSet<()>,
 ) {
     if roles.relay {
-        let relay = Relay {
-            pool: deps.pool.clone(),
-            js: deps.js.clone(),
-            ns: deps.ns.clone(),
-            metrics: deps.metrics.clone(),
-        };
-        tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(Relay::new(deps).run(shutdown.clone()));
     }
     if roles.projectors {
         for p in projection::all() {
-            let runner = Runner {
-                pool: deps.pool.clone(),
-                projection: p,
-                metrics: deps.metrics.clone(),
-            };
-            tasks.spawn(runner.run(shutdown.clone()));
+            tasks.spawn(Runner::of(deps, p).run(shutdown.clone()));
         }
     }
 }
@@ -152,6 +141,7 @@ pub async fn start(
     let mut router = http::ops_router(deps.clone());
     let gw = if roles.gateway {
         let gw = Gateway::from_settings(settings, deps.clone(), caps)?;
+        gw.spawn_followers(&shutdown, &mut tasks);
         router = router.merge(gateway::router(gw.clone()));
         Some(gw)
     } else {

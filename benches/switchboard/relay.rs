@@ -96,12 +96,7 @@ async fn relay(deps: &Deps) -> anyhow::Result<Stats> {
         at
     });
     let stop = CancellationToken::new();
-    let r = Relay {
-        pool: deps.pool.clone(),
-        js: deps.js.clone(),
-        ns: deps.ns.clone(),
-        metrics: deps.metrics.clone(),
-    };
+    let r = Relay::new(deps);
     let start = Instant::now();
     let task = tokio::spawn(r.run(stop.clone()));
     let seen = tokio::time::timeout(TIMEOUT, seen)

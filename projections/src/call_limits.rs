@@ -2,7 +2,7 @@
 //! tenant with no row has the configured defaults.
 
 use async_trait::async_trait;
-use events::{Envelope, Event};
+use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
 
 use crate::{Projection, ProjectionError};
@@ -17,6 +17,10 @@ impl Projection for CallLimits {
 
     fn tables(&self) -> &'static [&'static str] {
         &["call_limits"]
+    }
+
+    fn stream_types(&self) -> &'static [StreamType] {
+        &[StreamType::CallLimits]
     }
 
     fn schema_sql(&self) -> &'static str {

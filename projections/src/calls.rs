@@ -8,7 +8,7 @@
 //! another) when the later event arrives.
 
 use async_trait::async_trait;
-use events::{Envelope, Event};
+use events::{Envelope, Event, StreamType};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -34,6 +34,10 @@ impl Projection for Calls {
 
     fn tables(&self) -> &'static [&'static str] {
         &["calls"]
+    }
+
+    fn stream_types(&self) -> &'static [StreamType] {
+        &[StreamType::Call]
     }
 
     fn schema_sql(&self) -> &'static str {

@@ -14,7 +14,7 @@
 //! - Depends on `events` only, never on the service.
 
 use async_trait::async_trait;
-use events::{Envelope, Event};
+use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
 
 /// Why a projection could not apply an event.
@@ -35,6 +35,10 @@ pub trait Projection: Send + Sync + 'static {
 
     /// The tables this projection owns, in creation order.
     fn tables(&self) -> &'static [&'static str];
+
+    /// The stream types whose events it applies: the runner reads only
+    /// those (events of other streams would be no-ops).
+    fn stream_types(&self) -> &'static [StreamType];
 
     /// `CREATE TABLE IF NOT EXISTS …` for its tables, unqualified.
     fn schema_sql(&self) -> &'static str;

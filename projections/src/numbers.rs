@@ -1,7 +1,7 @@
 //! The `numbers` read table: the phone numbers each tenant holds.
 
 use async_trait::async_trait;
-use events::{Envelope, Event};
+use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
 
 use crate::{missing_row, Projection, ProjectionError};
@@ -16,6 +16,10 @@ impl Projection for Numbers {
 
     fn tables(&self) -> &'static [&'static str] {
         &["numbers"]
+    }
+
+    fn stream_types(&self) -> &'static [StreamType] {
+        &[StreamType::Number]
     }
 
     fn schema_sql(&self) -> &'static str {

@@ -2,7 +2,7 @@
 //! ciphertext and masked view only.
 
 use async_trait::async_trait;
-use events::{Envelope, Event};
+use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
 
 use crate::{missing_row, Projection, ProjectionError};
@@ -17,6 +17,10 @@ impl Projection for Providers {
 
     fn tables(&self) -> &'static [&'static str] {
         &["providers"]
+    }
+
+    fn stream_types(&self) -> &'static [StreamType] {
+        &[StreamType::Provider]
     }
 
     fn schema_sql(&self) -> &'static str {

@@ -1,14 +1,19 @@
 //! AttachNumber: a tenant registers an E.164 number on one of its providers.
 
-use events::{Event, NumberAttached, ProviderKind};
+use async_trait::async_trait;
+use events::{Event, NumberAttached, ProviderKind, StreamType};
 use uuid::Uuid;
 
 use super::state::{NumberState, ProviderState};
 use super::Rejection;
 use crate::domain::E164;
+use crate::store::{Guard, Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct AttachNumber {
+    /// The new number's id (its stream), drawn by the caller.
+    pub number_id: Uuid,
     pub tenant_id: Uuid,
     pub e164: E164,
     pub provider: ProviderKind,
@@ -18,9 +23,41 @@ pub struct AttachNumber {
     pub outbound_enabled: bool,
 }
 
+#[async_trait]
+impl Command for AttachNumber {
+    /// The new number, and the provider it goes on.
+    type State = (Loaded<NumberState>, Loaded<ProviderState>);
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        let number = r.new_stream(self.number_id, NumberState::apply);
+        Ok((number, r.load(self.credentials_id, ProviderState::apply).await?))
+    }
+
+    /// The number's events; the provider only checked (a DeleteProvider
+    /// meanwhile fails one of the two); the e164 claimed in the same append.
+    fn decide(&self, (number, provider): &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&number.state, &provider.state, self.clone())?;
+        Ok(
+            Decision::one(StreamType::Number, self.number_id, 0, events)
+                .and(
+                    StreamType::Provider,
+                    self.credentials_id,
+                    provider.head.version,
+                    vec![],
+                )
+                .guard(Guard::ClaimNumber {
+                    e164: self.e164.to_string(),
+                    tenant_id: self.tenant_id,
+                    number_id: self.number_id,
+                    credentials_id: self.credentials_id,
+                }),
+        )
+    }
+}
+
 /// `provider` is the folded stream of `credentials_id`. That the e164 is
-/// held by nobody else is checked by the claim written in the same
-/// transaction, not here.
+/// held by nobody else is checked by the claim the append makes
+/// (`Guard::ClaimNumber`), not here.
 pub fn decide(
     number: &NumberState,
     provider: &ProviderState,
@@ -57,6 +94,7 @@ mod tests {
 
     fn cmd(tenant: Uuid, provider: ProviderKind) -> AttachNumber {
         AttachNumber {
+            number_id: Uuid::nil(),
             tenant_id: tenant,
             e164: E164::parse("+12025550123").unwrap(),
             provider,

@@ -5,14 +5,17 @@
 //! holds the outcome yields no event, so redeliveries, racing workers and
 //! repeated callbacks change nothing.
 
+use async_trait::async_trait;
 use events::{
     CallAnswered, CallEnded, CallRinging, Event, OriginateClaimed, OriginateDispatched,
-    OriginateFailed, OriginateRejected, OriginateRequested,
+    OriginateFailed, OriginateRejected, OriginateRequested, StreamType,
 };
 use uuid::Uuid;
 
 use super::state::At;
 use super::Rejection;
+use crate::store::{Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 /// Where the dial stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,6 +139,46 @@ pub const CALLBACK_STATUSES: [&str; 7] = [
     "failed",
     "canceled",
 ];
+
+/// RecordCallback: the Call Processor reports a call's status.
+#[derive(Debug, Clone)]
+pub struct RecordCallback {
+    pub call_id: Uuid,
+    /// Must match the call's, once the dial's outcome named one.
+    pub provider_call_id: String,
+    pub status: String,
+    pub duration_s: Option<u64>,
+    pub hangup_cause: Option<String>,
+}
+
+#[async_trait]
+impl Command for RecordCallback {
+    type State = Loaded<CallState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(self.call_id, CallState::apply).await
+    }
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let state = &s.state;
+        if state
+            .provider_call_id
+            .as_deref()
+            .is_some_and(|p| p != self.provider_call_id)
+        {
+            return Err(Rejection::Conflict(
+                "provider_call_id does not match the call".into(),
+            ));
+        }
+        let events = apply_callback(
+            state,
+            &self.status,
+            self.duration_s,
+            self.hangup_cause.as_deref(),
+        )?;
+        Ok(Decision::one(StreamType::Call, self.call_id, s.head.version, events))
+    }
+}
 
 /// Applies one status callback. Callbacks may repeat or come out of order:
 /// each is applied at most once, and an ended call never changes again.

@@ -1,16 +1,36 @@
 //! CreateProvider: a tenant registers a carrier account.
 
-use events::{EncryptedCredentials, Event, ProviderCreated, ProviderKind};
+use async_trait::async_trait;
+use events::{EncryptedCredentials, Event, ProviderCreated, ProviderKind, StreamType};
+use uuid::Uuid;
 
 use super::state::ProviderState;
 use super::Rejection;
+use crate::store::{Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 /// The command, with credentials already validated and sealed.
 #[derive(Debug, Clone)]
 pub struct CreateProvider {
+    /// The new provider's id (its stream), drawn by the caller.
+    pub provider_id: Uuid,
     pub provider: ProviderKind,
     pub label: String,
     pub credentials: EncryptedCredentials,
+}
+
+#[async_trait]
+impl Command for CreateProvider {
+    type State = Loaded<ProviderState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        Ok(r.new_stream(self.provider_id, ProviderState::apply))
+    }
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&s.state, self.clone())?;
+        Ok(Decision::one(StreamType::Provider, self.provider_id, s.head.version, events))
+    }
 }
 
 pub fn decide(state: &ProviderState, cmd: CreateProvider) -> Result<Vec<Event>, Rejection> {
@@ -52,6 +72,7 @@ pub(crate) mod tests {
     fn given_nothing_when_created_then_provider_created() {
         let state = ProviderState::default();
         let cmd = CreateProvider {
+            provider_id: Uuid::nil(),
             provider: ProviderKind::Twilio,
             label: "Production Twilio".into(),
             credentials: sealed("c1"),
@@ -69,6 +90,7 @@ pub(crate) mod tests {
             ProviderState::apply,
         );
         let cmd = CreateProvider {
+            provider_id: Uuid::nil(),
             provider: ProviderKind::Plivo,
             label: "x".into(),
             credentials: sealed("c2"),

@@ -1,34 +1,55 @@
 //! DeleteProvider: allowed only while no number references the provider.
 
-use events::{Event, ProviderDeleted};
+use async_trait::async_trait;
+use events::{Event, ProviderDeleted, StreamType};
 use uuid::Uuid;
 
 use super::state::ProviderState;
 use super::{check_if_match, Rejection};
+use crate::store::{Guard, Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
+
+/// What a client is told when a number still uses the provider.
+pub const REFERENCED: &str = "provider has phone numbers attached; release them first";
 
 #[derive(Debug, Clone)]
 pub struct DeleteProvider {
+    pub provider_id: Uuid,
     pub tenant_id: Uuid,
     pub if_match: Option<i64>,
 }
 
-/// `numbers_attached` is read under the provider's stream lock, which every
-/// AttachNumber also takes, so no number can slip in between.
-pub fn decide(
-    state: &ProviderState,
-    cmd: DeleteProvider,
-    numbers_attached: i64,
-) -> Result<Vec<Event>, Rejection> {
+/// That no number references the provider is not a fact of its stream: the
+/// decision asks for it as a guard (`Guard::Unreferenced`), checked in the
+/// append itself. AttachNumber checks the provider's version in its own
+/// append, so a number attached meanwhile makes one of the two fail.
+pub fn decide(state: &ProviderState, cmd: DeleteProvider) -> Result<Decision, Rejection> {
     if !state.visible_to(cmd.tenant_id) {
         return Err(Rejection::NotFound("provider"));
     }
     check_if_match(cmd.if_match, state.version)?;
-    if numbers_attached > 0 {
-        return Err(Rejection::Conflict(format!(
-            "provider has {numbers_attached} phone number(s) attached; release them first"
-        )));
+    Ok(Decision::one(
+        StreamType::Provider,
+        cmd.provider_id,
+        state.version,
+        vec![Event::ProviderDeleted(ProviderDeleted {})],
+    )
+    .guard(Guard::Unreferenced {
+        credentials_id: cmd.provider_id,
+    }))
+}
+
+#[async_trait]
+impl Command for DeleteProvider {
+    type State = Loaded<ProviderState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(self.provider_id, ProviderState::apply).await
     }
-    Ok(vec![Event::ProviderDeleted(ProviderDeleted {})])
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        decide(&s.state, self.clone())
+    }
 }
 
 #[cfg(test)]
@@ -39,24 +60,24 @@ mod tests {
     use events::ProviderKind;
 
     #[test]
-    fn with_numbers_attached_then_conflict_without_then_deleted() {
+    fn deleted_only_while_no_number_references_it() {
         let t = Uuid::new_v4();
         let s: ProviderState = fold(
             given(t, vec![created(ProviderKind::Vobiz)]),
             ProviderState::apply,
         );
+        let p = Uuid::new_v4();
         let cmd = DeleteProvider {
+            provider_id: p,
             tenant_id: t,
             if_match: None,
         };
-        assert!(matches!(
-            decide(&s, cmd.clone(), 2),
-            Err(Rejection::Conflict(_))
-        ));
+        let d = decide(&s, cmd).unwrap();
         assert_eq!(
-            decide(&s, cmd, 0).unwrap(),
+            d.appends[0].events,
             vec![Event::ProviderDeleted(ProviderDeleted {})]
         );
+        assert_eq!(d.guards, vec![Guard::Unreferenced { credentials_id: p }]);
     }
 
     #[test]
@@ -73,9 +94,10 @@ mod tests {
             ProviderState::apply,
         );
         let cmd = DeleteProvider {
+            provider_id: Uuid::new_v4(),
             tenant_id: t,
             if_match: None,
         };
-        assert_eq!(decide(&s, cmd, 0), Err(Rejection::NotFound("provider")));
+        assert_eq!(decide(&s, cmd), Err(Rejection::NotFound("provider")));
     }
 }

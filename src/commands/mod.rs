@@ -3,8 +3,9 @@
 //! A decision is a pure function of the folded state and the command: it
 //! returns the events to append or a `Rejection`. It does no IO, reads no
 //! clock and draws no random numbers; everything it needs is in its inputs.
-//! The gateway does the IO around it: lock the streams, fold their state,
-//! decide, append, commit.
+//! Each command also says which streams its decision reads (`write::Command`);
+//! `write::run` does the IO around it: load them, decide, append, and decide
+//! again on fresh state after a conflict.
 
 pub mod attach_number;
 pub mod call;
@@ -31,6 +32,9 @@ pub enum Rejection {
     Conflict(String),
     /// `If-Match` named another version.
     PreconditionFailed { current: i64 },
+    /// The tenant may not call from this number (it does not hold it, or
+    /// not with outbound enabled): one answer whoever holds it.
+    CallerIdNotAllowed,
 }
 
 impl Rejection {

@@ -1,15 +1,26 @@
 //! Originate: a tenant's agent asks for an outbound call.
 
-use events::{Event, OriginateRequested};
+use async_trait::async_trait;
+use events::{Event, OriginateRequested, StreamType};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::call::CallState;
 use super::state::NumberState;
 use super::Rejection;
 use crate::domain::E164;
+use crate::store::{Guard, Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct Originate {
+    /// The new call's id (its stream), drawn by the caller.
+    pub call_id: Uuid,
+    /// The number `from_number` resolves to for this tenant, if any.
+    pub number_id: Option<Uuid>,
+    /// The provisional answer of the request's Idempotency-Key, committed
+    /// with the call so a retry after a crash never places a second one.
+    pub settle: Option<Guard>,
     pub tenant_id: Uuid,
     pub from_number: E164,
     pub to_number: E164,
@@ -26,6 +37,41 @@ pub enum OriginateRefusal {
     /// same answer whoever else holds it, so it reveals nothing.
     CallerIdNotAllowed,
     Rejected(Rejection),
+}
+
+#[async_trait]
+impl Command for Originate {
+    type State = (Option<Loaded<NumberState>>, Loaded<CallState>);
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        let number = match self.number_id {
+            Some(id) => Some(r.load(id, NumberState::apply).await?),
+            None => None,
+        };
+        Ok((number, r.new_stream(self.call_id, CallState::apply)))
+    }
+
+    /// The call's request; the number only checked (released or turned
+    /// outbound-off meanwhile fails the append).
+    fn decide(&self, (number, _): &Self::State) -> Result<Decision, Rejection> {
+        let (Some(number_id), Some(n)) = (self.number_id, number) else {
+            return Err(Rejection::CallerIdNotAllowed);
+        };
+        let events = decide(Some((number_id, &n.state)), self.clone()).map_err(|r| match r {
+            OriginateRefusal::CallerIdNotAllowed => Rejection::CallerIdNotAllowed,
+            OriginateRefusal::Rejected(r) => r,
+        })?;
+        let mut d = Decision::one(StreamType::Call, self.call_id, 0, events).and(
+            StreamType::Number,
+            number_id,
+            n.head.version,
+            vec![],
+        );
+        if let Some(settle) = &self.settle {
+            d = d.guard(settle.clone());
+        }
+        Ok(d)
+    }
 }
 
 /// `number` is the folded stream of the number `from_number` resolves to for
@@ -76,6 +122,9 @@ mod tests {
 
     fn cmd(t: Uuid, agent: Option<Uuid>) -> Originate {
         Originate {
+            call_id: Uuid::nil(),
+            number_id: Some(Uuid::nil()),
+            settle: None,
             tenant_id: t,
             from_number: E164::parse("+12025550123").unwrap(),
             to_number: E164::parse("+14155550100").unwrap(),

@@ -1,15 +1,40 @@
 //! ReleaseNumber: the tenant gives the number up; anyone may attach it again.
 
-use events::{Event, NumberReleased};
+use async_trait::async_trait;
+use events::{Event, NumberReleased, StreamType};
 use uuid::Uuid;
 
 use super::state::NumberState;
 use super::{check_if_match, Rejection};
+use crate::store::{Guard, Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct ReleaseNumber {
+    pub number_id: Uuid,
     pub tenant_id: Uuid,
     pub if_match: Option<i64>,
+}
+
+#[async_trait]
+impl Command for ReleaseNumber {
+    type State = Loaded<NumberState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(self.number_id, NumberState::apply).await
+    }
+
+    /// The release, and the e164's claim let go in the same append.
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&s.state, self.clone())?;
+        Ok(
+            Decision::one(StreamType::Number, self.number_id, s.head.version, events).guard(
+                Guard::ReleaseNumber {
+                    number_id: self.number_id,
+                },
+            ),
+        )
+    }
 }
 
 pub fn decide(state: &NumberState, cmd: ReleaseNumber) -> Result<Vec<Event>, Rejection> {
@@ -30,6 +55,7 @@ mod tests {
         let t = Uuid::new_v4();
         let attached = number_attached(None);
         let cmd = ReleaseNumber {
+            number_id: Uuid::nil(),
             tenant_id: t,
             if_match: Some(1),
         };

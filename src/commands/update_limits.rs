@@ -1,14 +1,21 @@
 //! UpdateLimits: PATCH any subset of the caps, or PUT all four.
 
-use events::Event;
+use async_trait::async_trait;
+use events::{call_limits_stream_id, Event, StreamType};
+use uuid::Uuid;
 
 use super::state::LimitsState;
 use super::{check_if_match, Rejection};
 use crate::domain::CallLimits;
+use crate::store::{Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 /// Each `Some` replaces that cap; a PUT has all four.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateLimits {
+    pub tenant_id: Uuid,
+    /// The configured caps of a tenant that never set its own.
+    pub defaults: CallLimits,
     pub concurrent_max: Option<u32>,
     pub calls_per_minute: Option<u32>,
     pub daily_calls_max: Option<u32>,
@@ -30,9 +37,30 @@ pub fn decide(
         daily_calls_max: cmd.daily_calls_max.unwrap_or(cur.daily_calls_max),
         daily_minutes_max: cmd.daily_minutes_max.unwrap_or(cur.daily_minutes_max),
     };
-    // Written even when unchanged: who confirmed the caps, and when, is part
-    // of the audit trail.
+    // Caps the tenant set already, set again to the same values, change
+    // nothing and append nothing (a history that grows with no-op PATCHes
+    // would cost every reader). Pinning the defaults explicitly is a change:
+    // the configured defaults may move later, pinned caps do not.
+    if state.limits == Some(new) {
+        return Ok(Vec::new());
+    }
     Ok(vec![Event::CallLimitsUpdated(new.into())])
+}
+
+#[async_trait]
+impl Command for UpdateLimits {
+    type State = Loaded<LimitsState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(call_limits_stream_id(self.tenant_id), LimitsState::apply)
+            .await
+    }
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&s.state, self.defaults, self.clone())?;
+        let id = call_limits_stream_id(self.tenant_id);
+        Ok(Decision::one(StreamType::CallLimits, id, s.head.version, events))
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +115,15 @@ mod tests {
                 }
                 .into()
             )]
+        );
+        let same = UpdateLimits {
+            daily_minutes_max: Some(2400),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&s, CallLimits::SHIPPED_DEFAULTS, same),
+            Ok(vec![]),
+            "setting what is set changes nothing"
         );
         let stale = UpdateLimits {
             if_match: Some(9),

@@ -1,19 +1,37 @@
 //! UpdateNumber (PATCH): pin, reassign or detach the agent; set directions.
 
-use events::{Event, NumberAgentAssigned, NumberDirectionsChanged};
+use async_trait::async_trait;
+use events::{Event, NumberAgentAssigned, NumberDirectionsChanged, StreamType};
 use uuid::Uuid;
 
 use super::state::NumberState;
 use super::{check_if_match, Rejection};
+use crate::store::{Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct UpdateNumber {
+    pub number_id: Uuid,
     pub tenant_id: Uuid,
     /// `Some(None)` detaches the agent; `None` leaves it.
     pub agent_id: Option<Option<Uuid>>,
     pub inbound_enabled: Option<bool>,
     pub outbound_enabled: Option<bool>,
     pub if_match: Option<i64>,
+}
+
+#[async_trait]
+impl Command for UpdateNumber {
+    type State = Loaded<NumberState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(self.number_id, NumberState::apply).await
+    }
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&s.state, self.clone())?;
+        Ok(Decision::one(StreamType::Number, self.number_id, s.head.version, events))
+    }
 }
 
 pub fn decide(state: &NumberState, cmd: UpdateNumber) -> Result<Vec<Event>, Rejection> {
@@ -45,6 +63,7 @@ mod tests {
 
     fn cmd(t: Uuid) -> UpdateNumber {
         UpdateNumber {
+            number_id: Uuid::nil(),
             tenant_id: t,
             agent_id: None,
             inbound_enabled: None,
@@ -59,6 +78,7 @@ mod tests {
         let (a1, a2) = (Uuid::new_v4(), Uuid::new_v4());
         let s: NumberState = fold(given(t, vec![attached(Some(a1))]), NumberState::apply);
         let reassign = UpdateNumber {
+            number_id: Uuid::nil(),
             agent_id: Some(Some(a2)),
             ..cmd(t)
         };
@@ -74,6 +94,7 @@ mod tests {
             NumberState::apply,
         );
         let detach = UpdateNumber {
+            number_id: Uuid::nil(),
             agent_id: Some(None),
             ..cmd(t)
         };
@@ -90,11 +111,13 @@ mod tests {
         let t = Uuid::new_v4();
         let s: NumberState = fold(given(t, vec![attached(None)]), NumberState::apply);
         let same = UpdateNumber {
+            number_id: Uuid::nil(),
             inbound_enabled: Some(true),
             ..cmd(t)
         };
         assert!(decide(&s, same).unwrap().is_empty());
         let off = UpdateNumber {
+            number_id: Uuid::nil(),
             outbound_enabled: Some(false),
             ..cmd(t)
         };

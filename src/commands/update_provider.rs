@@ -1,18 +1,38 @@
 //! UpdateProvider (PATCH): relabel, rotate credentials, or both.
 
-use events::{EncryptedCredentials, Event, ProviderCredentialsRotated, ProviderRelabeled};
+use async_trait::async_trait;
+use events::{
+    EncryptedCredentials, Event, ProviderCredentialsRotated, ProviderRelabeled, StreamType,
+};
 use uuid::Uuid;
 
 use super::state::ProviderState;
 use super::{check_if_match, Rejection};
+use crate::store::{Loaded, StoreError};
+use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct UpdateProvider {
+    pub provider_id: Uuid,
     pub tenant_id: Uuid,
     pub label: Option<String>,
     /// Replaced whole, validated and sealed as on create.
     pub credentials: Option<EncryptedCredentials>,
     pub if_match: Option<i64>,
+}
+
+#[async_trait]
+impl Command for UpdateProvider {
+    type State = Loaded<ProviderState>;
+
+    async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
+        r.load(self.provider_id, ProviderState::apply).await
+    }
+
+    fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
+        let events = decide(&s.state, self.clone())?;
+        Ok(Decision::one(StreamType::Provider, self.provider_id, s.head.version, events))
+    }
 }
 
 pub fn decide(state: &ProviderState, cmd: UpdateProvider) -> Result<Vec<Event>, Rejection> {
@@ -48,6 +68,7 @@ mod tests {
 
     fn cmd(tenant: Uuid) -> UpdateProvider {
         UpdateProvider {
+            provider_id: Uuid::nil(),
             tenant_id: tenant,
             label: Some("Backup".into()),
             credentials: Some(sealed("c2")),
@@ -76,6 +97,7 @@ mod tests {
     fn the_same_label_appends_nothing() {
         let t = Uuid::new_v4();
         let c = UpdateProvider {
+            provider_id: Uuid::nil(),
             label: Some("Production Twilio".into()),
             credentials: None,
             ..cmd(t)
@@ -91,6 +113,7 @@ mod tests {
             Err(Rejection::NotFound("provider"))
         );
         let stale = UpdateProvider {
+            provider_id: Uuid::nil(),
             if_match: Some(7),
             ..cmd(t)
         };

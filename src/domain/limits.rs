@@ -53,3 +53,9 @@ impl From<CallLimits> for CallLimitsUpdated {
         }
     }
 }
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits::SHIPPED_DEFAULTS
+    }
+}

@@ -2,24 +2,24 @@
 //!
 //! Signed with HMAC-SHA256 (`Switchboard-Signature`); unsigned, wrongly
 //! signed or stale callbacks are 401. Callbacks may repeat and arrive out of
-//! order: the call stream is folded under its lock and `apply_callback`
-//! records each transition at most once, never leaving an end state.
+//! order: `RecordCallback` records each transition at most once, never
+//! leaving an end state, and a conflicting concurrent callback is decided
+//! again on the call's fresh state.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use events::StreamType;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::json::parse_object;
-use super::{load, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::callproc::{verify, DEFAULT_MAX_AGE_S, SIGNATURE_HEADER};
-use crate::commands::call::{apply_callback, CallState};
+use crate::commands::call::{CallState, RecordCallback};
 use crate::domain::Fields;
-use crate::store::{AppendTx, Begin, CommandMeta};
+use crate::store::CommandMeta;
 
 pub async fn call_event(
     State(gw): State<Gateway>,
@@ -60,44 +60,28 @@ pub async fn call_event(
         return Err(ApiError::field("body", "is incomplete"));
     };
     // The tenant is the call's own; the command is the Call Processor's.
-    let tenant: Option<Uuid> = sqlx::query_scalar(
-        "SELECT tenant_id FROM streams WHERE stream_id = $1 AND stream_type = 'call'",
-    )
-    .bind(call_id)
-    .fetch_optional(&gw.deps.pool)
-    .await?;
-    let Some(tenant) = tenant else {
-        return Err(ApiError::NotFound("call"));
-    };
+    let tenant = call_tenant(&gw, call_id).await?;
     let meta = CommandMeta::new(tenant, "system:callproc");
-    let Begin::Fresh(mut tx) = AppendTx::begin(&gw.deps.pool, meta, &[call_id]).await? else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "fresh command id already used"
-        )));
+    let cmd = RecordCallback {
+        call_id,
+        provider_call_id,
+        status,
+        duration_s,
+        hangup_cause,
     };
-    let state: CallState = load::fold(tx.conn(), call_id, CallState::apply).await?;
-    if state
-        .provider_call_id
-        .as_deref()
-        .is_some_and(|p| p != provider_call_id)
-    {
-        return Err(ApiError::Conflict(
-            "provider_call_id does not match the call".into(),
-        ));
+    let ran = gw.run_as(&meta, &cmd, &["calls"]).await?;
+    Ok(Json(json!({"applied": !ran.written.is_empty()})))
+}
+
+/// The tenant of call `id` (a 404 for a call that does not exist).
+async fn call_tenant(gw: &Gateway, id: Uuid) -> Result<Uuid, ApiError> {
+    let store = &gw.deps.store;
+    let mut call = store.load(id, CallState::apply).await?;
+    if call.head.version == 0 && !call.fresh {
+        call = store.load_fresh(id, CallState::apply).await?;
     }
-    let events = apply_callback(&state, &status, duration_s, hangup_cause.as_deref())?;
-    let applied = events.len();
-    super::write::finish(
-        &gw,
-        tx,
-        &[super::write::to_stream(
-            StreamType::Call,
-            call_id,
-            state.version,
-            events,
-        )],
-        &["calls"],
-    )
-    .await?;
-    Ok(Json(json!({"applied": applied > 0})))
+    if call.head.version == 0 {
+        return Err(ApiError::NotFound("call"));
+    }
+    Ok(call.state.tenant_id)
 }

@@ -5,21 +5,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{Envelope, Event, StreamType};
-use futures::StreamExt;
+use events::{Envelope, Event};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::json::JsonObject;
 use super::list::ListQuery;
-use super::write::{begin, finish, to_stream};
-use super::{load, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
-use crate::commands::originate::{self, Originate, OriginateRefusal};
-use crate::commands::state::NumberState;
+use crate::commands::originate::Originate;
 use crate::domain::{Fields, E164};
-use crate::projection;
 use crate::store;
 
 fn e164_field(f: &mut Fields<'_>, key: &str) -> Option<E164> {
@@ -66,40 +62,16 @@ pub async fn originate(
     let (Some(from), Some(to)) = (from, to) else {
         return Err(ApiError::field("body", "is incomplete"));
     };
-    let number_id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT number_id FROM number_claims WHERE e164 = $1 AND tenant_id = $2",
-    )
-    .bind(from.as_str())
-    .bind(p.tenant_id)
-    .fetch_optional(&gw.deps.pool)
-    .await?;
-    let Some(number_id) = number_id else {
-        return Err(ApiError::CallerIdNotAllowed);
-    };
     let (call_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
-    // Subscribed before the append (so the outcome cannot slip past) and
-    // before the transaction opens (no network wait while it holds locks).
-    let subject = format!("{}.events.{}.call.{call_id}.>", gw.deps.ns, p.tenant_id);
-    let sub = gw.deps.nats.subscribe(subject).await.ok();
-    let mut tx = begin(&gw, &p, &[call_id, number_id]).await?;
-    if let Some(axum::Extension(claimed)) = &claimed {
-        // Committed with the call: a retry after a crash gets "pending".
+    // Committed with the call: a retry after a crash gets "pending".
+    let settle = claimed.map(|axum::Extension(k)| {
         let (location, body) = pending(call_id, session_id);
-        let headers = [
-            ("content-type", "application/json".to_owned()),
-            ("location", location),
-        ];
-        super::idempotency::settle_provisionally(
-            tx.conn(),
-            claimed,
-            StatusCode::ACCEPTED,
-            &headers,
-            &body,
-        )
-        .await?;
-    }
-    let number: NumberState = load::fold(tx.conn(), number_id, NumberState::apply).await?;
-    let cmd = Originate {
+        super::idempotency::provisional(&k, StatusCode::ACCEPTED, &location, &body)
+    });
+    let mut cmd = Originate {
+        call_id,
+        number_id: caller_id(&gw, p.tenant_id, &from, true).await?,
+        settle,
         tenant_id: p.tenant_id,
         from_number: from,
         to_number: to,
@@ -107,19 +79,25 @@ pub async fn originate(
         metadata,
         session_id,
     };
-    let events = originate::decide(Some((number_id, &number)), cmd).map_err(|r| match r {
-        OriginateRefusal::CallerIdNotAllowed => ApiError::CallerIdNotAllowed,
-        OriginateRefusal::Rejected(r) => r.into(),
-    })?;
-    let appends = [
-        to_stream(StreamType::Call, call_id, 0, events),
-        // The number must not change (released, outbound off) meanwhile.
-        to_stream(StreamType::Number, number_id, number.version, vec![]),
-    ];
-    finish(&gw, tx, &appends, &["calls"]).await?;
+    // Registered before the append, so the outcome cannot slip past.
+    let expected = gw.outcomes.expect(call_id);
+    let ran = match gw.run(&p, &cmd, &[]).await {
+        // The caller id was remembered: it may have been released and
+        // attached again since, under another number id.
+        Err(ApiError::CallerIdNotAllowed) if cmd.number_id.is_some() => {
+            let fresh = caller_id(&gw, p.tenant_id, &cmd.from_number, false).await?;
+            if fresh == cmd.number_id {
+                return Err(ApiError::CallerIdNotAllowed);
+            }
+            cmd.number_id = fresh;
+            gw.run(&p, &cmd, &[]).await?
+        }
+        r => r?,
+    };
+    drop(ran);
     // From here on the call exists: whatever this answers (even a 5xx) is
     // the answer an Idempotency-Key replays, never a second call.
-    let answer = match wait_for_outcome(&gw, call_id, sub).await {
+    let answer = match wait_for_outcome(&gw, call_id, expected).await {
         Ok(outcome) => respond(&gw, call_id, session_id, outcome).await,
         Err(e) => Err(e),
     };
@@ -137,38 +115,55 @@ pub async fn originate(
     Ok(resp)
 }
 
-/// Waits for the call's admission and dial outcome on NATS, up to the
-/// configured wait; then looks in the store once, in case NATS lagged.
+/// The number `e164` is for `tenant` (remembered when `cached` allows).
+async fn caller_id(
+    gw: &Gateway,
+    tenant: Uuid,
+    e164: &E164,
+    cached: bool,
+) -> Result<Option<Uuid>, ApiError> {
+    let key = (tenant, e164.as_str().to_owned());
+    if cached {
+        if let Some(id) = gw.caller_ids.get(&key) {
+            return Ok(Some(id));
+        }
+    }
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT number_id FROM number_claims WHERE e164 = $1 AND tenant_id = $2",
+    )
+    .bind(e164.as_str())
+    .bind(tenant)
+    .fetch_optional(&gw.deps.pool)
+    .await?;
+    match id {
+        Some(id) => gw.caller_ids.insert(key, id),
+        None => {
+            gw.caller_ids.remove(&key);
+        }
+    }
+    Ok(id)
+}
+
+/// Waits for the call's admission and dial outcome (from this process's
+/// commits or NATS), up to the configured wait; then looks in the store
+/// once, in case both lagged.
 async fn wait_for_outcome(
     gw: &Gateway,
     call_id: Uuid,
-    sub: Option<async_nats::Subscriber>,
+    mut expected: super::outcomes::Expected<'_>,
 ) -> Result<Option<(Envelope, Event)>, ApiError> {
-    let is_outcome = |e: &Event| {
-        matches!(
-            e,
-            Event::OriginateDispatched(_) | Event::OriginateRejected(_) | Event::OriginateFailed(_)
-        )
-    };
-    if let Some(mut sub) = sub {
-        let deadline = tokio::time::Instant::now() + gw.originate_wait;
-        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, sub.next()).await {
-            let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) else {
-                continue;
-            };
-            if let Ok(event) = Event::decode(&env.event_type, env.schema_version, &env.data) {
-                if is_outcome(&event) {
-                    return Ok(Some((env, event)));
-                }
-            }
-        }
-    } else {
-        tokio::time::sleep(gw.originate_wait).await;
+    let decode =
+        |env: Envelope| -> Result<(Envelope, Event), ApiError> {
+            let event = Event::decode(&env.event_type, env.schema_version, &env.data)
+                .map_err(ApiError::internal)?;
+            Ok((env, event))
+        };
+    if let Ok(Ok(env)) = tokio::time::timeout(gw.originate_wait, &mut expected.rx).await {
+        return decode(env).map(Some);
     }
     for stored in store::read_stream(&gw.deps.pool, call_id, None).await? {
-        let event = stored.event()?;
-        if is_outcome(&event) {
-            return Ok(Some((stored.envelope, event)));
+        if super::outcomes::OUTCOME_TYPES.contains(&stored.envelope.event_type.as_str()) {
+            return decode(stored.envelope).map(Some);
         }
     }
     Ok(None)
@@ -190,21 +185,8 @@ async fn respond(
             .into_response());
     };
     // A read of the call right after this answer shows the outcome.
-    let at: Option<(i64, i64)> =
-        sqlx::query_as("SELECT transaction_id, global_position FROM events WHERE event_id = $1")
-            .bind(env.event_id)
-            .fetch_optional(&gw.deps.pool)
-            .await?;
-    if let Some((t, p)) = at {
-        let at = store::Position::new(t, p);
-        projection::wait_for(
-            &gw.deps.pool,
-            &["projection:calls".to_owned()],
-            at,
-            gw.read_your_writes,
-        )
+    gw.wait_for_projections(store::Position::new(env.global_position), &["calls"])
         .await;
-    }
     match event {
         Event::OriginateDispatched(d) => Ok(Json(json!({
             "call_id": call_id, "session_id": session_id,

@@ -132,6 +132,7 @@ impl From<Rejection> for ApiError {
             Rejection::Invalid(errors) => ApiError::Validation(errors),
             Rejection::Conflict(d) => ApiError::Conflict(d),
             Rejection::PreconditionFailed { current } => ApiError::PreconditionFailed { current },
+            Rejection::CallerIdNotAllowed => ApiError::CallerIdNotAllowed,
         }
     }
 }
@@ -139,11 +140,25 @@ impl From<Rejection> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            // Commands decide under their streams' locks, so this is rare: a
-            // writer that bypassed them. The client may retry.
+            // `write::run` decides again on fresh state after a conflict;
+            // this is one that kept conflicting. The client may retry.
             StoreError::Conflict { .. } => ApiError::Conflict("concurrent update; retry".into()),
+            // Says nothing of who holds it.
+            StoreError::Claimed => ApiError::Conflict("e164 is already registered".into()),
+            StoreError::Referenced => {
+                ApiError::Conflict(crate::commands::delete_provider::REFERENCED.into())
+            }
             StoreError::Db(e) => e.into(),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::write::RunError> for ApiError {
+    fn from(e: crate::write::RunError) -> Self {
+        match e {
+            crate::write::RunError::Rejected(r) => r.into(),
+            crate::write::RunError::Store(e) => e.into(),
         }
     }
 }

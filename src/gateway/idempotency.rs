@@ -21,6 +21,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::store::Guard;
+
 use super::json::BODY_LIMIT;
 use super::{ApiError, Gateway};
 
@@ -194,33 +196,25 @@ pub struct ClaimedKey {
     pub key: String,
 }
 
-/// Records, inside the caller's transaction, the answer a retry should get
-/// should this process die before the real one is stored: it commits with
-/// the events, so no crash can leave the key looking abandoned (and a retry
-/// run the command again). The final answer overwrites it.
-pub async fn settle_provisionally(
-    conn: &mut sqlx::PgConnection,
-    claimed: &ClaimedKey,
-    status: StatusCode,
-    headers: &[(&str, String)],
-    body: &Value,
-) -> Result<(), sqlx::Error> {
-    let headers: Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-        .collect();
-    sqlx::query(
-        "UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 \
-         WHERE tenant_id = $1 AND key = $2 AND status IS NULL",
-    )
-    .bind(claimed.tenant_id)
-    .bind(&claimed.key)
-    .bind(status.as_u16() as i16)
-    .bind(Value::Object(headers))
-    .bind(serde_json::to_vec(body).unwrap_or_default())
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The answer a retry should get should this process die before the real
+/// one is stored, as a guard that commits with the command's events: no
+/// crash can leave the key looking abandoned (and a retry run the command
+/// again). The final answer overwrites it.
+pub fn provisional(claimed: &ClaimedKey, status: StatusCode, location: &str, body: &Value) -> Guard {
+    let headers: Map<String, Value> = [
+        ("content-type", "application/json"),
+        ("location", location),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+    .collect();
+    Guard::SettleKey {
+        tenant_id: claimed.tenant_id,
+        key: claimed.key.clone(),
+        status: status.as_u16(),
+        headers: Value::Object(headers),
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    }
 }
 
 /// Marks a response whose request already committed events: it is stored

@@ -5,16 +5,16 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{call_limits_stream_id, StreamType};
+use events::call_limits_stream_id;
 use serde::Serialize;
 
 use super::etag::{etag, if_match};
 use super::json::JsonObject;
-use super::write::{begin, finish, to_stream};
-use super::{load, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::auth::{AuthError, Principal, Scope};
 use crate::commands::state::LimitsState;
-use crate::commands::update_limits::{self, UpdateLimits};
+use crate::commands::update_limits::UpdateLimits;
+use crate::write::with_written;
 use crate::domain::limits::MAX_LIMIT;
 use crate::domain::{CallLimits, Fields};
 
@@ -132,37 +132,19 @@ async fn update(
         f.error("body", "must set at least one limit");
     }
     f.finish().map_err(ApiError::Validation)?;
-    let id = call_limits_stream_id(p.tenant_id);
-    let mut tx = begin(&gw, &p, &[id]).await?;
-    let state: LimitsState = load::fold(tx.conn(), id, LimitsState::apply).await?;
     let cmd = UpdateLimits {
+        tenant_id: p.tenant_id,
+        defaults: gw.default_limits,
         concurrent_max: values[0],
         calls_per_minute: values[1],
         daily_calls_max: values[2],
         daily_minutes_max: values[3],
         if_match: expected,
     };
-    let events = update_limits::decide(&state, gw.default_limits, cmd)?;
-    let written = finish(
-        &gw,
-        tx,
-        &[to_stream(StreamType::CallLimits, id, state.version, events)],
-        &["call_limits"],
-    )
-    .await?;
-    let last = written
-        .last()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no event written")))?;
-    let limits = match last.event()? {
-        events::Event::CallLimitsUpdated(e) => CallLimits::from(e),
-        _ => return Err(ApiError::internal(anyhow::anyhow!("unexpected event"))),
-    };
-    Ok(LimitsView::new(
-        limits,
-        last.envelope.version,
-        Some(last.envelope.recorded_at),
-    )
-    .respond())
+    let ran = gw.run(&p, &cmd, &["call_limits"]).await?;
+    let id = call_limits_stream_id(p.tenant_id);
+    let s = with_written(&ran.state, id, &ran.written, LimitsState::apply)?;
+    Ok(LimitsView::new(s.limits.unwrap_or(gw.default_limits), s.version, s.updated_at).respond())
 }
 
 #[utoipa::path(get, path = "/api/v1/call-limits/usage", tag = "call-limits",

@@ -6,9 +6,9 @@
 //!   command is scoped to it, and another tenant's resource is answered
 //!   exactly like a missing one (404).
 //! - Bad input is a 4xx that names the field and appends nothing.
-//! - Handlers decide through `crate::commands` (pure); the IO around a
-//!   decision is: lock the streams, fold them, decide, append, commit, then
-//!   wait for the projections so the caller reads its own write.
+//! - Handlers extract, run a `crate::commands` command through the one write
+//!   path (`Gateway::run`: load, decide, append, retry on conflict, wait
+//!   for the projections so the caller reads its own write), and render.
 //! - Every error leaves through `ApiError`, the one mapping to HTTP.
 
 mod audit;
@@ -20,10 +20,10 @@ mod idempotency;
 pub mod json;
 mod limits;
 mod list;
-mod load;
 mod metrics_layer;
 mod numbers;
 pub mod openapi;
+mod outcomes;
 mod providers;
 mod write;
 
@@ -57,6 +57,11 @@ pub struct Gateway {
     pub callback_secret: secrecy::SecretString,
     /// How long an originate waits for its outcome before answering 202.
     pub originate_wait: Duration,
+    /// Originates waiting for their outcome (`spawn_followers` feeds it).
+    pub outcomes: Arc<outcomes::Outcomes>,
+    /// (tenant, e164) → number id, as last resolved; an originate refused
+    /// on a remembered id resolves it again.
+    pub caller_ids: Arc<quick_cache::sync::Cache<(uuid::Uuid, String), uuid::Uuid>>,
 }
 
 impl FromRef<Gateway> for Arc<Verifier> {
@@ -147,6 +152,31 @@ impl Gateway {
             caps,
             callback_secret: settings.callback_secret()?,
             originate_wait: settings.originate_wait,
+            outcomes: Arc::default(),
+            caller_ids: Arc::new(quick_cache::sync::Cache::new(100_000)),
         })
+    }
+
+    /// Starts what feeds the gateway's waits: call outcomes (from this
+    /// process's commits and from NATS) and other processes' projection
+    /// progress. They stop on `shutdown`.
+    pub fn spawn_followers(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let d = &self.deps;
+        tasks.spawn(
+            self.outcomes
+                .clone()
+                .follow_store(d.store.clone(), shutdown.clone()),
+        );
+        tasks.spawn(self.outcomes.clone().follow_nats(
+            d.nats.clone(),
+            d.ns.clone(),
+            shutdown.clone(),
+        ));
+        let (progress, pool, stop) = (d.progress.clone(), d.pool.clone(), shutdown.clone());
+        tasks.spawn(async move { progress.listen(pool, stop).await });
     }
 }

@@ -5,19 +5,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{ProviderKind, StreamType};
+use events::ProviderKind;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::etag::{etag, if_match};
 use super::json::JsonObject;
 use super::list::ListQuery;
-use super::write::{begin, finish, to_stream};
-use super::{load, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
-use crate::commands::state::{NumberState, ProviderState};
+use crate::commands::state::NumberState;
 use crate::commands::{attach_number, release_number, update_number};
 use crate::domain::{Fields, E164};
+use crate::write::with_written;
 
 const PROJECTION: &[&str] = &["numbers"];
 
@@ -110,12 +110,8 @@ pub async fn create(
         return Err(ApiError::field("body", "is incomplete"));
     };
     let id = Uuid::now_v7();
-    // Locking the provider serializes this with DeleteProvider.
-    let mut tx = begin(&gw, &p, &[id, credentials_id]).await?;
-    let provider: ProviderState =
-        load::fold(tx.conn(), credentials_id, ProviderState::apply).await?;
-    let state = NumberState::default();
     let cmd = attach_number::AttachNumber {
+        number_id: id,
         tenant_id: p.tenant_id,
         e164: e164.clone(),
         provider: kind,
@@ -124,37 +120,9 @@ pub async fn create(
         inbound_enabled: inbound,
         outbound_enabled: outbound,
     };
-    let events = attach_number::decide(&state, &provider, cmd)?;
-    let claimed = sqlx::query(
-        "INSERT INTO number_claims (e164, tenant_id, number_id, credentials_id) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (e164) DO NOTHING",
-    )
-    .bind(e164.as_str())
-    .bind(p.tenant_id)
-    .bind(id)
-    .bind(credentials_id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if claimed == 0 {
-        // Says nothing of who holds it.
-        return Err(ApiError::Conflict("e164 is already registered".into()));
-    }
-    let appends = [
-        to_stream(StreamType::Number, id, 0, events),
-        // No event: only asserts the provider did not change meanwhile.
-        to_stream(
-            StreamType::Provider,
-            credentials_id,
-            provider.version,
-            vec![],
-        ),
-    ];
-    let written = finish(&gw, tx, &appends, PROJECTION).await?;
-    Ok(
-        NumberView::from_state(id, &load::written(state, id, &written, NumberState::apply)?)
-            .respond(StatusCode::CREATED),
-    )
+    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let number = with_written(&ran.state.0, id, &ran.written, NumberState::apply)?;
+    Ok(NumberView::from_state(id, &number).respond(StatusCode::CREATED))
 }
 
 #[utoipa::path(patch, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
@@ -175,27 +143,17 @@ pub async fn update(
     let inbound = f.opt_bool("inbound_enabled");
     let outbound = f.opt_bool("outbound_enabled");
     f.finish().map_err(ApiError::Validation)?;
-    let mut tx = begin(&gw, &p, &[id]).await?;
-    let state: NumberState = load::fold(tx.conn(), id, NumberState::apply).await?;
     let cmd = update_number::UpdateNumber {
+        number_id: id,
         tenant_id: p.tenant_id,
         agent_id,
         inbound_enabled: inbound,
         outbound_enabled: outbound,
         if_match: expected,
     };
-    let events = update_number::decide(&state, cmd)?;
-    let written = finish(
-        &gw,
-        tx,
-        &[to_stream(StreamType::Number, id, state.version, events)],
-        PROJECTION,
-    )
-    .await?;
-    Ok(
-        NumberView::from_state(id, &load::written(state, id, &written, NumberState::apply)?)
-            .respond(StatusCode::OK),
-    )
+    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let number = with_written(&ran.state, id, &ran.written, NumberState::apply)?;
+    Ok(NumberView::from_state(id, &number).respond(StatusCode::OK))
 }
 
 #[utoipa::path(delete, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
@@ -209,24 +167,12 @@ pub async fn delete(
     p.require(Scope::TelephonyWrite)?;
     let id = id_from_path(&raw)?;
     let expected = if_match(&headers)?;
-    let mut tx = begin(&gw, &p, &[id]).await?;
-    let state: NumberState = load::fold(tx.conn(), id, NumberState::apply).await?;
     let cmd = release_number::ReleaseNumber {
+        number_id: id,
         tenant_id: p.tenant_id,
         if_match: expected,
     };
-    let events = release_number::decide(&state, cmd)?;
-    sqlx::query("DELETE FROM number_claims WHERE number_id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    finish(
-        &gw,
-        tx,
-        &[to_stream(StreamType::Number, id, state.version, events)],
-        PROJECTION,
-    )
-    .await?;
+    gw.run(&p, &cmd, PROJECTION).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

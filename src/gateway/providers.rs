@@ -7,20 +7,20 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{Event, ProviderKind, StreamType, TenantKeyCreated};
+use events::ProviderKind;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::etag::{etag, if_match};
 use super::json::JsonObject;
 use super::list::ListQuery;
-use super::write::{begin, finish, to_stream};
-use super::{load, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
-use crate::commands::state::{ProviderState, TenantState};
+use crate::commands::state::ProviderState;
 use crate::commands::{create_provider, delete_provider, update_provider};
 use crate::domain::{parse_credentials, Fields};
 use crate::secrets::PlainCredentials;
+use crate::write::with_written;
 
 const PROJECTION: &[&str] = &["providers"];
 
@@ -84,31 +84,19 @@ fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("provider"))
 }
 
-/// Seals `creds` for provider `id`; appends TenantKeyCreated to the tenant
-/// stream when this was the tenant's first key.
+/// Seals `creds` for provider `id` under the tenant's data key (created on
+/// the tenant's first credentials, with its own event).
 async fn seal(
     gw: &Gateway,
-    tx: &mut crate::store::AppendTx,
-    tenant: Uuid,
+    p: &Principal,
     id: Uuid,
     creds: BTreeMap<String, String>,
-    appends: &mut Vec<crate::store::StreamAppend>,
 ) -> Result<events::EncryptedCredentials, ApiError> {
     let plain: PlainCredentials = creds.into_iter().collect();
-    let (sealed, created) = gw
-        .secrets
-        .seal_for_provider(tx.conn(), tenant, id, &plain)
-        .await?;
-    if let Some(key_id) = created {
-        let tenant_stream: TenantState = load::fold(tx.conn(), tenant, TenantState::apply).await?;
-        appends.push(to_stream(
-            StreamType::Tenant,
-            tenant,
-            tenant_stream.version,
-            vec![Event::TenantKeyCreated(TenantKeyCreated { key_id })],
-        ));
-    }
-    Ok(sealed)
+    gw.secrets
+        .seal_for_provider(&gw.deps.pool, p.tenant_id, id, &plain, &p.actor)
+        .await
+        .map_err(ApiError::internal)
 }
 
 #[utoipa::path(post, path = "/api/v1/telephony/providers", tag = "providers",
@@ -129,26 +117,15 @@ pub async fn create(
         return Err(ApiError::field("body", "is incomplete"));
     };
     let id = Uuid::now_v7();
-    let mut tx = begin(&gw, &p, &[id, p.tenant_id]).await?;
-    let mut appends = Vec::new();
-    let credentials = seal(&gw, &mut tx, p.tenant_id, id, creds, &mut appends).await?;
-    let state = ProviderState::default();
+    let credentials = seal(&gw, &p, id, creds).await?;
     let cmd = create_provider::CreateProvider {
+        provider_id: id,
         provider: kind,
         label,
         credentials,
     };
-    appends.insert(
-        0,
-        to_stream(
-            StreamType::Provider,
-            id,
-            0,
-            create_provider::decide(&state, cmd)?,
-        ),
-    );
-    let written = finish(&gw, tx, &appends, PROJECTION).await?;
-    let state = load::written(state, id, &written, ProviderState::apply)?;
+    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let state = with_written(&ran.state, id, &ran.written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::CREATED))
 }
 
@@ -172,37 +149,32 @@ pub async fn update(
         .is_empty()
         .then_some(())
         .ok_or_else(|| ApiError::Validation(f.errors.clone()))?;
-    let mut tx = begin(&gw, &p, &[id, p.tenant_id]).await?;
-    let state: ProviderState = load::fold(tx.conn(), id, ProviderState::apply).await?;
-    if !state.visible_to(p.tenant_id) {
-        return Err(ApiError::NotFound("provider"));
-    }
-    let mut appends = Vec::new();
     let credentials = if has_creds {
-        let creds = parse_credentials(&mut f, state.kind);
+        // The kind says which credential keys are valid; it never changes.
+        let known = gw.deps.store.load(id, ProviderState::apply).await?;
+        let known = match known.state.visible_to(p.tenant_id) {
+            true => known,
+            false => gw.deps.store.load_fresh(id, ProviderState::apply).await?,
+        };
+        if !known.state.visible_to(p.tenant_id) {
+            return Err(ApiError::NotFound("provider"));
+        }
+        let creds = parse_credentials(&mut f, known.state.kind);
         f.finish().map_err(ApiError::Validation)?;
         let creds = creds.ok_or_else(|| ApiError::field("credentials", "is invalid"))?;
-        Some(seal(&gw, &mut tx, p.tenant_id, id, creds, &mut appends).await?)
+        Some(seal(&gw, &p, id, creds).await?)
     } else {
         None
     };
     let cmd = update_provider::UpdateProvider {
+        provider_id: id,
         tenant_id: p.tenant_id,
         label,
         credentials,
         if_match: expected,
     };
-    appends.insert(
-        0,
-        to_stream(
-            StreamType::Provider,
-            id,
-            state.version,
-            update_provider::decide(&state, cmd)?,
-        ),
-    );
-    let written = finish(&gw, tx, &appends, PROJECTION).await?;
-    let state = load::written(state, id, &written, ProviderState::apply)?;
+    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let state = with_written(&ran.state, id, &ran.written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::OK))
 }
 
@@ -217,26 +189,12 @@ pub async fn delete(
     p.require(Scope::TelephonyWrite)?;
     let id = id_from_path(&raw)?;
     let expected = if_match(&headers)?;
-    let mut tx = begin(&gw, &p, &[id]).await?;
-    let state: ProviderState = load::fold(tx.conn(), id, ProviderState::apply).await?;
-    // Read under the provider's lock, which AttachNumber takes too.
-    let attached: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM number_claims WHERE credentials_id = $1")
-            .bind(id)
-            .fetch_one(tx.conn())
-            .await?;
     let cmd = delete_provider::DeleteProvider {
+        provider_id: id,
         tenant_id: p.tenant_id,
         if_match: expected,
     };
-    let events = delete_provider::decide(&state, cmd, attached)?;
-    finish(
-        &gw,
-        tx,
-        &[to_stream(StreamType::Provider, id, state.version, events)],
-        PROJECTION,
-    )
-    .await?;
+    gw.run(&p, &cmd, PROJECTION).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

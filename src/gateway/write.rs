@@ -1,68 +1,64 @@
-//! The IO around a decision: open the command's transaction with its stream
-//! locks, and after the decision append, commit and wait for projections.
-
-use events::Event;
-use uuid::Uuid;
+//! The gateway's side of the write path: run a command for a principal,
+//! then wait until the projections that show it have applied it, so a read
+//! right after the answer sees the write.
 
 use super::{ApiError, Gateway};
 use crate::auth::Principal;
-use crate::projection;
-use crate::store::{AppendTx, Begin, CommandMeta, ExpectedVersion, StoredEvent, StreamAppend};
+use crate::store::{CommandMeta, Position, StoredEvent};
+use crate::write::{self, Command, Ran};
 
-/// Opens a fresh command for `principal`, locking `streams`.
-pub async fn begin(
-    gw: &Gateway,
-    principal: &Principal,
-    streams: &[Uuid],
-) -> Result<AppendTx, ApiError> {
-    let meta = CommandMeta::new(principal.tenant_id, principal.actor.clone());
-    match AppendTx::begin(&gw.deps.pool, meta, streams).await? {
-        Begin::Fresh(tx) => Ok(tx),
-        // Command ids are minted here, so a duplicate cannot happen.
-        Begin::Duplicate(_) => Err(ApiError::internal(anyhow::anyhow!(
-            "fresh command id already used"
-        ))),
+impl Gateway {
+    /// Runs `cmd` as `p` and waits (bounded) for `projections`.
+    pub async fn run<C: Command>(
+        &self,
+        p: &Principal,
+        cmd: &C,
+        projections: &[&str],
+    ) -> Result<Ran<C::State>, ApiError> {
+        let meta = CommandMeta::new(p.tenant_id, p.actor.clone());
+        self.run_as(&meta, cmd, projections).await
     }
-}
 
-/// Appends, commits, and waits (bounded) until `projections` have applied
-/// the write, so a read right after it sees it.
-pub async fn finish(
-    gw: &Gateway,
-    mut tx: AppendTx,
-    appends: &[StreamAppend],
-    projections: &[&str],
-) -> Result<Vec<StoredEvent>, ApiError> {
-    let written = tx.append(appends).await?;
-    tx.commit().await?;
-    gw.deps.metrics.events_appended.inc_by(written.len() as u64);
-    if let Some(last) = written.iter().map(|e| e.position).max() {
+    /// `run` as a given command (an actor other than a token's).
+    pub async fn run_as<C: Command>(
+        &self,
+        meta: &CommandMeta,
+        cmd: &C,
+        projections: &[&str],
+    ) -> Result<Ran<C::State>, ApiError> {
+        let ran = write::run(&self.deps.store, meta, cmd).await?;
+        self.deps
+            .metrics
+            .events_appended
+            .inc_by(ran.written.len() as u64);
+        self.read_your_write(&ran.written, projections).await;
+        Ok(ran)
+    }
+
+    /// Waits (bounded) until `projections` have applied `written`.
+    pub async fn read_your_write(&self, written: &[StoredEvent], projections: &[&str]) {
+        let Some(last) = written.iter().map(|e| e.position).max() else {
+            return;
+        };
+        self.wait_for_projections(last, projections).await;
+    }
+
+    pub async fn wait_for_projections(&self, at: Position, projections: &[&str]) {
         let names: Vec<String> = projections
             .iter()
             .map(|p| format!("projection:{p}"))
             .collect();
-        if !projection::wait_for(&gw.deps.pool, &names, last, gw.read_your_writes).await {
+        let caught_up = self
+            .deps
+            .progress
+            .wait_for(&self.deps.pool, &names, at, self.read_your_writes)
+            .await;
+        if !caught_up {
             tracing::warn!(
                 ?projections,
                 "projections did not catch up in time; reads may lag this write"
             );
         }
-    }
-    Ok(written)
-}
-
-/// One stream's new events, decided against `version`.
-pub fn to_stream(
-    stream_type: events::StreamType,
-    id: Uuid,
-    version: i64,
-    events: Vec<Event>,
-) -> StreamAppend {
-    StreamAppend {
-        stream_type,
-        stream_id: id,
-        expected: ExpectedVersion::from_version(version),
-        events,
     }
 }
 

@@ -10,15 +10,15 @@
 //! - A batch transaction locks the checkpoint row before touching any table,
 //!   so a live rebuild's swap (`swap`) can hold the projection still.
 
+mod progress;
 mod rebuild;
 mod runner;
 pub mod swap;
-mod wait;
 
 pub use rebuild::rebuild_to_schema;
 pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepError, StepOutcome};
 pub use swap::{rebuild_and_swap, SwapReport};
-pub use wait::wait_for;
+pub use progress::{Progress, PROGRESS_CHANNEL};
 
 use std::sync::Arc;
 

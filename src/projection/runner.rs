@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint;
 use crate::leader;
 use crate::metrics::{Metrics, ProjectorLabels};
+use super::Progress;
 use crate::store::{self, Position, StoreError, NOTIFY_CHANNEL};
+use tokio::sync::watch;
 
 const BATCH: i64 = 200;
 const IDLE_WAKE: Duration = Duration::from_millis(250);
@@ -73,15 +75,18 @@ pub enum StepError {
     Db(#[from] sqlx::Error),
 }
 
-/// Locks `name`'s checkpoint row for the rest of `tx`; returns its position.
-async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<Position, sqlx::Error> {
-    let (t, p): (i64, i64) = sqlx::query_as(
-        "SELECT transaction_id, position FROM checkpoints WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(conn)
-    .await?;
-    Ok(Position::new(t, p))
+/// Locks `name`'s checkpoint row for the rest of `tx`; returns its position
+/// (`None` while the row does not exist yet).
+async fn lock_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Position>, sqlx::Error> {
+    let p: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(p.map(Position::new))
 }
 
 /// Whether a database error is the event's own fault: a data exception
@@ -98,9 +103,35 @@ pub struct Runner {
     pub pool: PgPool,
     pub projection: Arc<dyn Projection>,
     pub metrics: Arc<Metrics>,
+    /// Told of every batch committed, for read-your-writes in this process.
+    pub progress: Arc<Progress>,
+    /// This process's commits, to wake on without waiting for a NOTIFY.
+    pub committed: Option<watch::Receiver<i64>>,
 }
 
 impl Runner {
+    /// A runner on its own (tests, tools): no process to share progress with.
+    pub fn new(pool: PgPool, projection: Arc<dyn Projection>, metrics: Arc<Metrics>) -> Runner {
+        Runner {
+            pool,
+            projection,
+            metrics,
+            progress: Arc::default(),
+            committed: None,
+        }
+    }
+
+    /// The runner of `projection` in the process of `deps`.
+    pub fn of(deps: &crate::app::Deps, projection: Arc<dyn Projection>) -> Runner {
+        Runner {
+            pool: deps.pool.clone(),
+            projection,
+            metrics: deps.metrics.clone(),
+            progress: deps.progress.clone(),
+            committed: Some(deps.store.committed()),
+        }
+    }
+
     fn labels(&self) -> ProjectorLabels {
         ProjectorLabels {
             projector: self.projection.name().to_owned(),
@@ -111,25 +142,27 @@ impl Runner {
     /// Tests drive a projection with this until it is `Idle`.
     pub async fn step(&self) -> Result<StepOutcome, StepError> {
         let name = checkpoint_name(&*self.projection);
-        let mut at = checkpoint::load(&self.pool, &name).await?;
-        let (batch, last, mut tx) = loop {
-            let batch = store::read_global(&self.pool, at, BATCH).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                return Ok(StepOutcome::Idle);
-            };
-            let mut tx = self.pool.begin().await?;
-            // The checkpoint row is this transaction's first lock, taken
-            // before any table is touched: a live rebuild's swap
-            // (`super::swap`) locks it first too, so the two queue instead of
-            // deadlocking. Should the checkpoint have moved since it was read
-            // (a swap installed tables at another position), start over there.
-            let locked = lock_checkpoint(&mut tx, &name).await?;
-            if locked == at {
-                break (batch, last, tx);
-            }
+        let mut tx = self.pool.begin().await?;
+        // The checkpoint row is this transaction's first lock, taken before
+        // any table is touched: a live rebuild's swap (`super::swap`) locks
+        // it first too, so the two queue instead of deadlocking, and a swap
+        // that moved the checkpoint is seen here.
+        let Some(at) = lock_checkpoint(&mut tx, &name).await? else {
             tx.rollback().await?;
-            at = locked;
+            checkpoint::load(&self.pool, &name).await?;
+            return Ok(StepOutcome::Applied(0));
         };
+        let types: Vec<&str> = self
+            .projection
+            .stream_types()
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let (batch, last) = store::read_global_of(&mut tx, at, &types, BATCH).await?;
+        if last == at {
+            tx.rollback().await?;
+            return Ok(StepOutcome::Idle);
+        }
         for stored in &batch {
             let poison = |reason: String| StepError::Poison {
                 global_position: stored.envelope.global_position,
@@ -156,7 +189,13 @@ impl Runner {
             }
         }
         checkpoint::save(&mut *tx, &name, last).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::PROGRESS_CHANNEL)
+            .bind(format!("{name}:{}", last.global_position))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        self.progress.advance(&name, last.global_position);
         Ok(StepOutcome::Applied(batch.len()))
     }
 
@@ -221,6 +260,7 @@ impl Runner {
             .set(0);
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
+        let mut committed = self.committed.clone();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -243,6 +283,7 @@ impl Runner {
                 StepOutcome::Idle => {
                     tokio::select! {
                         n = listener.recv() => { n?; }
+                        _ = crate::relay::local_commit(&mut committed) => {}
                         _ = tokio::time::sleep(IDLE_WAKE) => {}
                     }
                 }

@@ -4,9 +4,11 @@
 //! - The checkpoint moves only after JetStream acknowledged every event up to
 //!   it; a crash republishes at most the unacknowledged tail, which the
 //!   server drops by `Nats-Msg-Id`.
-//! - Events are published one at a time in global order, each acknowledged
-//!   before the next, so a stream's events land in version order even when a
-//!   publish fails midway.
+//! - Events are published in global order on one connection, many in flight
+//!   (`jetstream::publish_ordered`): the server stores them in the order
+//!   sent, and when any publish fails, everything from the first unacked
+//!   event on is published again (the ones already stored are dropped as
+//!   duplicates), so a stream's events land in version order.
 //! - One relay publishes at a time (leader lock); the others wait.
 
 mod jetstream;
@@ -18,7 +20,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use self::jetstream::{ensure_stream, publish, DUPLICATE_WINDOW};
+pub use self::jetstream::{ensure_stream, publish, publish_ordered, DUPLICATE_WINDOW};
 use crate::checkpoint;
 use crate::leader;
 use crate::metrics::Metrics;
@@ -37,12 +39,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Relay {
     pub pool: PgPool,
+    /// This process's commits, to wake on without waiting for a NOTIFY.
+    pub committed: Option<tokio::sync::watch::Receiver<i64>>,
     pub js: async_nats::jetstream::Context,
     pub ns: Namespace,
     pub metrics: Arc<Metrics>,
 }
 
 impl Relay {
+    /// The relay of `deps`' store, woken by this process's commits too.
+    pub fn new(deps: &crate::app::Deps) -> Relay {
+        Relay {
+            pool: deps.pool.clone(),
+            committed: Some(deps.store.committed()),
+            js: deps.js.clone(),
+            ns: deps.ns.clone(),
+            metrics: deps.metrics.clone(),
+        }
+    }
+
     /// Runs until `shutdown`: waits for leadership, relays while it leads.
     pub async fn run(self, shutdown: CancellationToken) {
         while let Some(mut lead) = leader::acquire(&self.pool, NAME, &shutdown).await {
@@ -70,6 +85,7 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let mut at = checkpoint::load(&self.pool, NAME).await?;
+        let mut committed = self.committed.clone();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -79,17 +95,23 @@ impl Relay {
                 self.metrics.relay_lag.set(0);
                 tokio::select! {
                     n = listener.recv() => { n?; }
+                    _ = local_commit(&mut committed) => {}
                     _ = tokio::time::sleep(IDLE_WAKE) => {}
                 }
                 continue;
             }
-            for event in &batch {
-                let mut backoff = Backoff::default();
-                while let Err(e) = publish(&self.js, &self.ns, event).await {
-                    backoff.wait("publish", &e).await;
+            let mut from = 0;
+            let mut backoff = Backoff::default();
+            while from < batch.len() {
+                match publish_ordered(&self.js, &self.ns, &batch[from..]).await {
+                    Ok(()) => from = batch.len(),
+                    Err((acked, e)) => {
+                        from += acked;
+                        backoff.wait("publish", &e).await;
+                    }
                 }
-                self.metrics.relay_published.inc();
             }
+            self.metrics.relay_published.inc_by(batch.len() as u64);
             at = batch.last().map(|e| e.position).unwrap_or(at);
             checkpoint::save(&self.pool, NAME, at).await?;
             // A full batch means more is waiting: measure how much.
@@ -100,6 +122,20 @@ impl Relay {
             };
             self.metrics.relay_lag.set(lag);
         }
+    }
+}
+
+/// Resolves when this process commits something new (never, without a
+/// feed: then the NOTIFY and the idle wake are all there is).
+pub(crate) async fn local_commit(committed: &mut Option<tokio::sync::watch::Receiver<i64>>) {
+    match committed {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *committed = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -33,7 +33,7 @@ mod tenant_keys;
 use std::sync::Arc;
 
 use events::EncryptedCredentials;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 pub use credentials::{open, seal};
@@ -97,20 +97,19 @@ impl Secrets {
         &self.ring
     }
 
-    /// Seals credentials for a provider, creating the tenant's data key on
-    /// first use. Returns the id of a key created now, so the caller appends
-    /// `TenantKeyCreated` in the same transaction (`conn`); the key row
-    /// commits or rolls back with it.
+    /// Seals credentials for a provider under the tenant's live data key,
+    /// creating it on first use (`ops::live_or_create_key`: the key and its
+    /// `TenantKeyCreated`, recorded as `actor`, commit before the seal).
     pub async fn seal_for_provider(
         &self,
-        conn: &mut PgConnection,
+        pool: &PgPool,
         tenant_id: Uuid,
         provider_id: Uuid,
         creds: &PlainCredentials,
-    ) -> Result<(EncryptedCredentials, Option<String>), SecretError> {
-        let (key, created) = get_or_create_data_key(conn, &self.ring, tenant_id).await?;
-        let sealed = seal(&key, tenant_id, provider_id, creds)?;
-        Ok((sealed, created.then(|| key.id().to_owned())))
+        actor: &str,
+    ) -> anyhow::Result<EncryptedCredentials> {
+        let key = ops::live_or_create_key(pool, &self.ring, tenant_id, actor).await?;
+        Ok(seal(&key, tenant_id, provider_id, creds)?)
     }
 
     /// Opens a provider's credentials; `Shredded` once the tenant's key is.

@@ -29,12 +29,12 @@
 //! (a new key id and `TenantKeyCreated`). Old secrets stay dead; new ones are
 //! new. Blocking the tenant altogether is a tenancy decision, not a key one.
 
-use events::{Event, StreamType, TenantKeyRewrapped, TenantKeyShredded};
+use events::{Event, StreamType, TenantKeyCreated, TenantKeyRewrapped, TenantKeyShredded};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::data_key::{unwrap, wrap};
-use super::{tenant_keys, MasterKeyring, SecretError};
+use super::{tenant_keys, DataKey, MasterKeyring, SecretError};
 use crate::commands::state::TenantState;
 use crate::store::{self, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend};
 
@@ -93,6 +93,33 @@ async fn append_tenant(tx: &mut AppendTx, tenant: Uuid, events: Vec<Event>) -> a
     }])
     .await?;
     Ok(())
+}
+
+/// The tenant's live data key; on first use (or after a shred) it is
+/// created, with its `TenantKeyCreated`, in one transaction that holds the
+/// append lock: two first uses at once create one key.
+pub async fn live_or_create_key(
+    pool: &PgPool,
+    ring: &MasterKeyring,
+    tenant: Uuid,
+    actor: &str,
+) -> anyhow::Result<DataKey> {
+    if let Some(key) = tenant_keys::live_key(pool, ring, tenant).await? {
+        return Ok(key);
+    }
+    let mut tx = begin(pool, tenant, actor).await?;
+    let (key, created) = tenant_keys::get_or_create_data_key(tx.conn(), ring, tenant).await?;
+    if created {
+        let key_id = key.id().to_owned();
+        append_tenant(
+            &mut tx,
+            tenant,
+            vec![Event::TenantKeyCreated(TenantKeyCreated { key_id })],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(key)
 }
 
 /// Moves every live data key not under `ring`'s primary kid to it, each in

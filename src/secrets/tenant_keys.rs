@@ -65,8 +65,9 @@ pub async fn get_or_create_tenant_key(
     Ok((key.id().to_owned(), created))
 }
 
-async fn live_key(
-    conn: &mut PgConnection,
+/// The tenant's live key, if it has one.
+pub async fn live_key(
+    conn: impl PgExecutor<'_>,
     ring: &MasterKeyring,
     tenant_id: Uuid,
 ) -> Result<Option<DataKey>, SecretError> {

@@ -1,24 +1,21 @@
-//! Appending a command's events.
+//! What an append is made of: the streams a command touches, the versions it
+//! expects, its events, and the command-side guards that commit with them.
 //!
 //! # Design
-//! An append transaction first takes a transaction-scoped advisory lock on
-//! every stream it touches (sorted, so two commands never deadlock), and only
-//! then writes anything. Advisory locks do not assign a transaction id, so a
-//! transaction's id is assigned *after* it holds its streams' locks. Hence two
-//! transactions touching a common stream get transaction ids in the order
-//! they commit, and ordering readers by (transaction id, position) keeps each
-//! stream's events in version order. Callers that need extra writes in the
-//! same transaction (a uniqueness claim, say) make them through
-//! `AppendTx::conn` after `begin`, never before.
+//! Every append, whether alone (`append`), in a group commit (`Appender`) or
+//! inside a caller's transaction (`AppendTx`), is one call of the SQL
+//! function `sb_append` (migration `…_ordered_append.sql`). The function
+//! takes the database's append lock, checks each stream's version (and the
+//! hash the new events chain onto), applies the guards, gives the events
+//! their positions and moves the stream heads, all in one round trip. Hashes
+//! are computed here, before the call, from the heads the caller expects.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use events::{Event, Hash32, NewEnvelope, StreamType};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::row::{StoredEvent, COLUMNS};
-use super::{StoreError, NOTIFY_CHANNEL};
+use super::row::StoredEvent;
 
 /// The version a command expects a stream to be at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,12 +35,20 @@ impl ExpectedVersion {
             ExpectedVersion::Exact(version)
         }
     }
+
+    /// The version as the store counts it (0 = no stream).
+    pub fn as_version(self) -> i64 {
+        match self {
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(v) => v,
+        }
+    }
 }
 
 /// Events for one stream, with the version they were decided against. An
-/// append with no events only checks (and locks) the stream: a command can
-/// depend on a stream it does not change.
-#[derive(Debug, Clone)]
+/// append with no events only checks the stream: a command can depend on a
+/// stream it does not change.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StreamAppend {
     pub stream_type: StreamType,
     pub stream_id: Uuid,
@@ -76,6 +81,33 @@ impl CommandMeta {
     }
 }
 
+/// A write to a command-side table that must commit with the events, or a
+/// condition on one. These guard what no single stream can (one holder of
+/// an E.164 across tenants; no provider deleted under a number).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guard {
+    /// Claims `e164` for `number_id`; fails with `StoreError::Claimed` when
+    /// another number holds it. At most one per command.
+    ClaimNumber {
+        e164: String,
+        tenant_id: Uuid,
+        number_id: Uuid,
+        credentials_id: Uuid,
+    },
+    /// Releases the claim of `number_id`.
+    ReleaseNumber { number_id: Uuid },
+    /// Fails with `StoreError::Referenced` while a number uses the provider.
+    Unreferenced { credentials_id: Uuid },
+    /// Records the provisional answer of an Idempotency-Key still in progress.
+    SettleKey {
+        tenant_id: Uuid,
+        key: String,
+        status: u16,
+        headers: serde_json::Value,
+        body: Vec<u8>,
+    },
+}
+
 /// The result of an append.
 #[derive(Debug, Clone)]
 pub enum AppendOutcome {
@@ -91,229 +123,135 @@ impl AppendOutcome {
             AppendOutcome::Appended(e) | AppendOutcome::Duplicate(e) => e,
         }
     }
+
+    pub fn into_events(self) -> Vec<StoredEvent> {
+        match self {
+            AppendOutcome::Appended(e) | AppendOutcome::Duplicate(e) => e,
+        }
+    }
 }
 
-/// An open append transaction holding its streams' locks.
-pub struct AppendTx {
-    tx: Transaction<'static, Postgres>,
-    meta: CommandMeta,
-    locked: Vec<Uuid>,
+/// The head of a stream as an append chains onto it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// 0 while the stream does not exist.
+    pub version: i64,
+    /// The last event's hash (zero bytes before the first event).
+    pub hash: Hash32,
 }
 
-/// What `AppendTx::begin` found.
-pub enum Begin {
-    Fresh(AppendTx),
-    Duplicate(Vec<StoredEvent>),
+impl Head {
+    pub const NONE: Head = Head {
+        version: 0,
+        hash: Hash32::ZERO,
+    };
 }
 
-fn lock_key(id: &Uuid) -> i64 {
-    let b = id.as_bytes();
-    let hi = i64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
-    let lo = i64::from_be_bytes(b[8..].try_into().expect("8 bytes"));
-    hi ^ lo
+/// One stream of a prepared command: what is checked and where it ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Check {
+    pub stream_id: Uuid,
+    pub stream_type: StreamType,
+    pub expected: i64,
+    /// The hash the events chain onto; `None` for a check without events.
+    pub prev: Option<Hash32>,
+    pub new_version: i64,
+    pub new_hash: Option<Hash32>,
 }
 
-async fn command_events(
-    conn: &mut PgConnection,
-    command_id: Uuid,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events WHERE command_id = $1 ORDER BY global_position"
-    ))
-    .bind(command_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+/// An event ready to store but for its position.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    /// Index of its stream in `Prepared::checks`.
+    pub check: usize,
+    pub envelope: NewEnvelope,
+    pub hash: Hash32,
 }
 
-impl AppendTx {
-    /// Opens the transaction, locks `streams`, and claims the command id.
-    pub async fn begin(
-        pool: &PgPool,
+/// A command with its envelopes built and hashes chained: all `sb_append`
+/// needs, and all the caller gets back but for positions.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub meta: CommandMeta,
+    pub recorded_at: DateTime<Utc>,
+    pub checks: Vec<Check>,
+    pub events: Vec<NewEvent>,
+    pub guards: Vec<Guard>,
+}
+
+impl Prepared {
+    /// Builds the envelopes of `appends`, chaining each stream's events onto
+    /// the head `head_of` gives for streams that get events.
+    pub fn new(
         meta: CommandMeta,
-        streams: &[Uuid],
-    ) -> Result<Begin, StoreError> {
-        let mut tx = pool.begin().await?;
-        let mut keys: Vec<i64> = streams.iter().map(lock_key).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // The first write of the transaction: its id is assigned only now.
-        let claimed = sqlx::query(
-            "INSERT INTO commands (command_id, tenant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(meta.command_id)
-        .bind(meta.tenant_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            tx.rollback().await?;
-            let mut conn = pool.acquire().await?;
-            return Ok(Begin::Duplicate(
-                command_events(&mut conn, meta.command_id).await?,
-            ));
-        }
-        Ok(Begin::Fresh(AppendTx {
-            tx,
-            meta,
-            locked: streams.to_vec(),
-        }))
-    }
-
-    /// The transaction, for writes that must commit with the events.
-    pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
-
-    /// Checks each stream's version and writes its events, chaining hashes.
-    pub async fn append(
-        &mut self,
         appends: &[StreamAppend],
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+        guards: Vec<Guard>,
+        head_of: impl Fn(&StreamAppend) -> Hash32,
+    ) -> Prepared {
         let recorded_at = NewEnvelope::storage_time(Utc::now());
-        let mut written = Vec::new();
+        let mut checks = Vec::with_capacity(appends.len());
+        let mut events = Vec::new();
         for sa in appends {
-            debug_assert!(
-                self.locked.contains(&sa.stream_id),
-                "stream not locked in begin"
-            );
-            let head = sqlx::query("SELECT version, last_hash FROM streams WHERE stream_id = $1")
-                .bind(sa.stream_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-            let (actual, mut prev_hash) = match &head {
-                Some(row) => {
-                    let bytes: Vec<u8> = row.try_get("last_hash")?;
-                    (
-                        Some(row.try_get::<i64, _>("version")?),
-                        Hash32::from_slice(&bytes).unwrap_or_default(),
-                    )
-                }
-                None => (None, Hash32::ZERO),
-            };
-            let matches = match sa.expected {
-                ExpectedVersion::NoStream => actual.is_none(),
-                ExpectedVersion::Exact(v) => actual == Some(v),
-            };
-            if !matches {
-                return Err(StoreError::Conflict {
-                    stream_id: sa.stream_id,
-                    expected: sa.expected,
-                    actual,
-                });
-            }
-            let mut version = actual.unwrap_or(0);
+            let expected = sa.expected.as_version();
+            let mut version = expected;
+            let prev = (!sa.events.is_empty()).then(|| head_of(sa));
+            let mut prev_hash = prev.unwrap_or(Hash32::ZERO);
             for event in &sa.events {
                 debug_assert_eq!(event.stream_type(), sa.stream_type);
                 version += 1;
-                let env = NewEnvelope {
+                let envelope = NewEnvelope {
                     event_id: Uuid::now_v7(),
                     event_type: event.event_type().to_owned(),
                     schema_version: event.schema_version(),
                     stream_type: sa.stream_type,
                     stream_id: sa.stream_id,
                     version,
-                    tenant_id: self.meta.tenant_id,
+                    tenant_id: meta.tenant_id,
                     recorded_at,
-                    command_id: self.meta.command_id,
-                    correlation_id: self.meta.correlation_id,
-                    causation_id: self.meta.causation_id,
-                    actor: self.meta.actor.clone(),
+                    command_id: meta.command_id,
+                    correlation_id: meta.correlation_id,
+                    causation_id: meta.causation_id,
+                    actor: meta.actor.clone(),
                     data: event.to_data(),
                     prev_hash,
                 };
-                let hash = env.compute_hash();
-                let row = sqlx::query(&format!(
-                    "INSERT INTO events (event_id, event_type, schema_version, stream_type, stream_id, \
-                     version, tenant_id, recorded_at, command_id, correlation_id, causation_id, actor, \
-                     data, prev_hash, hash) \
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING {COLUMNS}"
-                ))
-                .bind(env.event_id)
-                .bind(&env.event_type)
-                .bind(env.schema_version as i32)
-                .bind(env.stream_type.as_str())
-                .bind(env.stream_id)
-                .bind(env.version)
-                .bind(env.tenant_id)
-                .bind(env.recorded_at)
-                .bind(env.command_id)
-                .bind(env.correlation_id)
-                .bind(env.causation_id)
-                .bind(&env.actor)
-                .bind(&env.data)
-                .bind(&env.prev_hash.0[..])
-                .bind(&hash.0[..])
-                .fetch_one(&mut *self.tx)
-                .await
-                .map_err(|e| unique_as_conflict(e, sa))?;
-                written.push(StoredEvent::from_row(&row)?);
+                let hash = envelope.compute_hash();
                 prev_hash = hash;
+                events.push(NewEvent {
+                    check: checks.len(),
+                    envelope,
+                    hash,
+                });
             }
-            if !sa.events.is_empty() {
-                sqlx::query(
-                    "INSERT INTO streams (stream_id, stream_type, tenant_id, version, last_hash) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash",
-                )
-                .bind(sa.stream_id)
-                .bind(sa.stream_type.as_str())
-                .bind(self.meta.tenant_id)
-                .bind(version)
-                .bind(&prev_hash.0[..])
-                .execute(&mut *self.tx)
-                .await?;
-            }
+            checks.push(Check {
+                stream_id: sa.stream_id,
+                stream_type: sa.stream_type,
+                expected,
+                prev,
+                new_version: version,
+                new_hash: prev.map(|_| prev_hash),
+            });
         }
-        Ok(written)
-    }
-
-    /// Commits; readers are woken by a notification sent at commit.
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *self.tx)
-            .await?;
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// The (stream_id, version) unique index is the last line of defence behind
-/// the lock; should it fire, it is the same conflict.
-fn unique_as_conflict(e: sqlx::Error, sa: &StreamAppend) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            stream_id: sa.stream_id,
-            expected: sa.expected,
-            actual: None,
-        },
-        _ => StoreError::Db(e),
-    }
-}
-
-/// Appends one command's events to one or more streams in one transaction.
-pub async fn append(
-    pool: &PgPool,
-    meta: CommandMeta,
-    appends: &[StreamAppend],
-) -> Result<AppendOutcome, StoreError> {
-    let ids: Vec<Uuid> = appends.iter().map(|a| a.stream_id).collect();
-    match AppendTx::begin(pool, meta, &ids).await? {
-        Begin::Duplicate(events) => Ok(AppendOutcome::Duplicate(events)),
-        Begin::Fresh(mut tx) => {
-            let events = tx.append(appends).await?;
-            tx.commit().await?;
-            Ok(AppendOutcome::Appended(events))
+        Prepared {
+            meta,
+            recorded_at,
+            checks,
+            events,
+            guards,
         }
+    }
+
+    /// The streams this command touches.
+    pub fn streams(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.checks.iter().map(|c| c.stream_id)
+    }
+
+    /// The stored events, once the batch gave the first of them `base`.
+    pub fn stored(&self, base: i64) -> Vec<StoredEvent> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| StoredEvent::new(e.envelope.clone(), base + i as i64, e.hash))
+            .collect()
     }
 }

@@ -2,26 +2,38 @@
 //!
 //! # Invariants
 //! - A command's events reach the table in one transaction, or not at all.
-//! - Every touched stream is checked against its expected version under a
-//!   per-stream lock; a mismatch is `StoreError::Conflict`, never a blind write.
+//! - Every touched stream is checked against its expected version under the
+//!   append lock; a mismatch is `StoreError::Conflict`, never a blind write.
 //! - The same `command_id` is written once; a repeat returns the first events.
 //! - Each stream's events form a hash chain starting from 32 zero bytes.
-//! - Readers of the global order never pass over an event that commits late
-//!   (see `read` and ARCHITECTURE.md "Global order").
+//! - Positions increase in commit order, so readers of the global order never
+//!   pass over an event that commits late (see `read` and ARCHITECTURE.md
+//!   "Global order").
+//! - `sb_append` is the only way events are written.
 
 mod append;
+mod appender;
+mod batch;
 mod fold;
+mod heads;
 mod position;
 mod read;
 mod row;
+mod states;
+mod tx;
 mod verify;
 
-pub use append::{
-    append, AppendOutcome, AppendTx, Begin, CommandMeta, ExpectedVersion, StreamAppend,
-};
+pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, StreamAppend};
+pub use appender::Store;
+pub use heads::Heads;
+pub use tx::{append, append_guarded, AppendTx, Begin};
 pub use fold::{fold_onto, load};
 pub use position::Position;
-pub use read::{count_after, read_global, read_stream, read_tenant, TenantFilter};
+pub use read::{
+    count_after, read_global, read_global_of, read_stream, read_stream_after, read_tenant,
+    TenantFilter,
+};
+pub use states::{Apply, Loaded, States};
 pub use row::StoredEvent;
 pub use verify::{verify_chain, ChainBreak};
 
@@ -40,6 +52,12 @@ pub enum StoreError {
         expected: ExpectedVersion,
         actual: Option<i64>,
     },
+    /// Guard `ClaimNumber`: another number holds the E.164.
+    #[error("the number is held by another registration")]
+    Claimed,
+    /// Guard `Unreferenced`: a number still uses the provider.
+    #[error("the provider is referenced by a number")]
+    Referenced,
     /// A stored event could not be read as a catalogue event.
     #[error("event {global_position} cannot be decoded: {source}")]
     Decode {

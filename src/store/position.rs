@@ -2,41 +2,32 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The global order is (transaction id, global_position): see ARCHITECTURE.md.
+/// An event's `global_position`: positions are handed out under the append
+/// lock, so they increase in commit order and a reader that has seen
+/// position n has seen everything below it (ARCHITECTURE.md "Global order").
 /// `Position::START` is before every event.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 pub struct Position {
-    pub transaction_id: i64,
     pub global_position: i64,
 }
 
 impl Position {
-    pub const START: Position = Position {
-        transaction_id: 0,
-        global_position: 0,
-    };
+    pub const START: Position = Position { global_position: 0 };
 
-    pub fn new(transaction_id: i64, global_position: i64) -> Self {
-        Position {
-            transaction_id,
-            global_position,
-        }
+    pub fn new(global_position: i64) -> Self {
+        Position { global_position }
     }
 
-    /// An opaque cursor for APIs: `<transaction>-<position>`.
+    /// An opaque cursor for APIs: the position in decimal.
     pub fn to_cursor(self) -> String {
-        format!("{}-{}", self.transaction_id, self.global_position)
+        self.global_position.to_string()
     }
 
     pub fn from_cursor(s: &str) -> Option<Position> {
-        let (t, p) = s.split_once('-')?;
-        let (t, p) = (t.parse().ok()?, p.parse().ok()?);
-        if t < 0 || p < 0 {
-            return None;
-        }
-        Some(Position::new(t, p))
+        let p: i64 = s.parse().ok()?;
+        (p >= 0 && !s.starts_with('+')).then_some(Position::new(p))
     }
 }
 
@@ -46,14 +37,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trips() {
-        let p = Position::new(981, 12);
+        let p = Position::new(981);
         assert_eq!(Position::from_cursor(&p.to_cursor()), Some(p));
-        assert_eq!(Position::from_cursor("x-1"), None);
-        assert_eq!(Position::from_cursor("-1-2"), None);
-    }
-
-    #[test]
-    fn orders_by_transaction_first() {
-        assert!(Position::new(2, 1) > Position::new(1, 99));
+        assert_eq!(Position::from_cursor("x"), None);
+        assert_eq!(Position::from_cursor("-2"), None);
+        assert_eq!(Position::from_cursor("+2"), None);
+        assert_eq!(Position::from_cursor(""), None);
     }
 }

@@ -1,15 +1,12 @@
 //! Reading the store: one stream, or the global order.
 //!
 //! # Design: a gap-free global order
-//! Sequence values are handed out at insert but become visible at commit, so
-//! "position > checkpoint" can pass over an event whose transaction commits
-//! late. Instead each event records the id of the transaction that wrote it,
-//! and readers only look below `pg_snapshot_xmin(pg_current_snapshot())`:
-//! every transaction with a smaller id has finished, so nothing new can ever
-//! appear behind the reader. Ordering by (transaction id, position) is then
-//! stable, and the checkpoint is that pair. A transaction still open holds
-//! readers back (never skips them); that is the price, and why append
-//! transactions are short.
+//! Positions are handed out under the append lock and the lock is released
+//! only after the transaction is visible (`sb_append`, ARCHITECTURE.md
+//! "Global order"), so positions become visible in increasing order: a
+//! reader that sees position n can never later find an event below n. A
+//! reader's checkpoint is therefore just the last position it handled, and
+//! `global_position > checkpoint` never skips an event that commits late.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
@@ -17,9 +14,6 @@ use uuid::Uuid;
 
 use super::row::{StoredEvent, COLUMNS};
 use super::{Position, StoreError};
-
-/// The condition that keeps a reader below every transaction still running.
-const SAFE_HORIZON: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
 /// A stream's events in version order, up to `max_version` when given.
 pub async fn read_stream<'e>(
@@ -40,8 +34,28 @@ pub async fn read_stream<'e>(
         .collect::<Result<_, _>>()?)
 }
 
-/// Up to `limit` events after `after` in the global order, never passing an
-/// event whose transaction may still commit.
+/// A stream's events after version `after`, in version order: what a cached
+/// state lacks (usually nothing), read in one indexed query however long
+/// the stream.
+pub async fn read_stream_after<'e>(
+    db: impl PgExecutor<'e>,
+    stream_id: Uuid,
+    after: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version"
+    ))
+    .bind(stream_id)
+    .bind(after)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<_, _>>()?)
+}
+
+/// Up to `limit` events after `after` in the global order.
 pub async fn read_global(
     pool: &PgPool,
     after: Position,
@@ -49,10 +63,8 @@ pub async fn read_global(
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events \
-         WHERE (transaction_id, global_position) > ($1, $2) AND {SAFE_HORIZON} \
-         ORDER BY transaction_id, global_position LIMIT $3"
+         WHERE global_position > $1 ORDER BY global_position LIMIT $2"
     ))
-    .bind(after.transaction_id)
     .bind(after.global_position)
     .bind(limit)
     .fetch_all(pool)
@@ -61,6 +73,43 @@ pub async fn read_global(
         .iter()
         .map(StoredEvent::from_row)
         .collect::<Result<_, _>>()?)
+}
+
+/// Up to `limit` events of `stream_types` after `after` in the global order,
+/// and how far that read covered: the last event returned when the batch is
+/// full, else the last position stored, so a reader that applies only some
+/// streams still moves past the others.
+pub async fn read_global_of(
+    conn: &mut sqlx::PgConnection,
+    after: Position,
+    stream_types: &[&str],
+    limit: i64,
+) -> Result<(Vec<StoredEvent>, Position), StoreError> {
+    // Everything at or below the highest visible position is visible too
+    // (positions become visible in order), so this read misses none of it.
+    let top: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let top = top.unwrap_or(0).max(after.global_position);
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE global_position > $1 AND global_position <= $2 \
+         AND stream_type = ANY($3) ORDER BY global_position LIMIT $4"
+    ))
+    .bind(after.global_position)
+    .bind(top)
+    .bind(stream_types)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let events: Vec<StoredEvent> = rows
+        .iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<_, _>>()?;
+    let covered = match events.last() {
+        Some(last) if events.len() as i64 == limit => last.position,
+        _ => Position::new(top),
+    };
+    Ok((events, covered))
 }
 
 /// Filters for a tenant's history.
@@ -83,15 +132,14 @@ pub async fn read_tenant(
     let after = filter.after.unwrap_or(Position::START);
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events \
-         WHERE tenant_id = $1 AND (transaction_id, global_position) > ($2, $3) AND {SAFE_HORIZON} \
-           AND ($4::uuid IS NULL OR stream_id = $4) \
-           AND ($5::text IS NULL OR event_type = $5) \
-           AND ($6::timestamptz IS NULL OR recorded_at >= $6) \
-           AND ($7::timestamptz IS NULL OR recorded_at < $7) \
-         ORDER BY transaction_id, global_position LIMIT $8"
+         WHERE tenant_id = $1 AND global_position > $2 \
+           AND ($3::uuid IS NULL OR stream_id = $3) \
+           AND ($4::text IS NULL OR event_type = $4) \
+           AND ($5::timestamptz IS NULL OR recorded_at >= $5) \
+           AND ($6::timestamptz IS NULL OR recorded_at < $6) \
+         ORDER BY global_position LIMIT $7"
     ))
     .bind(tenant_id)
-    .bind(after.transaction_id)
     .bind(after.global_position)
     .bind(filter.stream_id)
     .bind(&filter.event_type)
@@ -110,9 +158,8 @@ pub async fn read_tenant(
 /// reader's lag, for metrics.
 pub async fn count_after(pool: &PgPool, at: Position, cap: i64) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM events WHERE (transaction_id, global_position) > ($1, $2) LIMIT $3) s",
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2) s",
     )
-    .bind(at.transaction_id)
     .bind(at.global_position)
     .bind(cap)
     .fetch_one(pool)

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{Position, StoreError};
 
 /// The columns every read selects, in the order `from_row` expects.
-pub(crate) const COLUMNS: &str = "global_position, transaction_id, event_id, event_type, \
+pub(crate) const COLUMNS: &str = "global_position, event_id, event_type, \
     schema_version, stream_type, stream_id, version, tenant_id, recorded_at, command_id, \
     correlation_id, causation_id, actor, data, prev_hash, hash";
 
@@ -32,6 +32,26 @@ impl StoredEvent {
         })
     }
 
+    /// An event just written at `position`.
+    pub(crate) fn new(envelope: NewEnvelope, position: i64, hash: Hash32) -> Self {
+        StoredEvent {
+            position: Position::new(position),
+            envelope: Envelope {
+                inner: envelope,
+                global_position: position,
+                hash,
+            },
+        }
+    }
+
+    /// The head a stream is at once this event is its last.
+    pub fn head(&self) -> super::Head {
+        super::Head {
+            version: self.envelope.version,
+            hash: self.envelope.hash,
+        }
+    }
+
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         let stream_type: String = row.try_get("stream_type")?;
         let stream_type =
@@ -47,10 +67,9 @@ impl StoredEvent {
             })
         };
         let global_position: i64 = row.try_get("global_position")?;
-        let transaction_id: i64 = row.try_get("transaction_id")?;
         let schema_version: i32 = row.try_get("schema_version")?;
         Ok(StoredEvent {
-            position: Position::new(transaction_id, global_position),
+            position: Position::new(global_position),
             envelope: Envelope {
                 inner: NewEnvelope {
                     event_id: row.try_get("event_id")?,

@@ -7,7 +7,7 @@ use super::{CrashPoint, Worker};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::state::{At, LimitsState};
-use crate::store::{self, CommandMeta, ExpectedVersion, StoreError, StreamAppend};
+use crate::store::{CommandMeta, ExpectedVersion, Head, Loaded, StoreError, StreamAppend};
 
 /// What handling a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +21,17 @@ pub enum Handled {
     Crashed,
 }
 
-/// Folds any stream from the pool.
-pub(super) async fn fold_stream<S: Default>(
+/// A stream's state as stored now: the cached fold brought up to date with
+/// one query for what is newer (never a fold of the whole history).
+pub(super) async fn fold_stream<S>(
     w: &Worker,
     id: Uuid,
     apply: fn(&mut S, At, &Event),
-) -> anyhow::Result<S> {
-    Ok(store::load(&w.deps.pool, id, apply).await?)
+) -> anyhow::Result<S>
+where
+    S: Clone + Default + Send + Sync + 'static,
+{
+    Ok(w.deps.store.load_fresh(id, apply).await?.state)
 }
 
 impl Worker {
@@ -41,12 +45,35 @@ impl Worker {
         }
     }
 
-    /// Appends `events` to the call stream at `version`. A conflict means
-    /// another worker moved the call on: the caller folds again.
+    /// The call as this worker first sees it: the cached fold, or else the
+    /// message itself (version 1 of the stream). Either may be old; the
+    /// first append checks the version.
+    async fn initial_state(&self, cause: &Envelope) -> anyhow::Result<Loaded<CallState>> {
+        let store = &self.deps.store;
+        let cached = store.load(cause.stream_id, CallState::apply).await?;
+        if cached.head.version > 0 || cause.version != 1 {
+            return Ok(cached);
+        }
+        let stored = crate::store::StoredEvent {
+            position: crate::store::Position::new(cause.global_position),
+            envelope: cause.clone(),
+        };
+        Ok(store.advance(
+            cause.stream_id,
+            CallState::default(),
+            Head::NONE,
+            &[stored],
+            CallState::apply,
+        )?)
+    }
+
+    /// Appends `events` to the call stream at `call`'s version and moves
+    /// `call` on by them. A conflict means another worker (or a callback)
+    /// moved the call on: `call` is reloaded and the caller decides again.
     async fn append_call(
         &self,
         cause: &Envelope,
-        version: i64,
+        call: &mut Loaded<CallState>,
         events: Vec<Event>,
     ) -> Result<bool, StoreError> {
         if events.is_empty() {
@@ -55,18 +82,30 @@ impl Worker {
         let sa = StreamAppend {
             stream_type: StreamType::Call,
             stream_id: cause.stream_id,
-            expected: ExpectedVersion::from_version(version),
+            expected: ExpectedVersion::from_version(call.head.version),
             events,
         };
-        match store::append(&self.deps.pool, self.meta(cause), &[sa]).await {
+        let store = &self.deps.store;
+        match store.append(self.meta(cause), &[sa], vec![]).await {
             Ok(out) => {
+                let written = out.into_events();
                 self.deps
                     .metrics
                     .events_appended
-                    .inc_by(out.events().len() as u64);
+                    .inc_by(written.len() as u64);
+                *call = store.advance(
+                    cause.stream_id,
+                    call.state.clone(),
+                    call.head,
+                    &written,
+                    CallState::apply,
+                )?;
                 Ok(true)
             }
-            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(StoreError::Conflict { .. }) => {
+                *call = store.load_fresh(cause.stream_id, CallState::apply).await?;
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -96,15 +135,16 @@ impl Worker {
         // callback may land before the outcome is appended): appended again
         // at the new version, never thrown away for a second dial.
         let mut dispatched_already: Option<DialOutcome> = None;
+        let mut call = self.initial_state(cause).await?;
         for _ in 0..8 {
-            let state: CallState = fold_stream(self, cause.stream_id, CallState::apply).await?;
+            let state = call.state.clone();
             match state.phase {
                 Phase::Requested => {
                     let admission = self.admit(cause.tenant_id, cause.stream_id).await?;
                     let refused = matches!(admission, Admission::Refused(_));
                     reserved |= !refused;
                     if !self
-                        .append_call(cause, state.version, call::admit(&state, admission))
+                        .append_call(cause, &mut call, call::admit(&state, admission))
                         .await?
                     {
                         continue;
@@ -147,7 +187,7 @@ impl Worker {
                     }
                     let dispatched = matches!(outcome, DialOutcome::Dispatched { .. });
                     if !self
-                        .append_call(cause, state.version, call::record_dial(&state, outcome))
+                        .append_call(cause, &mut call, call::record_dial(&state, outcome))
                         .await?
                     {
                         continue;
@@ -162,8 +202,15 @@ impl Worker {
                         Handled::Failed
                     });
                 }
-                Phase::None => {
+                Phase::None if call.fresh => {
                     anyhow::bail!("call {} has no OriginateRequested yet", cause.stream_id)
+                }
+                Phase::None => {
+                    call = self
+                        .deps
+                        .store
+                        .load_fresh(cause.stream_id, CallState::apply)
+                        .await?;
                 }
                 Phase::Rejected | Phase::Failed if reserved => {
                     // Another handler recorded the end first; the slot this

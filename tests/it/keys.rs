@@ -8,12 +8,12 @@ mod rotate;
 mod shred;
 
 use clap::Parser;
-use events::{EncryptedCredentials, Event, TenantKeyCreated};
+use events::{EncryptedCredentials, Event};
 use sqlx::PgPool;
 use switchboard::cli::Cli;
 use switchboard::config::Settings;
 use switchboard::secrets::{MasterKeyring, PlainCredentials, SecretError, Secrets};
-use switchboard::store::{self, AppendTx, Begin, CommandMeta, StoredEvent};
+use switchboard::store::{self, StoredEvent};
 use uuid::Uuid;
 
 use crate::support::TestEnv;
@@ -32,44 +32,21 @@ pub fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sbkeys-{}", Uuid::new_v4().simple()))
 }
 
-/// Seals a provider's credentials as the gateway does: under the tenant
-/// stream's lock, appending `TenantKeyCreated` with a key created now.
+/// Seals a provider's credentials as the gateway does (a key created on
+/// first use, with its `TenantKeyCreated`).
 pub async fn seal(
     pool: &PgPool,
     ring: MasterKeyring,
     tenant: Uuid,
     provider: Uuid,
 ) -> EncryptedCredentials {
-    let Begin::Fresh(mut tx) = AppendTx::begin(pool, CommandMeta::new(tenant, "t"), &[tenant])
-        .await
-        .unwrap()
-    else {
-        panic!("fresh command")
-    };
     let plain: PlainCredentials = [("auth_token", format!("token-{provider}"))]
         .into_iter()
         .collect();
-    let secrets = Secrets::new(ring);
-    let (sealed, created) = secrets
-        .seal_for_provider(tx.conn(), tenant, provider, &plain)
+    Secrets::new(ring)
+        .seal_for_provider(pool, tenant, provider, &plain, "t")
         .await
-        .unwrap();
-    if let Some(key_id) = created {
-        let version = store::read_stream(tx.conn(), tenant, None)
-            .await
-            .unwrap()
-            .len() as i64;
-        let events = vec![Event::TenantKeyCreated(TenantKeyCreated { key_id })];
-        let sa = store::StreamAppend {
-            stream_type: events::StreamType::Tenant,
-            stream_id: tenant,
-            expected: store::ExpectedVersion::from_version(version),
-            events,
-        };
-        tx.append(&[sa]).await.unwrap();
-    }
-    tx.commit().await.unwrap();
-    sealed
+        .unwrap()
 }
 
 /// Opens `sealed` with `ring`; the plaintext token, or the error.

@@ -15,12 +15,7 @@ use uuid::Uuid;
 use crate::support::{append_n, eventually, NatsProcess, TestEnv};
 
 fn relay(deps: &Deps) -> Relay {
-    Relay {
-        pool: deps.pool.clone(),
-        js: deps.js.clone(),
-        ns: deps.ns.clone(),
-        metrics: deps.metrics.clone(),
-    }
+    Relay::new(deps)
 }
 
 /// Every message in the namespace's events stream, in stream order.

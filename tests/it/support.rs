@@ -1,14 +1,12 @@
 //! Test isolation: a fresh database and namespace per test, and throwaway
 //! nats-server processes for tests that stop and restart NATS.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use events::{Event, ProviderDeleted};
 use sqlx::PgPool;
 use switchboard::app::Deps;
-use switchboard::metrics::Metrics;
 use switchboard::namespace::Namespace;
 use switchboard::store::{self, CommandMeta, ExpectedVersion, StreamAppend};
 use uuid::Uuid;
@@ -71,15 +69,7 @@ impl TestEnv {
         )
         .await
         .unwrap();
-        Deps {
-            pool: self.pool.clone(),
-            nats,
-            js,
-            redis,
-            ns: self.ns.clone(),
-            metrics: Arc::new(Metrics::new()),
-            clock: switchboard::clock::SystemClock::shared(),
-        }
+        Deps::new(self.pool.clone(), nats, js, redis, self.ns.clone())
     }
 
     /// Drops the database and the JetStream stream; call at the end of a
@@ -218,15 +208,13 @@ impl Drop for NatsProcess {
     }
 }
 
-/// The place of the last event written, committed or not yet visible.
+/// The place of the last event written.
 pub async fn last_position(pool: &PgPool) -> store::Position {
-    let (t, p): (i64, i64) = sqlx::query_as(
-        "SELECT transaction_id, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    store::Position::new(t, p)
+    let p: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    store::Position::new(p)
 }
 
 /// Every event in the store, once the horizon has passed the last one

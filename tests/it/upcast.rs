@@ -122,11 +122,7 @@ async fn a_stored_v1_call_ended_reads_as_v2_everywhere() {
     // The projection, too.
     let p = Arc::new(projections::calls::Calls);
     projection::ensure_schema(&env.pool, &*p).await.unwrap();
-    let runner = Runner {
-        pool: env.pool.clone(),
-        projection: p,
-        metrics: Arc::new(Metrics::new()),
-    };
+    let runner = Runner::new(env.pool.clone(), p, Arc::new(Metrics::new()));
     crate::support::visible_all(&env.pool).await;
     while runner.step().await.unwrap() != projection::StepOutcome::Idle {}
     let (status, cause): (String, Option<String>) =

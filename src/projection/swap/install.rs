@@ -63,14 +63,14 @@ pub(super) async fn swap(
         .execute(&mut *tx)
         .await?;
     let row = sqlx::query(&format!(
-        "SELECT transaction_id, position FROM {}.checkpoints WHERE name = $1 FOR UPDATE",
+        "SELECT position FROM {}.checkpoints WHERE name = $1 FOR UPDATE",
         quote(live)
     ))
     .bind(name)
     .fetch_one(&mut *tx)
     .await?;
     let held = Instant::now();
-    let live_at = Position::new(row.try_get("transaction_id")?, row.try_get("position")?);
+    let live_at = Position::new(row.try_get("position")?);
     // Every event up to the live checkpoint is visible: the runner read it.
     let mut at = copy_at;
     let mut applied = 0u64;
@@ -99,12 +99,10 @@ pub(super) async fn swap(
     }
     // This connection's search_path is the copy's schema: name the live one.
     sqlx::query(&format!(
-        "UPDATE {}.checkpoints SET transaction_id = $2, position = $3, updated_at = now() \
-         WHERE name = $1",
+        "UPDATE {}.checkpoints SET position = $2, updated_at = now() WHERE name = $1",
         quote(live)
     ))
     .bind(name)
-    .bind(installed.transaction_id)
     .bind(installed.global_position)
     .execute(&mut *tx)
     .await?;

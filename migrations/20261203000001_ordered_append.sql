@@ -1,0 +1,166 @@
+-- One round trip per append, and a global_position that readers can
+-- checkpoint on alone. See ARCHITECTURE.md "Global order".
+--
+-- Until now readers ordered by (transaction_id, global_position) below the
+-- cluster's xmin horizon, and global_position alone was unique but not
+-- monotonic in that order. From here on every append runs in sb_append(),
+-- which takes one append lock per database before it assigns positions, so
+-- positions are handed out in commit order: a reader that sees position n
+-- sees everything below it, and `global_position > checkpoint` never skips.
+
+-- 1. Renumber the history into the order readers saw it. The hash covers
+--    neither global_position nor transaction_id, so every chain still holds.
+CREATE TEMPORARY TABLE renumber ON COMMIT DROP AS
+    SELECT global_position AS old,
+           row_number() OVER (ORDER BY transaction_id, global_position) AS new
+    FROM events;
+
+-- Checkpoints were (transaction_id, position) pairs: each becomes the number
+-- of events at or before it in the old order.
+UPDATE checkpoints c SET position = (
+    SELECT count(*) FROM events e
+    WHERE (e.transaction_id, e.global_position) <= (c.transaction_id, c.position)
+);
+
+UPDATE events e SET global_position = -r.new FROM renumber r WHERE e.global_position = r.old;
+UPDATE events SET global_position = -global_position;
+SELECT setval(pg_get_serial_sequence('events', 'global_position'),
+              coalesce((SELECT max(global_position) FROM events), 0) + 1, false);
+
+ALTER TABLE events DROP COLUMN transaction_id;
+ALTER TABLE checkpoints DROP COLUMN transaction_id;
+CREATE INDEX events_tenant_position ON events (tenant_id, global_position);
+CREATE INDEX events_stream_type_position ON events (stream_type, global_position);
+
+-- A command id is now claimed by its events (looked up under the append
+-- lock); commands with no events need no claim. The old table stays for the
+-- history it holds, and is no longer written.
+COMMENT ON TABLE commands IS 'Written before sb_append (2026-12-03); command ids are now claimed by events.command_id';
+
+-- 2. The append. One call appends a batch of commands, each with its own
+--    checks; a command that fails a check writes nothing and does not stop
+--    the others.
+--
+-- Commands are numbered 1..n by their position in c_id. Checks (one per
+-- stream a command touches) and events refer to their command by that
+-- number. Within one batch no two commands touch the same stream (the caller
+-- guarantees it), so every check reads the head as it was before the batch.
+--
+-- x (jsonb, may be '[]') holds the command-side guards and writes, each
+-- {"cmd": i, "kind": …}:
+--   claim        {e164, tenant_id, number_id, credentials_id}: insert into
+--                number_claims; a held e164 fails the command ('claimed')
+--   unclaim      {number_id}: delete its claim
+--   unreferenced {credentials_id}: fails the command ('referenced') while a
+--                claim names it
+--   settle       {tenant_id, key, status, headers, body (base64)}: record the
+--                provisional answer of an Idempotency-Key
+--
+-- Returns one row: each command's outcome ('ok', 'duplicate', 'conflict',
+-- 'claimed', 'referenced'), for conflicts the stream and its actual version
+-- (0 = none), and `base`, the position of the first event written. The
+-- events of the 'ok' commands get base, base+1, … in array order.
+CREATE FUNCTION sb_append(
+    c_id uuid[], c_tenant uuid[], c_corr uuid[], c_cause uuid[], c_actor text[],
+    c_recorded timestamptz[],
+    s_cmd int[], s_id uuid[], s_type text[], s_expected bigint[], s_prev bytea[],
+    s_new_version bigint[], s_new_hash bytea[],
+    e_cmd int[], e_stream int[], e_id uuid[], e_type text[], e_schema int[],
+    e_version bigint[], e_data jsonb[], e_prev bytea[], e_hash bytea[],
+    x jsonb,
+    OUT outcome text[], OUT conflict_stream uuid[], OUT conflict_actual bigint[],
+    OUT base bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int := coalesce(array_length(c_id, 1), 0);
+    r record;
+    kept int;
+BEGIN
+    outcome := array_fill('ok'::text, ARRAY[n]);
+    conflict_stream := array_fill(NULL::uuid, ARRAY[n]);
+    conflict_actual := array_fill(NULL::bigint, ARRAY[n]);
+    base := NULL;
+    -- The append lock: held to commit, so positions follow commit order.
+    PERFORM pg_advisory_xact_lock(6584412087353911296);
+
+    FOR r IN SELECT t.i FROM unnest(c_id) WITH ORDINALITY AS t(id, i)
+             WHERE EXISTS (SELECT 1 FROM events e WHERE e.command_id = t.id) LOOP
+        outcome[r.i] := 'duplicate';
+    END LOOP;
+
+    -- A head must be at the expected version, and (when the caller chained
+    -- hashes onto it) end in the hash it chained onto.
+    FOR r IN SELECT u.cmd, u.sid, coalesce(h.version, 0) AS actual
+             FROM unnest(s_cmd, s_id, s_expected, s_prev) AS u(cmd, sid, expected, prev)
+             LEFT JOIN streams h ON h.stream_id = u.sid
+             WHERE coalesce(h.version, 0) <> u.expected
+                OR (u.prev IS NOT NULL AND u.expected > 0 AND h.last_hash <> u.prev) LOOP
+        IF outcome[r.cmd] = 'ok' THEN
+            outcome[r.cmd] := 'conflict';
+            conflict_stream[r.cmd] := r.sid;
+            conflict_actual[r.cmd] := r.actual;
+        END IF;
+    END LOOP;
+
+    IF jsonb_array_length(x) > 0 THEN
+        FOR r IN SELECT g.cmd FROM jsonb_to_recordset(x) AS g(cmd int, kind text, credentials_id uuid)
+                 WHERE g.kind = 'unreferenced'
+                   AND EXISTS (SELECT 1 FROM number_claims c WHERE c.credentials_id = g.credentials_id) LOOP
+            IF outcome[r.cmd] = 'ok' THEN outcome[r.cmd] := 'referenced'; END IF;
+        END LOOP;
+
+        DELETE FROM number_claims c
+        USING jsonb_to_recordset(x) AS g(cmd int, kind text, number_id uuid)
+        WHERE g.kind = 'unclaim' AND outcome[g.cmd] = 'ok' AND c.number_id = g.number_id;
+
+        -- A command claims at most one number; one whose claim did not go in
+        -- (held already, or by an earlier command of this batch) fails.
+        FOR r IN WITH wanted AS (
+                     SELECT g.* FROM jsonb_to_recordset(x)
+                         AS g(cmd int, kind text, e164 text, tenant_id uuid, number_id uuid, credentials_id uuid)
+                     WHERE g.kind = 'claim' AND outcome[g.cmd] = 'ok'),
+                 ins AS (
+                     INSERT INTO number_claims (e164, tenant_id, number_id, credentials_id)
+                     SELECT e164, tenant_id, number_id, credentials_id FROM wanted
+                     ON CONFLICT DO NOTHING RETURNING number_id)
+                 SELECT w.cmd FROM wanted w WHERE w.number_id NOT IN (SELECT number_id FROM ins) LOOP
+            outcome[r.cmd] := 'claimed';
+        END LOOP;
+
+        UPDATE idempotency_keys k
+        SET status = g.status, headers = g.headers, body = decode(g.body, 'base64')
+        FROM jsonb_to_recordset(x) AS g(cmd int, kind text, tenant_id uuid, key text,
+                                       status smallint, headers jsonb, body text)
+        WHERE g.kind = 'settle' AND outcome[g.cmd] = 'ok'
+          AND k.tenant_id = g.tenant_id AND k.key = g.key AND k.status IS NULL;
+    END IF;
+
+    SELECT count(*) INTO kept FROM unnest(e_cmd) AS u(cmd) WHERE outcome[u.cmd] = 'ok';
+    IF kept > 0 THEN
+        -- Positions for this batch, handed out under the append lock.
+        base := nextval(pg_get_serial_sequence('events', 'global_position'));
+        IF kept > 1 THEN
+            PERFORM setval(pg_get_serial_sequence('events', 'global_position'), base + kept - 1);
+        END IF;
+        INSERT INTO events (global_position, event_id, event_type, schema_version, stream_type,
+                            stream_id, version, tenant_id, recorded_at, command_id,
+                            correlation_id, causation_id, actor, data, prev_hash, hash)
+        SELECT base + row_number() OVER (ORDER BY u.ord) - 1, u.id, u.typ, u.schema,
+               s_type[u.stream], s_id[u.stream], u.version, c_tenant[u.cmd], c_recorded[u.cmd],
+               c_id[u.cmd], c_corr[u.cmd], c_cause[u.cmd], c_actor[u.cmd], u.data, u.prev, u.hash
+        FROM unnest(e_cmd, e_stream, e_id, e_type, e_schema, e_version, e_data, e_prev, e_hash)
+             WITH ORDINALITY AS u(cmd, stream, id, typ, schema, version, data, prev, hash, ord)
+        WHERE outcome[u.cmd] = 'ok';
+
+        INSERT INTO streams (stream_id, stream_type, tenant_id, version, last_hash)
+        SELECT u.sid, u.typ, c_tenant[u.cmd], u.new_version, u.new_hash
+        FROM unnest(s_cmd, s_id, s_type, s_expected, s_new_version, s_new_hash)
+             AS u(cmd, sid, typ, expected, new_version, new_hash)
+        WHERE outcome[u.cmd] = 'ok' AND u.new_version > u.expected
+        ON CONFLICT (stream_id) DO UPDATE
+            SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash;
+
+        PERFORM pg_notify('switchboard_events', '');
+    END IF;
+END
+$$;

@@ -1,0 +1,124 @@
+//! Routing call outcomes to the originate requests waiting for them.
+//!
+//! One router per gateway process, fed two ways: the events this process
+//! commits (the store's feed: a worker in the same process answers without
+//! a trip through the relay and NATS), and one NATS subscription per outcome
+//! type for workers elsewhere. Whichever comes first answers; the request
+//! also looks in the store once before it gives up, so neither feed is ever
+//! the only way to learn an outcome.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use events::Envelope;
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::namespace::Namespace;
+use crate::store::Store;
+
+/// The event types that end an originate request's wait.
+pub const OUTCOME_TYPES: [&str; 3] = [
+    "OriginateDispatched",
+    "OriginateRejected",
+    "OriginateFailed",
+];
+
+/// Requests waiting for their call's outcome, by call id.
+#[derive(Default)]
+pub struct Outcomes {
+    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Envelope>>>,
+}
+
+/// A registered wait; dropping it unregisters.
+pub struct Expected<'a> {
+    outcomes: &'a Outcomes,
+    call_id: Uuid,
+    pub rx: oneshot::Receiver<Envelope>,
+}
+
+impl Drop for Expected<'_> {
+    fn drop(&mut self) {
+        self.outcomes.lock().remove(&self.call_id);
+    }
+}
+
+impl Outcomes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Envelope>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a wait for `call_id` (before its request is appended, so
+    /// the outcome cannot slip past).
+    pub fn expect(&self, call_id: Uuid) -> Expected<'_> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(call_id, tx);
+        Expected {
+            outcomes: self,
+            call_id,
+            rx,
+        }
+    }
+
+    fn deliver(&self, env: &Envelope) {
+        if !OUTCOME_TYPES.contains(&env.event_type.as_str()) {
+            return;
+        }
+        if let Some(tx) = self.lock().remove(&env.stream_id) {
+            let _ = tx.send(env.clone());
+        }
+    }
+
+    /// Follows what this process commits, until `shutdown`.
+    pub async fn follow_store(self: Arc<Self>, store: Store, shutdown: CancellationToken) {
+        let mut feed = store.feed();
+        loop {
+            let batch = tokio::select! {
+                b = feed.recv() => b,
+                _ = shutdown.cancelled() => return,
+            };
+            match batch {
+                Ok(events) => events.iter().for_each(|e| self.deliver(&e.envelope)),
+                // Missed batches are found by NATS or the store check.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Follows the outcomes on NATS, until `shutdown`; resubscribes when a
+    /// subscription ends.
+    pub async fn follow_nats(
+        self: Arc<Self>,
+        nats: async_nats::Client,
+        ns: Namespace,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let mut subs = Vec::new();
+            for t in OUTCOME_TYPES {
+                match nats.subscribe(format!("{ns}.events.*.call.*.{t}")).await {
+                    Ok(s) => subs.push(s),
+                    Err(e) => tracing::warn!(error = %e, "outcome subscription failed"),
+                }
+            }
+            let mut all = futures::stream::select_all(subs);
+            loop {
+                let msg = tokio::select! {
+                    m = all.next() => m,
+                    _ = shutdown.cancelled() => return,
+                };
+                let Some(msg) = msg else { break };
+                if let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) {
+                    self.deliver(&env);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

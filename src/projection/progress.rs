@@ -1,0 +1,142 @@
+//! Read-your-writes without sleeping: where each projection has got to, as
+//! this process hears it.
+//!
+//! A runner in this process reports every committed batch here directly; a
+//! runner in another process sends `pg_notify(PROGRESS_CHANNEL,
+//! '<checkpoint>:<position>')` in its batch transaction, which `listen`
+//! relays here. A wait wakes on either, and re-reads the checkpoints table
+//! now and then in case a notification was lost (a dropped listener
+//! connection), so it never waits on a missed message for long.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Position;
+
+/// The channel projectors announce their checkpoints on.
+pub const PROGRESS_CHANNEL: &str = "switchboard_progress";
+
+/// How often a wait re-reads the checkpoints table though nothing woke it.
+const RECHECK: Duration = Duration::from_millis(100);
+const FIRST_RECHECK: Duration = Duration::from_millis(25);
+
+/// Each checkpoint's last known position.
+#[derive(Default)]
+pub struct Progress {
+    positions: Mutex<HashMap<String, watch::Sender<i64>>>,
+}
+
+impl Progress {
+    fn channel(&self, name: &str) -> watch::Receiver<i64> {
+        let mut map = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// `name` has applied everything up to `at`.
+    pub fn advance(&self, name: &str, at: i64) {
+        let mut map = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = map
+            .entry(name.to_owned())
+            .or_insert_with(|| watch::channel(0).0);
+        tx.send_if_modified(|p| {
+            let moved = at > *p;
+            *p = (*p).max(at);
+            moved
+        });
+    }
+
+    /// The position `name` is known to have reached (0 if none).
+    pub fn known(&self, name: &str) -> i64 {
+        *self.channel(name).borrow()
+    }
+
+    async fn reread(&self, pool: &PgPool, names: &[String]) {
+        let rows: Result<Vec<(String, i64)>, _> =
+            sqlx::query_as("SELECT name, position FROM checkpoints WHERE name = ANY($1)")
+                .bind(names)
+                .fetch_all(pool)
+                .await;
+        for (name, at) in rows.unwrap_or_default() {
+            self.advance(&name, at);
+        }
+    }
+
+    /// Waits (up to `timeout`) until every checkpoint in `names` is at or past
+    /// `at`. Returns whether they got there; a write still succeeds when a
+    /// projection is slow or stopped, the caller just cannot promise the read.
+    pub async fn wait_for(
+        &self,
+        pool: &PgPool,
+        names: &[String],
+        at: Position,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // A runner here or the listener usually wakes the wait first; the
+        // table is asked only when neither has within a moment.
+        let mut reread_at = tokio::time::Instant::now() + FIRST_RECHECK;
+        for name in names {
+            let mut rx = self.channel(name);
+            loop {
+                if *rx.borrow_and_update() >= at.global_position {
+                    break;
+                }
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                if now >= reread_at {
+                    self.reread(pool, names).await;
+                    reread_at = now + RECHECK;
+                    continue;
+                }
+                let _ = tokio::time::timeout_at(reread_at.min(deadline), rx.changed()).await;
+            }
+        }
+        true
+    }
+
+    /// Relays other processes' checkpoint announcements here until
+    /// `shutdown`, reconnecting when the connection drops.
+    pub async fn listen(&self, pool: PgPool, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                r = self.listen_once(&pool) => if let Err(e) = r {
+                    tracing::warn!(error = %e, "progress listener interrupted; reconnecting");
+                },
+                _ = shutdown.cancelled() => return,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn listen_once(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(PROGRESS_CHANNEL).await?;
+        // Anything applied before the listener was in place.
+        let names: Vec<String> = self
+            .positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        self.reread(pool, &names).await;
+        loop {
+            let n = listener.recv().await?;
+            if let Some((name, at)) = n.payload().rsplit_once(':') {
+                if let Ok(at) = at.parse() {
+                    self.advance(name, at);
+                }
+            }
+        }
+    }
+}
