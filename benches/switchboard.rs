@@ -1,18 +1,23 @@
-//! `cargo bench --bench switchboard` (or `scripts/bench`): throughput and
-//! latency of the event store, the relay, a gateway write and an originate
-//! end to end, each next to a baseline measured in the same run.
+//! `scripts/bench` (`cargo bench --bench switchboard`): every workload of the
+//! pipeline next to a baseline measured in the same run, with its target.
 //!
 //! Runs against the local PostgreSQL, NATS and Redis (`TEST_PG_URL`,
 //! `NATS_URL`, `REDIS_URL` override them) in a database `sbbench_<id>` and a
 //! namespace `b<id>` of its own, which it removes at the end.
 //!
-//! Order: the HTTP scenarios run first on a fresh store, then the full
-//! service stops and the store and relay scenarios run alone.
+//! `scripts/bench` is the short form (under two minutes once built);
+//! `scripts/bench --full` adds the 10,000,000-event growth and the
+//! 1,000,000-event replay. `--only NAME[,NAME]` runs some workloads:
+//! append, relay, caps, http, originate (and growth, replay with --full).
 
 #[path = "switchboard/append.rs"]
 mod append;
+#[path = "switchboard/caps.rs"]
+mod caps;
 #[path = "switchboard/env.rs"]
 mod env;
+#[path = "switchboard/full.rs"]
+mod full;
 #[path = "switchboard/http.rs"]
 mod http;
 #[path = "switchboard/measure.rs"]
@@ -23,18 +28,47 @@ mod relay;
 use env::BenchEnv;
 use measure::Row;
 
+/// What to run, from the command line.
+pub struct Plan {
+    pub full: bool,
+    only: Option<Vec<String>>,
+}
+
+impl Plan {
+    fn parse() -> Plan {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(|s| s.split(',').map(str::to_owned).collect());
+        Plan {
+            full: args.iter().any(|a| a == "--full"),
+            only,
+        }
+    }
+
+    pub fn runs(&self, name: &str) -> bool {
+        let full_only = matches!(name, "growth" | "replay");
+        match &self.only {
+            Some(names) => names.iter().any(|n| n == name),
+            None => !full_only || self.full,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; there are no options.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let plan = Plan::parse();
     let env = BenchEnv::new().await?;
     print_header(&env).await?;
-    let rows = run(&env).await;
+    let rows = run(&env, &plan).await;
     let load_after = loadavg();
     let streams = [env.deps.ns.events_stream(), relay::raw_stream(&env.deps)];
     env.cleanup(&streams).await;
@@ -44,19 +78,51 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
-    eprintln!("bench: starting every role and {} tenants", http::CLIENTS);
-    let app = http::App::start(env).await?;
-    eprintln!("bench: 3. gateway write");
-    let write = app.gateway_write().await?;
-    eprintln!("bench: 4. originate");
-    let originate = app.originate().await?;
-    app.stop(&env.deps.pool).await?;
-    eprintln!("bench: 1. event-store append");
-    let append = append::run(&env.deps.pool).await?;
-    eprintln!("bench: 2. relay");
-    let relay = relay::run(&env.deps).await?;
-    Ok(vec![append, relay, write, originate])
+async fn run(env: &BenchEnv, plan: &Plan) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    // The store first, on an empty database and with no role running: the
+    // raw baseline needs 64 connections of its own.
+    let mut ceiling = None;
+    let mut empty_p99 = None;
+    if plan.runs("append") {
+        eprintln!("bench: store append");
+        let (r, c, p) = append::run(&env.db_url(), &env.deps.pool, &env.deps.store).await?;
+        rows.extend(r);
+        ceiling = Some(c);
+        empty_p99 = Some(p);
+    }
+    if plan.runs("relay") {
+        eprintln!("bench: relay");
+        rows.extend(relay::run(&env.deps).await?);
+    }
+    if plan.runs("caps") {
+        eprintln!("bench: caps admission");
+        rows.extend(caps::run(env).await?);
+    }
+    if plan.runs("http") || plan.runs("originate") {
+        eprintln!("bench: starting every role");
+        let app = http::App::start(env).await?;
+        if plan.runs("http") {
+            eprintln!("bench: commands through HTTP");
+            rows.extend(app.commands(env, ceiling).await?);
+            eprintln!("bench: one hot stream");
+            rows.extend(app.hot_stream(env).await?);
+        }
+        if plan.runs("originate") {
+            eprintln!("bench: originate");
+            rows.extend(app.originate(env).await?);
+        }
+        app.stop(&env.deps.pool).await?;
+    }
+    if plan.runs("growth") {
+        eprintln!("bench: growth to 10,000,000 events");
+        rows.extend(full::growth(env, empty_p99).await?);
+    }
+    if plan.runs("replay") {
+        eprintln!("bench: replay of 1,000,000 events");
+        rows.extend(full::replay(env).await?);
+    }
+    Ok(rows)
 }
 
 async fn print_header(env: &BenchEnv) -> anyhow::Result<()> {
@@ -74,7 +140,7 @@ async fn print_header(env: &BenchEnv) -> anyhow::Result<()> {
         "- date: {}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
     );
-    println!("- nproc: {cpus} (clients and every role share this process and these cores)");
+    println!("- nproc: {cpus} (clients, every role, PostgreSQL, NATS and Redis share these cores)");
     println!(
         "- load average: {} (other work on the machine skews both columns)",
         loadavg()

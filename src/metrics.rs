@@ -33,6 +33,18 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Buckets of the pipeline delays, in seconds: fine around the 50 ms the
+/// service aims at, coarse beyond.
+const LAG_BUCKETS: [f64; 20] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Seconds from `t` until now (0 for a time in the future).
+pub fn seconds_since(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    (chrono::Utc::now() - t).to_std().map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +54,10 @@ pub struct Metrics {
     pub relay_published: Counter,
     /// Events committed but not yet published (at the last relay pass).
     pub relay_lag: Gauge,
+    /// From an event's `recorded_at` to JetStream's acknowledgement of it.
+    pub relay_delay: Histogram,
+    /// From an event's `recorded_at` to the commit of the batch applying it.
+    pub projector_delay: Family<ProjectorLabels, Histogram>,
     pub projector_lag: Family<ProjectorLabels, Gauge>,
     /// 1 while a projector is stopped on an event it cannot apply.
     pub projector_stopped: Family<ProjectorLabels, Gauge>,
@@ -89,6 +105,20 @@ impl Metrics {
             "Events not yet published",
             relay_lag.clone(),
         );
+        let relay_delay = Histogram::new(LAG_BUCKETS.into_iter());
+        registry.register(
+            "relay_delay_seconds",
+            "From an event's recorded_at to its publish acknowledgement",
+            relay_delay.clone(),
+        );
+        let projector_delay = Family::<ProjectorLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LAG_BUCKETS.into_iter())
+        });
+        registry.register(
+            "projector_delay_seconds",
+            "From an event's recorded_at to the commit of its projection",
+            projector_delay.clone(),
+        );
         let projector_lag = Family::<ProjectorLabels, Gauge>::default();
         registry.register(
             "projector_lag_events",
@@ -114,6 +144,8 @@ impl Metrics {
             events_appended,
             relay_published,
             relay_lag,
+            relay_delay,
+            projector_delay,
             projector_lag,
             projector_stopped,
             originations,

@@ -1,18 +1,26 @@
-//! Scenario 1: `store::append` of one event to a fresh stream, against a
-//! plain autocommit INSERT of the same envelope (the PostgreSQL ceiling).
+//! The event store: `Store::append` (group commit, version check, hash
+//! chain, ordered positions) of one event to a fresh stream, against a plain
+//! autocommit INSERT of the same row into a table shaped like `events` (same
+//! columns, same indexes): the PostgreSQL ceiling, at the same client count.
 
 use chrono::Utc;
 use events::{CallLimitsUpdated, Event, Hash32, NewEnvelope, StreamType};
-use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use switchboard::store::{self, CommandMeta, ExpectedVersion, StreamAppend};
+use switchboard::store::{CommandMeta, ExpectedVersion, Store, StreamAppend};
 use uuid::Uuid;
 
-use crate::measure::{concurrent, Row};
+use crate::measure::{concurrent, Row, Stats, Target};
 
-pub const OPS: usize = 4_000;
-pub const TASKS: usize = 8;
-const WARMUP: usize = 100;
+pub const CLIENTS: [usize; 3] = [1, 16, 64];
+
+fn ops_for(clients: usize) -> usize {
+    match clients {
+        1 => 3_000,
+        16 => 10_000,
+        _ => 20_000,
+    }
+}
 
 fn event(i: usize) -> Event {
     Event::CallLimitsUpdated(CallLimitsUpdated {
@@ -24,19 +32,21 @@ fn event(i: usize) -> Event {
 }
 
 /// Appends `event(i)` as the first event of a new stream.
-async fn append_one(pool: PgPool, tenant: Uuid, i: usize) -> anyhow::Result<()> {
+pub async fn append_one(store: &Store, tenant: Uuid, i: usize) -> anyhow::Result<()> {
     let sa = StreamAppend {
         stream_type: StreamType::CallLimits,
         stream_id: Uuid::now_v7(),
         expected: ExpectedVersion::NoStream,
         events: vec![event(i)],
     };
-    store::append(&pool, CommandMeta::new(tenant, "bench"), &[sa]).await?;
+    store
+        .append(CommandMeta::new(tenant, "bench"), &[sa], vec![])
+        .await?;
     Ok(())
 }
 
-/// The envelope `append_one` would store, as JSON.
-fn payload(tenant: Uuid, i: usize) -> anyhow::Result<Value> {
+/// The envelope `append_one` would store.
+fn envelope(tenant: Uuid, i: usize) -> (NewEnvelope, Hash32) {
     let e = event(i);
     let command_id = Uuid::now_v7();
     let env = NewEnvelope {
@@ -55,51 +65,106 @@ fn payload(tenant: Uuid, i: usize) -> anyhow::Result<Value> {
         data: e.to_data(),
         prev_hash: Hash32::ZERO,
     };
-    Ok(serde_json::to_value(env)?)
+    let hash = env.compute_hash();
+    (env, hash)
 }
 
-async fn insert_raw(pool: PgPool, tenant: Uuid, i: usize) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO bench_raw (id, data) VALUES ($1, $2)")
-        .bind(Uuid::now_v7())
-        .bind(payload(tenant, i)?)
-        .execute(&pool)
-        .await?;
-    Ok(())
-}
-
-/// Appends `n` events from `tasks` tasks, untimed (to fill the store).
-pub async fn fill(pool: &PgPool, n: usize, tasks: usize) -> anyhow::Result<()> {
-    let (pool, tenant) = (pool.clone(), Uuid::new_v4());
-    concurrent("fill", n, tasks, move |_, i| {
-        append_one(pool.clone(), tenant, i)
-    })
+async fn insert_raw(pool: &PgPool, tenant: Uuid, i: usize) -> anyhow::Result<()> {
+    let (env, hash) = envelope(tenant, i);
+    sqlx::query(
+        "INSERT INTO bench_raw (event_id, event_type, schema_version, stream_type, stream_id, \
+         version, tenant_id, recorded_at, command_id, correlation_id, causation_id, actor, data, \
+         prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+    )
+    .bind(env.event_id)
+    .bind(&env.event_type)
+    .bind(env.schema_version as i32)
+    .bind(env.stream_type.as_str())
+    .bind(env.stream_id)
+    .bind(env.version)
+    .bind(env.tenant_id)
+    .bind(env.recorded_at)
+    .bind(env.command_id)
+    .bind(env.correlation_id)
+    .bind(env.causation_id)
+    .bind(&env.actor)
+    .bind(&env.data)
+    .bind(&env.prev_hash.0[..])
+    .bind(&hash.0[..])
+    .execute(pool)
     .await?;
     Ok(())
 }
 
-pub async fn run(pool: &PgPool) -> anyhow::Result<Row> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id uuid PRIMARY KEY, data jsonb NOT NULL)")
-        .execute(pool)
+/// A table like `events`, with every index, and a sequence of its own.
+async fn raw_table(pool: &PgPool) -> anyhow::Result<()> {
+    for sql in [
+        "DROP TABLE IF EXISTS bench_raw",
+        "CREATE TABLE bench_raw (LIKE events INCLUDING ALL EXCLUDING DEFAULTS)",
+        "CREATE SEQUENCE IF NOT EXISTS bench_raw_seq",
+        "ALTER TABLE bench_raw ALTER COLUMN global_position SET DEFAULT nextval('bench_raw_seq')",
+    ] {
+        sqlx::query(sql).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// The ceiling: autocommit INSERTs from `clients` connections.
+pub async fn raw(url: &str, pool: &PgPool, clients: usize, ops: usize) -> anyhow::Result<Stats> {
+    raw_table(pool).await?;
+    let raw_pool = PgPoolOptions::new()
+        .max_connections(clients as u32)
+        .min_connections(clients as u32)
+        .connect(url)
         .await?;
     let tenant = Uuid::new_v4();
-    let p = pool.clone();
-    let raw = move |_: usize, i: usize| insert_raw(p.clone(), tenant, i);
-    concurrent("warm-up", WARMUP, TASKS, raw.clone()).await?;
-    let baseline = concurrent("INSERT jsonb row", OPS, TASKS, raw).await?;
+    let p = raw_pool.clone();
+    let op = move |_: usize, i: usize| {
+        let p = p.clone();
+        async move { insert_raw(&p, tenant, i).await }
+    };
+    concurrent(clients * 20, clients, op.clone()).await?;
+    let s = concurrent(ops, clients, op).await?;
+    raw_pool.close().await;
+    Ok(s)
+}
 
-    fill(pool, WARMUP, TASKS).await?;
-    let p = pool.clone();
-    let scenario = concurrent("store::append 1 event", OPS, TASKS, move |_, i| {
-        append_one(p.clone(), tenant, i)
-    })
-    .await?;
-    Ok(Row {
-        scenario,
-        baseline,
-        notes: vec![format!(
-            "{TASKS} tasks, each append a new stream (lock, claim command, read head, \
-             insert event, upsert stream, notify, commit); baseline: one autocommit \
-             INSERT of the same envelope JSON into bench_raw(id uuid PK, data jsonb)"
-        )],
-    })
+/// `Store::append` from `clients` tasks.
+pub async fn store(store: &Store, clients: usize, ops: usize) -> anyhow::Result<Stats> {
+    let tenant = Uuid::new_v4();
+    let s = store.clone();
+    let op = move |_: usize, i: usize| {
+        let s = s.clone();
+        async move { append_one(&s, tenant, i).await }
+    };
+    concurrent(clients * 20, clients, op.clone()).await?;
+    concurrent(ops, clients, op).await
+}
+
+/// Both at each client count; returns the rows and the ceiling at 64
+/// clients (the HTTP workload's baseline).
+pub async fn run(url: &str, pool: &PgPool, st: &Store) -> anyhow::Result<(Vec<Row>, f64, f64)> {
+    let mut rows = Vec::new();
+    let (mut ceiling64, mut p99_16) = (0.0, 0.0);
+    for clients in CLIENTS {
+        let ops = ops_for(clients);
+        let base = raw(url, pool, clients, ops).await?;
+        let s = store(st, clients, ops).await?;
+        let w = format!("store append, {clients} appender(s)");
+        rows.push(
+            Row::new(&w, "events/s", s.ops_per_s(), "/s")
+                .against("raw INSERT tx/s", base.ops_per_s())
+                .target(Target::RatioAtLeast(0.8)),
+        );
+        rows.push(
+            Row::new(&w, "p99", s.ms(0.99), "ms").against("raw INSERT p99", base.ms(0.99)),
+        );
+        if clients == 64 {
+            ceiling64 = base.ops_per_s();
+        }
+        if clients == 16 {
+            p99_16 = s.ms(0.99);
+        }
+    }
+    Ok((rows, ceiling64, p99_16))
 }

@@ -63,6 +63,11 @@ impl BenchEnv {
         })
     }
 
+    /// The URL of the benchmark's database.
+    pub fn db_url(&self) -> String {
+        format!("{}/{}", pg_base(), self.db_name)
+    }
+
     /// A token for `tenant` with every scope.
     pub fn token(&self, tenant: Uuid) -> String {
         mint_hs256(

@@ -1,9 +1,9 @@
-//! Scenarios 3 and 4, through HTTP against every role started in this
-//! process (as `serve` composes them), each against `GET /healthz` on the
-//! same server with the same concurrency.
+//! The workloads through HTTP, against every role started in this process
+//! as `serve` composes them, with the built-in Call Processor simulator
+//! (its callbacks included).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -16,23 +16,45 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::env::BenchEnv;
-use crate::measure::{concurrent, Row, Stats};
+use crate::measure::{concurrent, histogram_ms, open_loop, Row, Stats, Target};
 
-pub const CLIENTS: usize = 16;
-const WRITE_OPS: usize = 2_000;
-const ORIGINATE_OPS: usize = 512;
-/// Enough requests for the baseline to take a measurable while.
-const HEALTHZ_OPS: usize = 20_000;
-const BIG: u32 = 1_000_000;
+/// Connections of the command mix.
+const CONNECTIONS: usize = 64;
+const TENANTS: usize = 256;
+const MIX_OPS: usize = 8_000;
+const HOT_HISTORY: usize = 10_000;
+const HOT_OPS: usize = 600;
+const CALLERS: usize = 64;
+const ORIGINATE_OPS: usize = 6_000;
+const OPEN_RATE: f64 = 500.0;
+const OPEN_OPS: usize = 5_000;
+const BIG: u32 = 1_000_000_000;
 
-/// A running service, and one tenant (token, caller id) per client.
+/// A tenant of the benchmark: its token, one provider and one number.
+#[derive(Clone)]
+struct Tenant {
+    id: Uuid,
+    token: String,
+    provider: String,
+    number: String,
+    e164: String,
+}
+
+/// A running service.
 pub struct App {
     base: String,
     client: reqwest::Client,
     sim: SimHandle,
     stop: CancellationToken,
     tasks: JoinSet<()>,
-    tenants: Arc<Vec<(String, String)>>,
+    metrics: Arc<switchboard::metrics::Metrics>,
+}
+
+static NEXT_E164: AtomicUsize = AtomicUsize::new(0);
+
+/// A number nobody holds yet in this run.
+fn fresh_e164() -> String {
+    format!("+1{:010}", 3_000_000_000 + NEXT_E164.fetch_add(1, Ordering::Relaxed))
 }
 
 impl App {
@@ -43,195 +65,310 @@ impl App {
         let sim = started
             .sim
             .ok_or_else(|| anyhow::anyhow!("no built-in simulator"))?;
-        let mut app = App {
+        // Calls ring, are answered and complete within half a second, so the
+        // callbacks run beside the originates and slots free up.
+        sim.state()
+            .update_config(ConfigPatch {
+                ring_delay_ms: Some(50),
+                answer_delay_ms: Some(100),
+                call_hold_ms: Some(Some(300)),
+                ..Default::default()
+            })
+            .map_err(anyhow::Error::msg)?;
+        Ok(App {
             base: format!("http://{}", started.addr),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
             sim,
             stop,
             tasks: started.tasks,
-            tenants: Arc::default(),
-        };
-        let mut tenants = Vec::new();
-        for i in 0..CLIENTS {
-            let token = env.token(Uuid::new_v4());
-            let from = format!("+1202555{:04}", 100 + i);
-            app.setup_tenant(&token, &from).await?;
-            tenants.push((token, from));
-        }
-        app.tenants = Arc::new(tenants);
-        Ok(app)
+            metrics: env.deps.metrics.clone(),
+        })
     }
 
     async fn send(&self, m: Method, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
         send(&self.client, &self.base, m, path, token, body).await
     }
 
-    /// A Twilio provider and `from` attached to it.
-    async fn setup_tenant(&self, token: &str, from: &str) -> anyhow::Result<()> {
+    /// A tenant with a Twilio provider, a number pinned to an agent, and
+    /// caps that admit everything.
+    async fn tenant(&self, env: &BenchEnv) -> anyhow::Result<Tenant> {
+        let id = Uuid::new_v4();
+        let token = env.token(id);
         let creds = json!({"account_sid": format!("AC{}", "0f".repeat(16)), "auth_token": "tok"});
         let p = json!({"provider": "twilio", "label": "Bench", "credentials": creds});
         let provider = self
-            .send(Method::POST, "/api/v1/telephony/providers", token, p)
-            .await?;
-        let n = json!({"e164": from, "provider": "twilio", "credentials_id": provider["id"],
+            .send(Method::POST, "/api/v1/telephony/providers", &token, p)
+            .await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let e164 = fresh_e164();
+        let n = json!({"e164": e164, "provider": "twilio", "credentials_id": provider,
             "agent_id": Uuid::new_v4()});
-        self.send(Method::POST, "/api/v1/telephony/numbers", token, n)
-            .await?;
-        Ok(())
-    }
-
-    async fn healthz(&self) -> anyhow::Result<Stats> {
-        let (client, url) = (self.client.clone(), format!("{}/healthz", self.base));
-        let get = move |_: usize, _: usize| {
-            let req = client.get(&url);
-            async move {
-                req.send().await?.error_for_status()?.bytes().await?;
-                Ok(())
-            }
-        };
-        concurrent("warm-up", CLIENTS * 4, CLIENTS, get.clone()).await?;
-        concurrent("GET /healthz", HEALTHZ_OPS, CLIENTS, get).await
-    }
-
-    /// `op(client, i)`: one request from client `client` as its tenant.
-    fn request(
-        &self,
-        method: Method,
-        path: &'static str,
-        body: impl Fn(usize, usize) -> Value + Send + Sync + 'static,
-    ) -> impl Fn(usize, usize) -> RespFuture + Clone + Send + Sync + 'static {
-        let (client, base, tenants) =
-            (self.client.clone(), self.base.clone(), self.tenants.clone());
-        let body = Arc::new(body);
-        move |c, i| {
-            let (client, base, tenants) = (client.clone(), base.clone(), tenants.clone());
-            let (method, body) = (method.clone(), body(c, i));
-            Box::pin(async move { send(&client, &base, method, path, &tenants[c].0, body).await })
-        }
-    }
-
-    /// Scenario 3: PATCH /api/v1/call-limits, each client its own tenant.
-    pub async fn gateway_write(&self) -> anyhow::Result<Row> {
-        let patch = self.request(
-            Method::PATCH,
-            "/api/v1/call-limits",
-            |_, i| json!({"daily_minutes_max": 600 + i}),
-        );
-        let p = patch.clone();
-        concurrent("warm-up", CLIENTS, CLIENTS, move |c, i| {
-            let f = p(c, i);
-            async move { f.await.map(drop) }
-        })
-        .await?;
-        let baseline = self.healthz().await?;
-        let scenario = concurrent("PATCH call-limits", WRITE_OPS, CLIENTS, move |c, i| {
-            let f = patch(c, i);
-            async move { f.await.map(drop) }
-        })
-        .await?;
-        Ok(Row {
-            scenario,
-            baseline,
-            notes: vec![format!(
-                "{CLIENTS} clients, one tenant each (so no stream-lock contention); each \
-                 answer waits for the call_limits projection (read-your-writes); \
-                 baseline: {HEALTHZ_OPS} requests"
-            )],
-        })
-    }
-
-    /// Scenario 4: POST /api/v1/calls/originate to the built-in simulator.
-    pub async fn originate(&self) -> anyhow::Result<Row> {
+        let number = self
+            .send(Method::POST, "/api/v1/telephony/numbers", &token, n)
+            .await?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let limits = json!({"concurrent_max": BIG, "calls_per_minute": BIG,
             "daily_calls_max": BIG, "daily_minutes_max": BIG});
-        for (token, _) in self.tenants.iter() {
-            self.send(Method::PUT, "/api/v1/call-limits", token, limits.clone())
-                .await?;
+        self.send(Method::PUT, "/api/v1/call-limits", &token, limits)
+            .await?;
+        Ok(Tenant {
+            id,
+            token,
+            provider,
+            number,
+            e164,
+        })
+    }
+
+    async fn tenants(&self, env: &BenchEnv, n: usize) -> anyhow::Result<Arc<Vec<Tenant>>> {
+        let mut all = Vec::with_capacity(n);
+        for _ in 0..n {
+            all.push(self.tenant(env).await?);
         }
-        // Calls ring long after the run, so no callback competes with it.
-        let patch = ConfigPatch {
-            ring_delay_ms: Some(600_000),
-            ..Default::default()
+        Ok(Arc::new(all))
+    }
+
+    /// One request of the mix: CreateProvider, AttachNumber, PATCH number,
+    /// PATCH /call-limits, in turn, over many tenants.
+    fn mix(&self, tenants: Arc<Vec<Tenant>>) -> impl Fn(usize) -> Req + Clone + Send + Sync {
+        let (client, base) = (self.client.clone(), self.base.clone());
+        move |i| {
+            let t = tenants[(i * 7 + i / 4) % tenants.len()].clone();
+            let (client, base) = (client.clone(), base.clone());
+            Box::pin(async move {
+                let (m, path, body) = match i % 4 {
+                    0 => (
+                        Method::POST,
+                        "/api/v1/telephony/providers".to_owned(),
+                        json!({"provider": "plivo", "label": format!("p{i}"),
+                            "credentials": {"auth_id": "MAXXXXXXXXXXXXXXXXXX", "auth_token": "tok"}}),
+                    ),
+                    1 => (
+                        Method::POST,
+                        "/api/v1/telephony/numbers".to_owned(),
+                        json!({"e164": fresh_e164(), "provider": "twilio",
+                            "credentials_id": t.provider}),
+                    ),
+                    2 => (
+                        Method::PATCH,
+                        format!("/api/v1/telephony/numbers/{}", t.number),
+                        json!({"inbound_enabled": i % 8 < 4}),
+                    ),
+                    _ => (
+                        Method::PATCH,
+                        "/api/v1/call-limits".to_owned(),
+                        json!({"daily_minutes_max": 600 + i}),
+                    ),
+                };
+                send(&client, &base, m, &path, &t.token, body).await?;
+                Ok(())
+            })
+        }
+    }
+
+    /// The command mix: closed loop on 64 connections against the raw
+    /// INSERT ceiling, then open loop at half the rate reached.
+    pub async fn commands(&self, env: &BenchEnv, ceiling: Option<f64>) -> anyhow::Result<Vec<Row>> {
+        let tenants = self.tenants(env, TENANTS).await?;
+        let mix = self.mix(tenants);
+        let m = mix.clone();
+        concurrent(CONNECTIONS * 4, CONNECTIONS, move |_, i| m(i)).await?;
+        let m = mix.clone();
+        let closed = concurrent(MIX_OPS, CONNECTIONS, move |_, i| m(i)).await?;
+        let rate = closed.ops_per_s() / 2.0;
+        let open = open_loop((rate * 6.0) as usize, rate, move |i| mix(i + MIX_OPS)).await?;
+        let w = "commands via HTTP (mix of 4)";
+        let mut thr = Row::new(w, "commands/s, 64 connections", closed.ops_per_s(), "/s");
+        if let Some(c) = ceiling {
+            thr = thr
+                .against("raw INSERT tx/s, 64 clients", c)
+                .target(Target::RatioAtLeast(0.5));
+        }
+        Ok(vec![
+            thr,
+            Row::new(w, &format!("p50 at {rate:.0}/s offered"), open.ms(0.5), "ms"),
+            Row::new(w, &format!("p99 at {rate:.0}/s offered"), open.ms(0.99), "ms")
+                .target(Target::AtMost(20.0)),
+            Row::new(w, &format!("p99.9 at {rate:.0}/s offered"), open.ms(0.999), "ms"),
+            errors_row(w, &open),
+        ])
+    }
+
+    /// PATCH /call-limits of one tenant after 10,000 earlier updates, against
+    /// a tenant with none.
+    pub async fn hot_stream(&self, env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
+        let hot = self.tenant(env).await?;
+        let fresh = self.tenant(env).await?;
+        fill_limits(env, hot.id, HOT_HISTORY).await?;
+        // The first PATCH after the process forgot the stream folds it once.
+        let id = events::call_limits_stream_id(hot.id);
+        env.deps.store.states().forget(id);
+        let cold = std::time::Instant::now();
+        self.send(
+            Method::PATCH,
+            "/api/v1/call-limits",
+            &hot.token,
+            json!({"daily_minutes_max": 7}),
+        )
+        .await?;
+        let cold = cold.elapsed().as_secs_f64() * 1000.0;
+        let run = |t: Tenant| {
+            let (client, base) = (self.client.clone(), self.base.clone());
+            concurrent(HOT_OPS, 1, move |_, i| {
+                let (client, base, token) = (client.clone(), base.clone(), t.token.clone());
+                async move {
+                    let body = json!({"concurrent_max": 100 + i % 2});
+                    send(&client, &base, Method::PATCH, "/api/v1/call-limits", &token, body)
+                        .await?;
+                    Ok(())
+                }
+            })
         };
-        self.sim
-            .state()
-            .update_config(patch)
-            .map_err(anyhow::Error::msg)?;
-        let tenants = self.tenants.clone();
-        let post = self.request(
-            Method::POST,
-            "/api/v1/calls/originate",
-            move |c, _| json!({"from_number": tenants[c].1, "to_number": "+14155550100"}),
-        );
-        let statuses: Arc<Mutex<Vec<String>>> = Arc::default();
-        let dispatched = Arc::new(AtomicUsize::new(0));
-        let (s, d) = (statuses.clone(), dispatched.clone());
-        let op = move |c: usize, i: usize| {
-            let (f, s, d) = (post(c, i), s.clone(), d.clone());
+        let f = run(fresh).await?;
+        let h = run(hot).await?;
+        let w = "one hot stream (10,000 earlier updates)";
+        Ok(vec![
+            Row::new(w, "PATCH/s, 1 client", f.ops_per_s(), "/s")
+                .against("fresh tenant", h.ops_per_s())
+                .target(Target::RatioAtMost(1.2)),
+            Row::new(w, "p50", h.ms(0.5), "ms")
+                .against("fresh tenant", f.ms(0.5))
+                .target(Target::RatioAtMost(1.2)),
+            Row::new(w, "p99", h.ms(0.99), "ms").against("fresh tenant", f.ms(0.99)),
+            Row::new(w, "first PATCH, stream not cached", cold, "ms"),
+        ])
+    }
+
+    /// Originate: closed loop for the throughput ceiling, then open loop at
+    /// 500/s for the latency (request → 200 dispatched), with the relay's
+    /// and the calls projection's delays over the open loop.
+    pub async fn originate(&self, env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
+        let tenants = self.tenants(env, CALLERS).await?;
+        let (client, base) = (self.client.clone(), self.base.clone());
+        let failures = Arc::new(AtomicUsize::new(0));
+        let f = failures.clone();
+        let post = move |i: usize| {
+            let t = tenants[i % tenants.len()].clone();
+            let (client, base, f) = (client.clone(), base.clone(), f.clone());
             async move {
-                match f.await {
-                    Ok(b) if b["status"] == "dispatched" => {
-                        d.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(b) => push(&s, format!("status {}", b["status"])),
-                    Err(e) => push(&s, e.to_string()),
+                let body = json!({"from_number": t.e164, "to_number": "+14155550100"});
+                let b = send(&client, &base, Method::POST, "/api/v1/calls/originate", &t.token, body)
+                    .await?;
+                if b["status"] != "dispatched" {
+                    f.fetch_add(1, Ordering::Relaxed);
+                    anyhow::bail!("not dispatched: {b}");
                 }
                 Ok(())
             }
         };
-        concurrent("warm-up", CLIENTS, CLIENTS, op.clone()).await?;
-        let warm = dispatched.swap(0, Ordering::Relaxed);
-        let baseline = self.healthz().await?;
-        let scenario = concurrent("POST originate", ORIGINATE_OPS, CLIENTS, op).await?;
-        let mut notes = vec![format!(
-            "{CLIENTS} clients, one tenant and caller id each; answer after append -> \
-             relay -> worker (Redis caps, simulator dial) -> OriginateDispatched on NATS \
-             -> calls projection; {} of {ORIGINATE_OPS} dispatched ({warm} warm-up calls); \
-             baseline: {HEALTHZ_OPS} requests",
-            dispatched.load(Ordering::Relaxed)
-        )];
-        let statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
-        if !statuses.is_empty() {
-            notes.push(format!(
-                "{} not dispatched, e.g. {}",
-                statuses.len(),
-                statuses[0]
-            ));
+        let p = post.clone();
+        concurrent(CALLERS * 2, CALLERS, move |_, i| p(i)).await?;
+        let p = post.clone();
+        let closed = concurrent(ORIGINATE_OPS, CALLERS, move |_, i| p(i)).await?;
+        // Let the callbacks of the closed loop drain.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = self.metrics.encode();
+        let open = open_loop(OPEN_OPS, OPEN_RATE, post).await?;
+        let after = self.metrics.encode();
+        let relay = histogram_ms(&after, &before, "switchboard_relay_delay_seconds", "", 0.99);
+        let calls = histogram_ms(
+            &after,
+            &before,
+            "switchboard_projector_delay_seconds",
+            "projector=\"calls\"",
+            0.99,
+        );
+        let w = "originate (all roles, simulator)";
+        let o = &format!("originate at {OPEN_RATE:.0}/s offered");
+        let mut rows = vec![
+            Row::new(w, "calls/s, 64 clients", closed.ops_per_s(), "/s")
+                .target(Target::AtLeast(1000.0)),
+            Row::new(o, "request → 200 p50", open.ms(0.5), "ms").target(Target::AtMost(10.0)),
+            Row::new(o, "request → 200 p99", open.ms(0.99), "ms").target(Target::AtMost(50.0)),
+            Row::new(o, "request → 200 p99.9", open.ms(0.999), "ms"),
+            errors_row(o, &open),
+        ];
+        if let Some(r) = relay {
+            rows.push(
+                Row::new(o, "relay delay p99 (bucket bound)", r, "ms").target(Target::AtMost(50.0)),
+            );
         }
-        Ok(Row {
-            scenario,
-            baseline,
-            notes,
-        })
+        if let Some(c) = calls {
+            rows.push(
+                Row::new(o, "calls projector delay p99 (bucket bound)", c, "ms")
+                    .target(Target::AtMost(50.0)),
+            );
+        }
+        Ok(rows)
     }
 
     /// Waits for the relay to publish everything, then stops every role.
     pub async fn stop(mut self, pool: &PgPool) -> anyhow::Result<()> {
-        let last = "SELECT transaction_id, global_position FROM events \
-                    ORDER BY transaction_id DESC, global_position DESC LIMIT 1";
-        let at = "SELECT transaction_id, position FROM checkpoints WHERE name = 'relay'";
         for _ in 0..1_000 {
-            let last: Option<(i64, i64)> = sqlx::query_as(last).fetch_optional(pool).await?;
-            let at: Option<(i64, i64)> = sqlx::query_as(at).fetch_optional(pool).await?;
+            let last: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+                .fetch_one(pool)
+                .await?;
+            let at: Option<i64> =
+                sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = 'relay'")
+                    .fetch_optional(pool)
+                    .await?;
             if last.is_none() || last == at {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = &self.sim;
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
         Ok(())
     }
 }
 
-type RespFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Value>> + Send>>;
-
-fn push(list: &Mutex<Vec<String>>, s: String) {
-    if let Ok(mut l) = list.lock() {
-        l.push(s);
-    }
+fn errors_row(workload: &str, s: &Stats) -> Row {
+    Row::new(workload, "requests failed", s.errors as f64, "").target(Target::AtMost(0.0))
 }
+
+/// `n` CallLimitsUpdated events on `tenant`'s stream, 1,000 per command.
+async fn fill_limits(env: &BenchEnv, tenant: Uuid, n: usize) -> anyhow::Result<()> {
+    use switchboard::store::{CommandMeta, ExpectedVersion, StreamAppend};
+    let id = events::call_limits_stream_id(tenant);
+    let st = &env.deps.store;
+    let mut version = st
+        .load_fresh(id, switchboard::commands::state::LimitsState::apply)
+        .await?
+        .head
+        .version;
+    for chunk in 0..n.div_ceil(1_000) {
+        let events = (0..1_000)
+            .map(|i| {
+                events::Event::CallLimitsUpdated(events::CallLimitsUpdated {
+                    concurrent_max: BIG,
+                    calls_per_minute: BIG,
+                    daily_calls_max: BIG,
+                    daily_minutes_max: (chunk * 1_000 + i) as u32,
+                })
+            })
+            .collect::<Vec<_>>();
+        let sa = StreamAppend {
+            stream_type: events::StreamType::CallLimits,
+            stream_id: id,
+            expected: ExpectedVersion::from_version(version),
+            events,
+        };
+        st.append(CommandMeta::new(tenant, "bench"), &[sa], vec![])
+            .await?;
+        version += 1_000;
+    }
+    Ok(())
+}
+
+type Req = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
 /// Sends a request as `token`; a non-2xx answer is an error with its body.
 async fn send(

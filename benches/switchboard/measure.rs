@@ -1,5 +1,5 @@
-//! Timing: running an operation from concurrent clients, percentiles, and
-//! the printed table (each scenario next to its baseline).
+//! Timing: closed-loop clients, an open-loop generator, percentiles, and
+//! the printed table (each figure next to its same-run baseline and target).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,20 +11,21 @@ use tokio::task::JoinSet;
 /// One measured run: `ops` operations in `elapsed`, with per-operation
 /// latencies (sorted).
 pub struct Stats {
-    pub name: String,
     pub ops: usize,
     pub elapsed: Duration,
     lat: Vec<Duration>,
+    /// Operations that failed (counted, not timed).
+    pub errors: usize,
 }
 
 impl Stats {
-    pub fn new(name: &str, ops: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Stats {
+    pub fn new(ops: usize, elapsed: Duration, mut lat: Vec<Duration>) -> Stats {
         lat.sort_unstable();
         Stats {
-            name: name.to_owned(),
             ops,
             elapsed,
             lat,
+            errors: 0,
         }
     }
 
@@ -32,31 +33,20 @@ impl Stats {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Nearest-rank percentile, `q` in (0, 1].
-    pub fn pct(&self, q: f64) -> Duration {
+    /// Nearest-rank percentile in milliseconds, `q` in (0, 1].
+    pub fn ms(&self, q: f64) -> f64 {
         if self.lat.is_empty() {
-            return Duration::ZERO;
+            return 0.0;
         }
         let rank = (self.lat.len() as f64 * q).ceil() as usize;
-        self.lat[rank.clamp(1, self.lat.len()) - 1]
+        self.lat[rank.clamp(1, self.lat.len()) - 1].as_secs_f64() * 1000.0
     }
 }
 
-/// A scenario, its baseline, and what the reader should know about them.
-pub struct Row {
-    pub scenario: Stats,
-    pub baseline: Stats,
-    pub notes: Vec<String>,
-}
-
 /// Runs `op(client, i)` for i in 0..ops from `clients` concurrent tasks,
-/// each taking the next i when done with its last.
-pub async fn concurrent<F, Fut>(
-    name: &str,
-    ops: usize,
-    clients: usize,
-    op: F,
-) -> anyhow::Result<Stats>
+/// each taking the next i when done with its last (closed loop: the
+/// throughput ceiling at this concurrency).
+pub async fn concurrent<F, Fut>(ops: usize, clients: usize, op: F) -> anyhow::Result<Stats>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -84,59 +74,160 @@ where
     while let Some(done) = set.join_next().await {
         lat.extend(done??);
     }
-    Ok(Stats::new(name, ops, start.elapsed(), lat))
+    Ok(Stats::new(ops, start.elapsed(), lat))
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-/// Prints the rows as a Markdown table, then their notes.
-pub fn print_table(rows: &[Row]) {
-    let header = [
-        "scenario",
-        "ops",
-        "ops/s",
-        "p50 ms",
-        "p99 ms",
-        "baseline",
-        "base ops/s",
-        "base p50 ms",
-        "base p99 ms",
-        "ratio",
-    ];
-    let mut lines: Vec<[String; 10]> = vec![header.map(str::to_owned)];
-    for r in rows {
-        let (s, b) = (&r.scenario, &r.baseline);
-        lines.push([
-            s.name.clone(),
-            s.ops.to_string(),
-            format!("{:.0}", s.ops_per_s()),
-            ms(s.pct(0.50)),
-            ms(s.pct(0.99)),
-            b.name.clone(),
-            format!("{:.0}", b.ops_per_s()),
-            ms(b.pct(0.50)),
-            ms(b.pct(0.99)),
-            format!("{:.3}", s.ops_per_s() / b.ops_per_s()),
-        ]);
+/// Sends `op(i)` for i in 0..ops at `rate` per second, each at its intended
+/// time whatever the earlier ones are doing (open loop), and times each from
+/// its intended send time, so a stall shows in the latencies instead of
+/// slowing the generator down (no coordinated omission).
+pub async fn open_loop<F, Fut>(ops: usize, rate: f64, op: F) -> anyhow::Result<Stats>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now();
+    let mut set = JoinSet::new();
+    for i in 0..ops {
+        let intended = start + period * i as u32;
+        tokio::time::sleep_until(intended).await;
+        let op = op.clone();
+        set.spawn(async move {
+            let r = op(i).await;
+            (r, intended.elapsed())
+        });
     }
-    let mut widths = [0usize; 10];
-    for l in &lines {
-        for (w, cell) in widths.iter_mut().zip(l) {
-            *w = (*w).max(cell.len());
+    let mut lat = Vec::with_capacity(ops);
+    let mut errors = 0;
+    while let Some(done) = set.join_next().await {
+        match done? {
+            (Ok(()), l) => lat.push(l),
+            (Err(_), _) => errors += 1,
         }
     }
-    let render = |cells: &[String; 10]| {
+    let mut s = Stats::new(ops, start.elapsed(), lat);
+    s.errors = errors;
+    Ok(s)
+}
+
+/// What a figure must reach.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// value / baseline ≥ this.
+    RatioAtLeast(f64),
+    /// value / baseline ≤ this.
+    RatioAtMost(f64),
+    /// value ≤ this (in the figure's unit).
+    AtMost(f64),
+    /// value ≥ this.
+    AtLeast(f64),
+    /// Shown for context; no target.
+    Info,
+}
+
+/// One line of the table.
+pub struct Row {
+    pub workload: String,
+    pub figure: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// What the value is held against, measured in the same run.
+    pub baseline: Option<(String, f64)>,
+    pub target: Target,
+}
+
+impl Row {
+    pub fn new(workload: &str, figure: &str, value: f64, unit: &'static str) -> Row {
+        Row {
+            workload: workload.to_owned(),
+            figure: figure.to_owned(),
+            value,
+            unit,
+            baseline: None,
+            target: Target::Info,
+        }
+    }
+
+    pub fn against(mut self, baseline: &str, value: f64) -> Row {
+        self.baseline = Some((baseline.to_owned(), value));
+        self
+    }
+
+    pub fn target(mut self, t: Target) -> Row {
+        self.target = t;
+        self
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        self.baseline
+            .as_ref()
+            .filter(|(_, b)| *b > 0.0)
+            .map(|(_, b)| self.value / b)
+    }
+
+    fn verdict(&self) -> (&'static str, String) {
+        let yes = |b: bool| if b { "met" } else { "MISSED" };
+        match self.target {
+            Target::RatioAtLeast(t) => (
+                self.ratio().map_or("n/a", |r| yes(r >= t)),
+                format!("ratio ≥ {t}"),
+            ),
+            Target::RatioAtMost(t) => (
+                self.ratio().map_or("n/a", |r| yes(r <= t)),
+                format!("ratio ≤ {t}"),
+            ),
+            Target::AtMost(t) => (yes(self.value <= t), format!("≤ {t} {}", self.unit)),
+            Target::AtLeast(t) => (yes(self.value >= t), format!("≥ {t} {}", self.unit)),
+            Target::Info => ("", String::new()),
+        }
+    }
+}
+
+fn num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Prints the rows as one Markdown table.
+pub fn print_table(rows: &[Row]) {
+    let header = [
+        "workload", "figure", "value", "baseline", "baseline value", "ratio", "target", "met",
+    ];
+    let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+    for r in rows {
+        let (met, target) = r.verdict();
+        lines.push([
+            r.workload.clone(),
+            r.figure.clone(),
+            format!("{} {}", num(r.value), r.unit),
+            r.baseline.as_ref().map(|b| b.0.clone()).unwrap_or_default(),
+            r.baseline
+                .as_ref()
+                .map(|b| format!("{} {}", num(b.1), r.unit))
+                .unwrap_or_default(),
+            r.ratio().map(|x| format!("{x:.2}")).unwrap_or_default(),
+            target,
+            met.to_owned(),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for l in &lines {
+        for (w, cell) in widths.iter_mut().zip(l) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let render = |cells: &[String; 8]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
-            .enumerate()
-            // Names left-aligned, numbers right-aligned.
-            .map(|(i, (c, w))| match i {
-                0 | 5 => format!("{c:<w$}"),
-                _ => format!("{c:>w$}"),
-            })
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
             .collect();
         format!("| {} |", padded.join(" | "))
     };
@@ -146,11 +237,37 @@ pub fn print_table(rows: &[Row]) {
     for l in &lines[1..] {
         println!("{}", render(l));
     }
-    println!();
-    println!("ratio = scenario ops/s / baseline ops/s (same run, same machine).");
-    for r in rows {
-        for n in &r.notes {
-            println!("- {}: {n}", r.scenario.name);
-        }
+}
+
+/// The `q` quantile (upper bucket bound, in ms) of the Prometheus histogram
+/// `name` (with `labels`, e.g. `projector="calls"`) in `text`, counting only
+/// what was observed since `before` (an earlier `text`).
+pub fn histogram_ms(text: &str, before: &str, name: &str, labels: &str, q: f64) -> Option<f64> {
+    let buckets = |t: &str| -> Vec<(f64, f64)> {
+        t.lines()
+            .filter(|l| l.starts_with(&format!("{name}_bucket{{")) && l.contains(labels))
+            .filter_map(|l| {
+                let le = l.split("le=\"").nth(1)?.split('"').next()?;
+                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+                Some((le, count))
+            })
+            .collect()
+    };
+    let (now, then) = (buckets(text), buckets(before));
+    let delta: Vec<(f64, f64)> = now
+        .iter()
+        .map(|(le, c)| {
+            let was = then.iter().find(|(l, _)| l == le).map_or(0.0, |(_, c)| *c);
+            (*le, c - was)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    if total <= 0.0 {
+        return None;
     }
+    delta
+        .iter()
+        .find(|(_, c)| *c >= total * q)
+        .map(|(le, _)| le * 1000.0)
 }

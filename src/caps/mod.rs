@@ -94,6 +94,40 @@ impl Caps {
         }
     }
 
+    /// The `EVALSHA` command `reserve` sends for `call_id` (a string, so a
+    /// load generator may put a placeholder there), as words: what
+    /// `scripts/bench` hands to redis-benchmark to measure the ceiling of
+    /// the same script.
+    pub fn reserve_command(&self, tenant: Uuid, call_id: &str, limits: &CallLimits) -> Vec<String> {
+        let keys = TenantKeys::new(&self.ns, tenant);
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let lease_ms = i64::try_from(ms(self.lease)).unwrap_or(i64::MAX);
+        let keep_ms = i64::try_from(ms(retention(self.lease))).unwrap_or(i64::MAX);
+        let keys = keys.all(now.date_naive());
+        let mut words = vec![
+            "EVALSHA".to_owned(),
+            scripts::RESERVE.get_hash().to_owned(),
+            keys.len().to_string(),
+        ];
+        words.extend(keys);
+        words.extend([
+            now_ms.to_string(),
+            call_id.to_owned(),
+            limits.concurrent_max.to_string(),
+            limits.calls_per_minute.to_string(),
+            limits.daily_calls_max.to_string(),
+            limits.daily_minutes_max.to_string(),
+            now_ms.saturating_add(lease_ms).to_string(),
+            (now_ms - WINDOW_MS).to_string(),
+            secs_to_midnight(now).to_string(),
+            keep_ms.to_string(),
+            now_ms.saturating_sub(keep_ms).to_string(),
+            DAY_KEY_TTL_MS.to_string(),
+        ]);
+        words
+    }
+
     /// Checks `call_id` against all four caps of `tenant` and, if all admit
     /// it, counts it in all four, atomically.
     pub async fn reserve(

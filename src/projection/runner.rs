@@ -142,15 +142,19 @@ impl Runner {
     /// Tests drive a projection with this until it is `Idle`.
     pub async fn step(&self) -> Result<StepOutcome, StepError> {
         let name = checkpoint_name(&*self.projection);
-        let mut tx = self.pool.begin().await?;
         // The checkpoint row is this transaction's first lock, taken before
         // any table is touched: a live rebuild's swap (`super::swap`) locks
         // it first too, so the two queue instead of deadlocking, and a swap
         // that moved the checkpoint is seen here.
-        let Some(at) = lock_checkpoint(&mut tx, &name).await? else {
-            tx.rollback().await?;
-            checkpoint::load(&self.pool, &name).await?;
-            return Ok(StepOutcome::Applied(0));
+        let (mut tx, at) = loop {
+            let mut tx = self.pool.begin().await?;
+            match lock_checkpoint(&mut tx, &name).await? {
+                Some(at) => break (tx, at),
+                None => {
+                    tx.rollback().await?;
+                    checkpoint::load(&self.pool, &name).await?;
+                }
+            }
         };
         let types: Vec<&str> = self
             .projection
@@ -196,6 +200,10 @@ impl Runner {
             .await?;
         tx.commit().await?;
         self.progress.advance(&name, last.global_position);
+        let delay = self.metrics.projector_delay.get_or_create(&self.labels());
+        for e in &batch {
+            delay.observe(crate::metrics::seconds_since(e.envelope.recorded_at));
+        }
         Ok(StepOutcome::Applied(batch.len()))
     }
 

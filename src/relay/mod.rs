@@ -112,6 +112,10 @@ impl Relay {
                 }
             }
             self.metrics.relay_published.inc_by(batch.len() as u64);
+            for e in &batch {
+                let delay = crate::metrics::seconds_since(e.envelope.recorded_at);
+                self.metrics.relay_delay.observe(delay);
+            }
             at = batch.last().map(|e| e.position).unwrap_or(at);
             checkpoint::save(&self.pool, NAME, at).await?;
             // A full batch means more is waiting: measure how much.
