@@ -50,13 +50,7 @@ impl Deps {
         let redis = redis::aio::ConnectionManager::new(redis_client)
             .await
             .context("connect to Redis")?;
-        Ok(Deps::new(
-            pool,
-            nats,
-            js,
-            redis,
-            settings.namespace.clone(),
-        ))
+        Ok(Deps::new(pool, nats, js, redis, settings.namespace.clone()))
     }
 
     /// Deps over connections made elsewhere (tests, benchmarks): starts the

@@ -56,9 +56,7 @@ pub struct CheckpointRow {
 }
 
 pub async fn all(pool: &PgPool) -> Result<Vec<CheckpointRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT name, position, status, error FROM checkpoints ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as("SELECT name, position, status, error FROM checkpoints ORDER BY name")
+        .fetch_all(pool)
+        .await
 }

@@ -42,7 +42,9 @@ const LAG_BUCKETS: [f64; 20] = [
 
 /// Seconds from `t` until now (0 for a time in the future).
 pub fn seconds_since(t: chrono::DateTime<chrono::Utc>) -> f64 {
-    (chrono::Utc::now() - t).to_std().map_or(0.0, |d| d.as_secs_f64())
+    (chrono::Utc::now() - t)
+        .to_std()
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Every metric the service exports.

@@ -156,9 +156,7 @@ pub async fn run(url: &str, pool: &PgPool, st: &Store) -> anyhow::Result<(Vec<Ro
                 .against("raw INSERT tx/s", base.ops_per_s())
                 .target(Target::RatioAtLeast(0.8)),
         );
-        rows.push(
-            Row::new(&w, "p99", s.ms(0.99), "ms").against("raw INSERT p99", base.ms(0.99)),
-        );
+        rows.push(Row::new(&w, "p99", s.ms(0.99), "ms").against("raw INSERT p99", base.ms(0.99)));
         if clients == 64 {
             ceiling64 = base.ops_per_s();
         }

@@ -43,7 +43,11 @@ fn redis_benchmark(words: &[String]) -> anyhow::Result<f64> {
 }
 
 pub async fn run(env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
-    if Command::new("redis-benchmark").arg("--version").output().is_err() {
+    if Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("bench: redis-benchmark not installed; caps admission skipped");
         return Ok(vec![]);
     }

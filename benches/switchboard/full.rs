@@ -94,7 +94,10 @@ fn timed(env: &BenchEnv, args: &[&str]) -> anyhow::Result<(f64, f64)> {
         .args(args)
         .env("DATABASE_URL", env.db_url())
         .env("SWITCHBOARD_NAMESPACE", env.deps.ns.as_str())
-        .env("SWITCHBOARD_DATA_DIR", std::env::temp_dir().join("sbbench-replay"))
+        .env(
+            "SWITCHBOARD_DATA_DIR",
+            std::env::temp_dir().join("sbbench-replay"),
+        )
         .stdout(std::process::Stdio::null())
         .output()?;
     anyhow::ensure!(

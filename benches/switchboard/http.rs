@@ -54,7 +54,10 @@ static NEXT_E164: AtomicUsize = AtomicUsize::new(0);
 
 /// A number nobody holds yet in this run.
 fn fresh_e164() -> String {
-    format!("+1{:010}", 3_000_000_000 + NEXT_E164.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "+1{:010}",
+        3_000_000_000 + NEXT_E164.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl App {
@@ -192,10 +195,25 @@ impl App {
         }
         Ok(vec![
             thr,
-            Row::new(w, &format!("p50 at {rate:.0}/s offered"), open.ms(0.5), "ms"),
-            Row::new(w, &format!("p99 at {rate:.0}/s offered"), open.ms(0.99), "ms")
-                .target(Target::AtMost(20.0)),
-            Row::new(w, &format!("p99.9 at {rate:.0}/s offered"), open.ms(0.999), "ms"),
+            Row::new(
+                w,
+                &format!("p50 at {rate:.0}/s offered"),
+                open.ms(0.5),
+                "ms",
+            ),
+            Row::new(
+                w,
+                &format!("p99 at {rate:.0}/s offered"),
+                open.ms(0.99),
+                "ms",
+            )
+            .target(Target::AtMost(20.0)),
+            Row::new(
+                w,
+                &format!("p99.9 at {rate:.0}/s offered"),
+                open.ms(0.999),
+                "ms",
+            ),
             errors_row(w, &open),
         ])
     }
@@ -224,8 +242,15 @@ impl App {
                 let (client, base, token) = (client.clone(), base.clone(), t.token.clone());
                 async move {
                     let body = json!({"concurrent_max": 100 + i % 2});
-                    send(&client, &base, Method::PATCH, "/api/v1/call-limits", &token, body)
-                        .await?;
+                    send(
+                        &client,
+                        &base,
+                        Method::PATCH,
+                        "/api/v1/call-limits",
+                        &token,
+                        body,
+                    )
+                    .await?;
                     Ok(())
                 }
             })
@@ -258,8 +283,15 @@ impl App {
             let (client, base, f) = (client.clone(), base.clone(), f.clone());
             async move {
                 let body = json!({"from_number": t.e164, "to_number": "+14155550100"});
-                let b = send(&client, &base, Method::POST, "/api/v1/calls/originate", &t.token, body)
-                    .await?;
+                let b = send(
+                    &client,
+                    &base,
+                    Method::POST,
+                    "/api/v1/calls/originate",
+                    &t.token,
+                    body,
+                )
+                .await?;
                 if b["status"] != "dispatched" {
                     f.fetch_add(1, Ordering::Relaxed);
                     anyhow::bail!("not dispatched: {b}");

@@ -198,7 +198,14 @@ fn num(v: f64) -> String {
 /// Prints the rows as one Markdown table.
 pub fn print_table(rows: &[Row]) {
     let header = [
-        "workload", "figure", "value", "baseline", "baseline value", "ratio", "target", "met",
+        "workload",
+        "figure",
+        "value",
+        "baseline",
+        "baseline value",
+        "ratio",
+        "target",
+        "met",
     ];
     let mut lines: Vec<[String; 8]> = vec![header.map(str::to_owned)];
     for r in rows {
@@ -248,7 +255,11 @@ pub fn histogram_ms(text: &str, before: &str, name: &str, labels: &str, q: f64) 
             .filter(|l| l.starts_with(&format!("{name}_bucket{{")) && l.contains(labels))
             .filter_map(|l| {
                 let le = l.split("le=\"").nth(1)?.split('"').next()?;
-                let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
                 let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
                 Some((le, count))
             })

@@ -53,7 +53,11 @@ async fn pending(deps: &Deps) -> anyhow::Result<Vec<StoredEvent>> {
         events.extend(batch);
     }
     events.truncate(N);
-    anyhow::ensure!(events.len() == N, "{} events pending, not {N}", events.len());
+    anyhow::ensure!(
+        events.len() == N,
+        "{} events pending, not {N}",
+        events.len()
+    );
     Ok(events)
 }
 
@@ -115,7 +119,12 @@ pub async fn run(deps: &Deps) -> anyhow::Result<Vec<Row>> {
     let events = pending(deps).await?;
     let base = ceiling(deps, &events).await?;
     let r = relay(deps).await?;
-    Ok(vec![Row::new("relay, store → JetStream", "events/s", r, "/s")
-        .against("pipelined publish", base)
-        .target(Target::RatioAtLeast(0.8))])
+    Ok(vec![Row::new(
+        "relay, store → JetStream",
+        "events/s",
+        r,
+        "/s",
+    )
+    .against("pipelined publish", base)
+    .target(Target::RatioAtLeast(0.8))])
 }

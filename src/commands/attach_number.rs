@@ -30,28 +30,29 @@ impl Command for AttachNumber {
 
     async fn load(&self, r: &Reader<'_>) -> Result<Self::State, StoreError> {
         let number = r.new_stream(self.number_id, NumberState::apply);
-        Ok((number, r.load(self.credentials_id, ProviderState::apply).await?))
+        Ok((
+            number,
+            r.load(self.credentials_id, ProviderState::apply).await?,
+        ))
     }
 
     /// The number's events; the provider only checked (a DeleteProvider
     /// meanwhile fails one of the two); the e164 claimed in the same append.
     fn decide(&self, (number, provider): &Self::State) -> Result<Decision, Rejection> {
         let events = decide(&number.state, &provider.state, self.clone())?;
-        Ok(
-            Decision::one(StreamType::Number, self.number_id, 0, events)
-                .and(
-                    StreamType::Provider,
-                    self.credentials_id,
-                    provider.head.version,
-                    vec![],
-                )
-                .guard(Guard::ClaimNumber {
-                    e164: self.e164.to_string(),
-                    tenant_id: self.tenant_id,
-                    number_id: self.number_id,
-                    credentials_id: self.credentials_id,
-                }),
-        )
+        Ok(Decision::one(StreamType::Number, self.number_id, 0, events)
+            .and(
+                StreamType::Provider,
+                self.credentials_id,
+                provider.head.version,
+                vec![],
+            )
+            .guard(Guard::ClaimNumber {
+                e164: self.e164.to_string(),
+                tenant_id: self.tenant_id,
+                number_id: self.number_id,
+                credentials_id: self.credentials_id,
+            }))
     }
 }
 

@@ -176,7 +176,12 @@ impl Command for RecordCallback {
             self.duration_s,
             self.hangup_cause.as_deref(),
         )?;
-        Ok(Decision::one(StreamType::Call, self.call_id, s.head.version, events))
+        Ok(Decision::one(
+            StreamType::Call,
+            self.call_id,
+            s.head.version,
+            events,
+        ))
     }
 }
 

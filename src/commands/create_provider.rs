@@ -29,7 +29,12 @@ impl Command for CreateProvider {
 
     fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
         let events = decide(&s.state, self.clone())?;
-        Ok(Decision::one(StreamType::Provider, self.provider_id, s.head.version, events))
+        Ok(Decision::one(
+            StreamType::Provider,
+            self.provider_id,
+            s.head.version,
+            events,
+        ))
     }
 }
 

@@ -59,7 +59,12 @@ impl Command for UpdateLimits {
     fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
         let events = decide(&s.state, self.defaults, self.clone())?;
         let id = call_limits_stream_id(self.tenant_id);
-        Ok(Decision::one(StreamType::CallLimits, id, s.head.version, events))
+        Ok(Decision::one(
+            StreamType::CallLimits,
+            id,
+            s.head.version,
+            events,
+        ))
     }
 }
 

@@ -30,7 +30,12 @@ impl Command for UpdateNumber {
 
     fn decide(&self, s: &Self::State) -> Result<Decision, Rejection> {
         let events = decide(&s.state, self.clone())?;
-        Ok(Decision::one(StreamType::Number, self.number_id, s.head.version, events))
+        Ok(Decision::one(
+            StreamType::Number,
+            self.number_id,
+            s.head.version,
+            events,
+        ))
     }
 }
 

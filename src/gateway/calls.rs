@@ -152,12 +152,11 @@ async fn wait_for_outcome(
     call_id: Uuid,
     mut expected: super::outcomes::Expected<'_>,
 ) -> Result<Option<(Envelope, Event)>, ApiError> {
-    let decode =
-        |env: Envelope| -> Result<(Envelope, Event), ApiError> {
-            let event = Event::decode(&env.event_type, env.schema_version, &env.data)
-                .map_err(ApiError::internal)?;
-            Ok((env, event))
-        };
+    let decode = |env: Envelope| -> Result<(Envelope, Event), ApiError> {
+        let event = Event::decode(&env.event_type, env.schema_version, &env.data)
+            .map_err(ApiError::internal)?;
+        Ok((env, event))
+    };
     if let Ok(Ok(env)) = tokio::time::timeout(gw.originate_wait, &mut expected.rx).await {
         return decode(env).map(Some);
     }

@@ -200,14 +200,17 @@ pub struct ClaimedKey {
 /// one is stored, as a guard that commits with the command's events: no
 /// crash can leave the key looking abandoned (and a retry run the command
 /// again). The final answer overwrites it.
-pub fn provisional(claimed: &ClaimedKey, status: StatusCode, location: &str, body: &Value) -> Guard {
-    let headers: Map<String, Value> = [
-        ("content-type", "application/json"),
-        ("location", location),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-    .collect();
+pub fn provisional(
+    claimed: &ClaimedKey,
+    status: StatusCode,
+    location: &str,
+    body: &Value,
+) -> Guard {
+    let headers: Map<String, Value> =
+        [("content-type", "application/json"), ("location", location)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
     Guard::SettleKey {
         tenant_id: claimed.tenant_id,
         key: claimed.key.clone(),

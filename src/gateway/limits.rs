@@ -14,9 +14,9 @@ use super::{ApiError, Gateway};
 use crate::auth::{AuthError, Principal, Scope};
 use crate::commands::state::LimitsState;
 use crate::commands::update_limits::UpdateLimits;
-use crate::write::with_written;
 use crate::domain::limits::MAX_LIMIT;
 use crate::domain::{CallLimits, Fields};
+use crate::write::with_written;
 
 /// The caps in force, with the version of the tenant's call_limits stream
 /// (0 and no `updated_at` while the configured defaults apply).
@@ -144,7 +144,12 @@ async fn update(
     let ran = gw.run(&p, &cmd, &["call_limits"]).await?;
     let id = call_limits_stream_id(p.tenant_id);
     let s = with_written(&ran.state, id, &ran.written, LimitsState::apply)?;
-    Ok(LimitsView::new(s.limits.unwrap_or(gw.default_limits), s.version, s.updated_at).respond())
+    Ok(LimitsView::new(
+        s.limits.unwrap_or(gw.default_limits),
+        s.version,
+        s.updated_at,
+    )
+    .respond())
 }
 
 #[utoipa::path(get, path = "/api/v1/call-limits/usage", tag = "call-limits",

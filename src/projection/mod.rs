@@ -15,10 +15,10 @@ mod rebuild;
 mod runner;
 pub mod swap;
 
+pub use progress::{Progress, PROGRESS_CHANNEL};
 pub use rebuild::rebuild_to_schema;
 pub use runner::{checkpoint_name, ensure_schema, rebuild_into, Runner, StepError, StepOutcome};
 pub use swap::{rebuild_and_swap, SwapReport};
-pub use progress::{Progress, PROGRESS_CHANNEL};
 
 use std::sync::Arc;
 

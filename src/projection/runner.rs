@@ -8,10 +8,10 @@ use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use super::Progress;
 use crate::checkpoint;
 use crate::leader;
 use crate::metrics::{Metrics, ProjectorLabels};
-use super::Progress;
 use crate::store::{self, Position, StoreError, NOTIFY_CHANNEL};
 use tokio::sync::watch;
 

@@ -26,8 +26,8 @@ use uuid::Uuid;
 use super::append::{AppendOutcome, CommandMeta, Guard, Head, Prepared, StreamAppend};
 use super::batch::{self, Settled};
 use super::heads::Heads;
-use super::states::States;
 use super::row::StoredEvent;
+use super::states::States;
 use super::StoreError;
 
 /// Commands in one `sb_append` call at most.
@@ -103,10 +103,13 @@ impl Store {
         guards: Vec<Guard>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut conn = None;
-        if appends
-            .iter()
-            .any(|a| !a.events.is_empty() && self.heads.hash_at(a.stream_id, a.expected.as_version()).is_none())
-        {
+        if appends.iter().any(|a| {
+            !a.events.is_empty()
+                && self
+                    .heads
+                    .hash_at(a.stream_id, a.expected.as_version())
+                    .is_none()
+        }) {
             let c = conn.insert(self.pool.acquire().await?);
             self.heads.fill(c, appends).await?;
         }

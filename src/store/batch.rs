@@ -113,19 +113,28 @@ impl Columns {
     }
 }
 
+/// `sb_append`'s answer: outcomes, conflicting streams and their versions
+/// (by command), and the first position written.
+type BatchReply = (
+    Vec<String>,
+    Vec<Option<Uuid>>,
+    Vec<Option<i64>>,
+    Option<i64>,
+);
+
 /// Appends `batch` in one call on `conn` (its own transaction when `conn`
 /// is in autocommit, or the caller's). Each command settles on its own.
 pub(crate) async fn execute(
     conn: &mut PgConnection,
     batch: &[&Prepared],
 ) -> Result<Vec<Settled>, sqlx::Error> {
+    if let [one] = batch {
+        if let Some(simple) = Simple::of(one) {
+            return Ok(vec![execute_one(conn, one, simple).await?]);
+        }
+    }
     let c = Columns::of(batch);
-    let (outcome, conflict_stream, conflict_actual, base): (
-        Vec<String>,
-        Vec<Option<Uuid>>,
-        Vec<Option<i64>>,
-        Option<i64>,
-    ) = sqlx::query_as(
+    let (outcome, conflict_stream, conflict_actual, base): BatchReply = sqlx::query_as(
         "SELECT * FROM sb_append($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,\
          $14,$15,$16,$17,$18,$19,$20,$21,$22,$23)",
     )
@@ -157,37 +166,113 @@ pub(crate) async fn execute(
     let mut next = base.unwrap_or(0);
     let mut settled = Vec::with_capacity(batch.len());
     for (i, p) in batch.iter().enumerate() {
-        settled.push(match outcome.get(i).map(String::as_str) {
-            Some("ok") => {
-                let stored = p.stored(next);
-                next += stored.len() as i64;
-                Settled::Appended(stored)
-            }
-            Some("duplicate") => Settled::Duplicate,
-            Some("conflict") => {
-                let stream_id = conflict_stream[i].unwrap_or_default();
-                let expected = p
-                    .checks
-                    .iter()
-                    .find(|c| c.stream_id == stream_id)
-                    .map(|c| ExpectedVersion::from_version(c.expected))
-                    .unwrap_or(ExpectedVersion::NoStream);
-                let actual = conflict_actual[i].filter(|v| *v > 0);
-                Settled::Failed(StoreError::Conflict {
-                    stream_id,
-                    expected,
-                    actual,
-                })
-            }
-            Some("claimed") => Settled::Failed(StoreError::Claimed),
-            Some("referenced") => Settled::Failed(StoreError::Referenced),
-            other => Settled::Failed(StoreError::Db(sqlx::Error::Protocol(format!(
-                "sb_append answered {other:?} for command {}",
-                i + 1
-            )))),
-        });
+        let outcome = outcome.get(i).map(String::as_str).unwrap_or("missing");
+        let (cs, ca) = (
+            conflict_stream.get(i).copied().flatten(),
+            conflict_actual.get(i).copied().flatten(),
+        );
+        let s = settle(p, outcome, cs, ca, next);
+        if let Settled::Appended(events) = &s {
+            next += events.len() as i64;
+        }
+        settled.push(s);
     }
     Ok(settled)
+}
+
+/// A command `sb_append_one` can take: one event on one stream, at most one
+/// more stream only checked, no guards.
+struct Simple<'a> {
+    written: &'a super::append::Check,
+    checked: Option<&'a super::append::Check>,
+}
+
+impl<'a> Simple<'a> {
+    fn of(p: &'a Prepared) -> Option<Simple<'a>> {
+        if !p.guards.is_empty() || p.events.len() != 1 || p.checks.len() > 2 {
+            return None;
+        }
+        let written = p.checks.get(p.events[0].check)?;
+        let mut others = p.checks.iter().filter(|c| c.new_version == c.expected);
+        let checked = others.next();
+        (others.next().is_none() && written.new_version == written.expected + 1)
+            .then_some(Simple { written, checked })
+    }
+}
+
+async fn execute_one(
+    conn: &mut PgConnection,
+    p: &Prepared,
+    simple: Simple<'_>,
+) -> Result<Settled, sqlx::Error> {
+    let (m, e, w) = (&p.meta, &p.events[0], simple.written);
+    let (outcome, conflict_stream, conflict_actual, base): (
+        String,
+        Option<Uuid>,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT * FROM sb_append_one($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+    )
+    .bind(m.command_id)
+    .bind(m.tenant_id)
+    .bind(m.correlation_id)
+    .bind(m.causation_id)
+    .bind(&m.actor)
+    .bind(p.recorded_at)
+    .bind(w.stream_id)
+    .bind(w.stream_type.as_str())
+    .bind(w.expected)
+    .bind(&e.envelope.prev_hash.0[..])
+    .bind(e.envelope.event_id)
+    .bind(&e.envelope.event_type)
+    .bind(e.envelope.schema_version as i32)
+    .bind(&e.envelope.data)
+    .bind(&e.hash.0[..])
+    .bind(simple.checked.map(|c| c.stream_id))
+    .bind(simple.checked.map_or(0, |c| c.expected))
+    .fetch_one(conn)
+    .await?;
+    Ok(settle(
+        p,
+        &outcome,
+        conflict_stream,
+        conflict_actual,
+        base.unwrap_or(0),
+    ))
+}
+
+/// What `outcome` (of `sb_append` or `sb_append_one`) means for `p`.
+fn settle(
+    p: &Prepared,
+    outcome: &str,
+    conflict_stream: Option<Uuid>,
+    conflict_actual: Option<i64>,
+    first: i64,
+) -> Settled {
+    match outcome {
+        "ok" => Settled::Appended(p.stored(first)),
+        "duplicate" => Settled::Duplicate,
+        "conflict" => {
+            let stream_id = conflict_stream.unwrap_or_default();
+            let expected = p
+                .checks
+                .iter()
+                .find(|c| c.stream_id == stream_id)
+                .map(|c| ExpectedVersion::from_version(c.expected))
+                .unwrap_or(ExpectedVersion::NoStream);
+            Settled::Failed(StoreError::Conflict {
+                stream_id,
+                expected,
+                actual: conflict_actual.filter(|v| *v > 0),
+            })
+        }
+        "claimed" => Settled::Failed(StoreError::Claimed),
+        "referenced" => Settled::Failed(StoreError::Referenced),
+        other => Settled::Failed(StoreError::Db(sqlx::Error::Protocol(format!(
+            "sb_append answered {other:?}"
+        )))),
+    }
 }
 
 /// The events command `command_id` wrote, in order.
@@ -212,10 +297,8 @@ pub(crate) async fn heads(
     conn: &mut PgConnection,
     streams: &[Uuid],
 ) -> Result<Vec<(Uuid, i64, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY($1)",
-    )
-    .bind(streams)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as("SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY($1)")
+        .bind(streams)
+        .fetch_all(conn)
+        .await
 }

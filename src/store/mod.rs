@@ -25,16 +25,16 @@ mod verify;
 
 pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, StreamAppend};
 pub use appender::Store;
-pub use heads::Heads;
-pub use tx::{append, append_guarded, AppendTx, Begin};
 pub use fold::{fold_onto, load};
+pub use heads::Heads;
 pub use position::Position;
 pub use read::{
     count_after, read_global, read_global_of, read_stream, read_stream_after, read_tenant,
     TenantFilter,
 };
-pub use states::{Apply, Loaded, States};
 pub use row::StoredEvent;
+pub use states::{Apply, Loaded, States};
+pub use tx::{append, append_guarded, AppendTx, Begin};
 pub use verify::{verify_chain, ChainBreak};
 
 use uuid::Uuid;

@@ -121,7 +121,7 @@ impl Store {
         S: Clone + Default + Send + Sync + 'static,
     {
         let newer = read_stream_after(self.pool(), id, head.version).await?;
-        Ok(self.advance(id, state, head, &newer, apply)?)
+        self.advance(id, state, head, &newer, apply)
     }
 
     /// Folds `events` (this stream's, in version order, just after `head`)

@@ -136,11 +136,7 @@ async fn audit_replays_a_scripted_history_in_order() {
     // Filters.
     assert_eq!(
         only(&app, &ta, &format!("stream_id={p1}")).await,
-        expected[..1]
-            .iter()
-            .chain(&expected[2..3])
-            .cloned()
-            .collect::<Vec<_>>()
+        expected[1..3].to_vec()
     );
     assert_eq!(
         only(&app, &ta, "type=NumberAttached").await,
@@ -174,9 +170,9 @@ async fn audit_replays_a_scripted_history_in_order() {
     let theirs = seq(&app.get("/api/v1/audit/events", &tb).await.body["items"]);
     assert_eq!(
         theirs.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
-        ["ProviderCreated", "TenantKeyCreated"]
+        ["TenantKeyCreated", "ProviderCreated"]
     );
-    assert_eq!(theirs[0].1, pb);
+    assert_eq!(theirs[1].1, pb);
     assert!(!seq(&all)
         .iter()
         .any(|(_, s)| *s == pb || *s == b.to_string()));

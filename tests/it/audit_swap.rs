@@ -40,7 +40,11 @@ async fn create_providers(pool: &sqlx::PgPool, n: usize) {
 }
 
 fn runner(env: &TestEnv) -> Runner {
-    Runner::new(env.pool.clone(), Arc::new(Providers), Arc::new(Metrics::new()))
+    Runner::new(
+        env.pool.clone(),
+        Arc::new(Providers),
+        Arc::new(Metrics::new()),
+    )
 }
 
 /// Steps `runner` until it has applied everything written so far.

@@ -124,7 +124,11 @@ async fn a_poison_event_stops_the_projector_and_is_reported() {
     .await
     .unwrap();
     let stop = CancellationToken::new();
-    let runner = Runner::new(env.pool.clone(), Arc::new(projections::providers::Providers), deps.metrics.clone());
+    let runner = Runner::new(
+        env.pool.clone(),
+        Arc::new(projections::providers::Providers),
+        deps.metrics.clone(),
+    );
     let task = tokio::spawn(runner.run(stop.clone()));
     let stopped = eventually(Duration::from_secs(10), || async {
         checkpoint::all(&env.pool)
@@ -141,10 +145,7 @@ async fn a_poison_event_stops_the_projector_and_is_reported() {
         .into_iter()
         .find(|c| c.name == "projection:providers")
         .unwrap();
-    assert_eq!(
-        row.position, 0,
-        "the poison event was not skipped"
-    );
+    assert_eq!(row.position, 0, "the poison event was not skipped");
     assert!(row.error.unwrap().contains("ProviderCreated"));
     assert!(deps
         .metrics

@@ -1,7 +1,6 @@
 //! Appends: expected versions under races, idempotent commands, and
 //! all-or-nothing multi-stream appends.
 
-
 use events::{Event, ProviderDeleted, ProviderRelabeled, StreamType};
 use switchboard::store::{self, AppendOutcome, ExpectedVersion, StoreError, StreamAppend};
 use uuid::Uuid;
@@ -169,8 +168,16 @@ async fn multi_stream_append_with_one_conflict_writes_nothing() {
     )
     .await
     .unwrap();
-    let positions: Vec<i64> = ok.events().iter().map(|e| e.position.global_position).collect();
+    let positions: Vec<i64> = ok
+        .events()
+        .iter()
+        .map(|e| e.position.global_position)
+        .collect();
     assert_eq!(positions.len(), 2);
-    assert_eq!(positions[0] + 1, positions[1], "one command, consecutive positions");
+    assert_eq!(
+        positions[0] + 1,
+        positions[1],
+        "one command, consecutive positions"
+    );
     env.cleanup(None).await;
 }

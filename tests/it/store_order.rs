@@ -99,7 +99,11 @@ async fn a_held_append_holds_writers_back_and_readers_see_every_event_once_in_or
     // While the held transaction is open nothing else commits, and no
     // reader sees anything (not even the held event).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(written.load(Ordering::SeqCst), 0, "a writer passed the held append");
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        0,
+        "a writer passed the held append"
+    );
     assert!(store::read_global(&env.pool, Position::START, 10)
         .await
         .unwrap()
