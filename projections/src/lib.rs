@@ -27,6 +27,17 @@ pub enum ProjectionError {
     Db(#[from] sqlx::Error),
 }
 
+/// Why a batch could not be applied, and at which of its events when known
+/// (`None`: the batch's own statements failed; the runner applies the
+/// events one by one to find the culprit).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchError {
+    pub at: Option<usize>,
+    #[source]
+    pub error: ProjectionError,
+}
+
 /// One read model.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
@@ -50,10 +61,27 @@ pub trait Projection: Send + Sync + 'static {
         envelope: &Envelope,
         event: &Event,
     ) -> Result<(), ProjectionError>;
+
+    /// Changes the tables for a batch of events, in order, exactly as
+    /// `apply` on each would. The default does that; a projection with many
+    /// events (calls) does it in a few statements.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[(&Envelope, &Event)],
+    ) -> Result<(), BatchError> {
+        for (i, (envelope, event)) in batch.iter().enumerate() {
+            self.apply(conn, envelope, event)
+                .await
+                .map_err(|error| BatchError { at: Some(i), error })?;
+        }
+        Ok(())
+    }
 }
 
 pub mod call_limits;
 pub mod calls;
+mod calls_batch;
 pub mod numbers;
 pub mod providers;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use projections::{Projection, ProjectionError};
+use projections::{BatchError, Projection, ProjectionError};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,9 @@ use crate::metrics::{Metrics, ProjectorLabels};
 use crate::store::{self, Position, StoreError, NOTIFY_CHANNEL};
 use tokio::sync::watch;
 
-const BATCH: i64 = 200;
+const BATCH: i64 = 500;
+/// Events a rebuild reads and applies per transaction.
+const REBUILD_BATCH: i64 = 5_000;
 const IDLE_WAKE: Duration = Duration::from_millis(250);
 
 /// The checkpoint (and leader-lock) name of a projection.
@@ -93,8 +95,33 @@ async fn lock_checkpoint(
 /// (class 22) or an integrity violation (class 23). Everything else
 /// (deadlocks, lock timeouts, a restarting or read-only server, a full disk)
 /// says nothing about the event and is retried.
-fn event_fault(code: Option<&str>) -> bool {
-    matches!(code, Some(c) if c.starts_with("22") || c.starts_with("23"))
+fn is_event_fault(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some(c) if c.starts_with("22") || c.starts_with("23"))
+}
+
+fn error_db(e: ProjectionError) -> sqlx::Error {
+    match e {
+        ProjectionError::Db(e) => e,
+        ProjectionError::Invariant(m) => sqlx::Error::Protocol(m),
+    }
+}
+
+/// What applying `stored` failing with `e` means: the event's fault stops
+/// the projection (poison), anything else is retried.
+fn poison(stored: &store::StoredEvent, e: ProjectionError) -> StepError {
+    let reason = match e {
+        ProjectionError::Invariant(reason) => reason,
+        ProjectionError::Db(e) if is_event_fault(&e) => e.to_string(),
+        ProjectionError::Db(e) => return StepError::Db(e),
+    };
+    StepError::Poison {
+        global_position: stored.envelope.global_position,
+        event_type: stored.envelope.event_type.clone(),
+        reason,
+    }
 }
 
 /// Runs one projection.
@@ -167,29 +194,39 @@ impl Runner {
             tx.rollback().await?;
             return Ok(StepOutcome::Idle);
         }
+        let mut decoded = Vec::with_capacity(batch.len());
         for stored in &batch {
-            let poison = |reason: String| StepError::Poison {
-                global_position: stored.envelope.global_position,
-                event_type: stored.envelope.event_type.clone(),
-                reason,
-            };
-            let event = stored.event().map_err(|e| poison(e.to_string()))?;
-            match self
-                .projection
-                .apply(&mut tx, &stored.envelope, &event)
-                .await
-            {
-                Ok(()) => {}
-                Err(ProjectionError::Invariant(reason)) => return Err(poison(reason)),
-                Err(ProjectionError::Db(e)) => match &e {
-                    // A constraint or data error is this event's fault;
-                    // anything else (connection lost, a lock wait cut short)
-                    // is worth a retry.
-                    sqlx::Error::Database(db) if event_fault(db.code().as_deref()) => {
-                        return Err(poison(e.to_string()))
+            let event = stored
+                .event()
+                .map_err(|e| poison(stored, ProjectionError::Invariant(e.to_string())))?;
+            decoded.push(event);
+        }
+        let pairs: Vec<(&events::Envelope, &events::Event)> =
+            batch.iter().map(|s| &s.envelope).zip(&decoded).collect();
+        match self.projection.apply_batch(&mut tx, &pairs).await {
+            Ok(()) => {}
+            Err(BatchError { at: Some(i), error }) => return Err(poison(&batch[i], error)),
+            // The batch's own statements failed: no event to blame yet.
+            // Apply them one at a time (in a new transaction) to find it.
+            Err(BatchError { at: None, error }) => {
+                tx.rollback().await?;
+                if let ProjectionError::Db(e) = &error {
+                    if !is_event_fault(e) {
+                        return Err(StepError::Db(error_db(error)));
                     }
-                    _ => return Err(StepError::Db(e)),
-                },
+                }
+                let mut tx = self.pool.begin().await?;
+                lock_checkpoint(&mut tx, &name).await?;
+                for (stored, event) in batch.iter().zip(&decoded) {
+                    self.projection
+                        .apply(&mut tx, &stored.envelope, event)
+                        .await
+                        .map_err(|e| poison(stored, e))?;
+                }
+                // Every event applied alone: retry the batch next step.
+                return Err(StepError::Db(sqlx::Error::Protocol(
+                    "a batch failed that its events did not".into(),
+                )));
             }
         }
         checkpoint::save(&mut *tx, &name, last).await?;
@@ -300,6 +337,40 @@ impl Runner {
     }
 }
 
+/// Applies `batch` (in global order) through `projection` on `conn`, a
+/// batch at a time, skipping events of streams it does not read. For
+/// rebuilds: any failure stops them, named by its event when known.
+pub(crate) async fn apply_events(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    batch: &[store::StoredEvent],
+) -> Result<(), StepError> {
+    let types = projection.stream_types();
+    let mine: Vec<&store::StoredEvent> = batch
+        .iter()
+        .filter(|e| types.contains(&e.envelope.stream_type))
+        .collect();
+    let mut decoded = Vec::with_capacity(mine.len());
+    for stored in &mine {
+        decoded.push(
+            stored
+                .event()
+                .map_err(|e| poison(stored, ProjectionError::Invariant(e.to_string())))?,
+        );
+    }
+    let pairs: Vec<(&events::Envelope, &events::Event)> =
+        mine.iter().map(|s| &s.envelope).zip(&decoded).collect();
+    match projection.apply_batch(conn, &pairs).await {
+        Ok(()) => Ok(()),
+        Err(BatchError { at: Some(i), error }) => Err(poison(mine[i], error)),
+        Err(BatchError { at: None, error }) => Err(StepError::Poison {
+            global_position: mine.first().map_or(0, |e| e.envelope.global_position),
+            event_type: "batch".into(),
+            reason: error.to_string(),
+        }),
+    }
+}
+
 /// Replays the store after `from` through `projection` on `conn` (whose
 /// search_path points at fresh tables) until it has applied `until` (waiting
 /// for the horizon to pass it), or, with `None`, up to the current horizon.
@@ -316,7 +387,7 @@ pub async fn rebuild_into(
         if until.is_some_and(|u| at >= u) {
             return Ok(at);
         }
-        let batch = store::read_global(pool, at, 1000).await?;
+        let batch = store::read_global(pool, at, REBUILD_BATCH).await?;
         let Some(last) = batch.last().map(|e| e.position) else {
             if until.is_none() {
                 return Ok(at);
@@ -325,17 +396,7 @@ pub async fn rebuild_into(
             continue;
         };
         let mut tx = conn.begin().await?;
-        for stored in &batch {
-            let event = stored.event()?;
-            projection
-                .apply(&mut tx, &stored.envelope, &event)
-                .await
-                .map_err(|e| StepError::Poison {
-                    global_position: stored.envelope.global_position,
-                    event_type: stored.envelope.event_type.clone(),
-                    reason: e.to_string(),
-                })?;
-        }
+        apply_events(&mut tx, projection, &batch).await?;
         tx.commit().await?;
         at = last;
     }

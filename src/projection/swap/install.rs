@@ -20,18 +20,7 @@ pub(super) async fn apply_batch(
     projection: &dyn Projection,
     batch: &[store::StoredEvent],
 ) -> Result<(), StepError> {
-    for stored in batch {
-        let event = stored.event()?;
-        projection
-            .apply(&mut *conn, &stored.envelope, &event)
-            .await
-            .map_err(|e| StepError::Poison {
-                global_position: stored.envelope.global_position,
-                event_type: stored.envelope.event_type.clone(),
-                reason: e.to_string(),
-            })?;
-    }
-    Ok(())
+    crate::projection::runner::apply_events(conn, projection, batch).await
 }
 
 /// Reads the events after `at` up to `until` (all visible ones with `None`).
