@@ -166,7 +166,11 @@ BEGIN
         ON CONFLICT (stream_id) DO UPDATE
             SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash;
 
-        PERFORM pg_notify('switchboard_events', '');
+        -- Readers wake on this; it names the stream types written, so one
+        -- that reads none of them sleeps on.
+        PERFORM pg_notify('switchboard_events',
+            (SELECT string_agg(DISTINCT s_type[u.stream], ',')
+             FROM unnest(e_cmd, e_stream) AS u(cmd, stream) WHERE outcome[u.cmd] = 'ok'));
     END IF;
 END
 $$;
@@ -219,7 +223,7 @@ BEGIN
     VALUES (s_id, s_type, c_tenant, s_expected + 1, e_hash)
     ON CONFLICT (stream_id) DO UPDATE
         SET version = EXCLUDED.version, last_hash = EXCLUDED.last_hash;
-    PERFORM pg_notify('switchboard_events', '');
+    PERFORM pg_notify('switchboard_events', s_type);
     outcome := 'ok';
 END
 $$;

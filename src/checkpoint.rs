@@ -34,6 +34,27 @@ pub async fn save<'e>(
     Ok(())
 }
 
+/// `save`, and a `pg_notify(channel, '<name>:<position>')` delivered at
+/// commit, in one statement.
+pub async fn save_and_announce<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    at: Position,
+    channel: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH saved AS (UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
+         updated_at = now() WHERE name = $1 RETURNING name) \
+         SELECT pg_notify($3, name || ':' || $2::text) FROM saved",
+    )
+    .bind(name)
+    .bind(at.global_position)
+    .bind(channel)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Records that `name` stopped on an event it cannot handle.
 pub async fn mark_stopped(pool: &PgPool, name: &str, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(

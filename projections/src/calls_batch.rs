@@ -139,7 +139,8 @@ pub(crate) async fn apply_batch(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut rows: HashMap<Uuid, Option<Row>> = stored.into_iter().map(|r| (r.call_id, Some(r))).collect();
+    let mut rows: HashMap<Uuid, Option<Row>> =
+        stored.into_iter().map(|r| (r.call_id, Some(r))).collect();
     let mut touched = Vec::new();
     for (i, (env, event)) in batch.iter().enumerate() {
         let slot = rows.entry(env.stream_id).or_insert(None);
@@ -148,7 +149,10 @@ pub(crate) async fn apply_batch(
             touched.push(env.stream_id);
         }
     }
-    let rows: Vec<Row> = touched.iter().filter_map(|id| rows.remove(id).flatten()).collect();
+    let rows: Vec<Row> = touched
+        .iter()
+        .filter_map(|id| rows.remove(id).flatten())
+        .collect();
     write(conn, &rows).await.map_err(db)
 }
 

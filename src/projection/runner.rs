@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use projections::{BatchError, Projection, ProjectionError};
-use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -12,8 +11,7 @@ use super::Progress;
 use crate::checkpoint;
 use crate::leader;
 use crate::metrics::{Metrics, ProjectorLabels};
-use crate::store::{self, Position, StoreError, NOTIFY_CHANNEL};
-use tokio::sync::watch;
+use crate::store::{self, Position, StoreError, Wake};
 
 const BATCH: i64 = 500;
 /// Events a rebuild reads and applies per transaction.
@@ -132,8 +130,9 @@ pub struct Runner {
     pub metrics: Arc<Metrics>,
     /// Told of every batch committed, for read-your-writes in this process.
     pub progress: Arc<Progress>,
-    /// This process's commits, to wake on without waiting for a NOTIFY.
-    pub committed: Option<watch::Receiver<i64>>,
+    /// This process's store, to wake on its commits without waiting for a
+    /// NOTIFY.
+    pub local: Option<store::Store>,
 }
 
 impl Runner {
@@ -144,7 +143,7 @@ impl Runner {
             projection,
             metrics,
             progress: Arc::default(),
-            committed: None,
+            local: None,
         }
     }
 
@@ -155,7 +154,7 @@ impl Runner {
             projection,
             metrics: deps.metrics.clone(),
             progress: deps.progress.clone(),
-            committed: Some(deps.store.committed()),
+            local: Some(deps.store.clone()),
         }
     }
 
@@ -229,12 +228,7 @@ impl Runner {
                 )));
             }
         }
-        checkpoint::save(&mut *tx, &name, last).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(super::PROGRESS_CHANNEL)
-            .bind(format!("{name}:{}", last.global_position))
-            .execute(&mut *tx)
-            .await?;
+        checkpoint::save_and_announce(&mut *tx, &name, last, super::PROGRESS_CHANNEL).await?;
         tx.commit().await?;
         self.progress.advance(&name, last.global_position);
         let delay = self.metrics.projector_delay.get_or_create(&self.labels());
@@ -303,9 +297,9 @@ impl Runner {
             .projector_stopped
             .get_or_create(&self.labels())
             .set(0);
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
-        let mut committed = self.committed.clone();
+        let local = self.local.as_ref().map(|s| s.feed());
+        let types = self.projection.stream_types().to_vec();
+        let mut wake = Wake::new(&self.pool, local, Some(types)).await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -326,11 +320,7 @@ impl Runner {
                         .set(lag);
                 }
                 StepOutcome::Idle => {
-                    tokio::select! {
-                        n = listener.recv() => { n?; }
-                        _ = crate::relay::local_commit(&mut committed) => {}
-                        _ = tokio::time::sleep(IDLE_WAKE) => {}
-                    }
+                    wake.wait(IDLE_WAKE).await?;
                 }
             }
         }

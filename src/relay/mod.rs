@@ -16,7 +16,6 @@ mod jetstream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +24,7 @@ use crate::checkpoint;
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
-use crate::store::{self, NOTIFY_CHANNEL};
+use crate::store::{self, Wake};
 
 /// The relay's checkpoint and leader-lock name.
 pub const NAME: &str = "relay";
@@ -39,8 +38,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Relay {
     pub pool: PgPool,
-    /// This process's commits, to wake on without waiting for a NOTIFY.
-    pub committed: Option<tokio::sync::watch::Receiver<i64>>,
+    /// This process's store, to wake on its commits without waiting for a
+    /// NOTIFY.
+    pub local: Option<store::Store>,
     pub js: async_nats::jetstream::Context,
     pub ns: Namespace,
     pub metrics: Arc<Metrics>,
@@ -51,7 +51,7 @@ impl Relay {
     pub fn new(deps: &crate::app::Deps) -> Relay {
         Relay {
             pool: deps.pool.clone(),
-            committed: Some(deps.store.committed()),
+            local: Some(deps.store.clone()),
             js: deps.js.clone(),
             ns: deps.ns.clone(),
             metrics: deps.metrics.clone(),
@@ -82,10 +82,9 @@ impl Relay {
                 Err(e) => backoff.wait("ensure stream", &e).await,
             }
         }
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        let local = self.local.as_ref().map(|s| s.feed());
+        let mut wake = Wake::new(&self.pool, local, None).await?;
         let mut at = checkpoint::load(&self.pool, NAME).await?;
-        let mut committed = self.committed.clone();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -93,11 +92,7 @@ impl Relay {
             let batch = store::read_global(&self.pool, at, BATCH).await?;
             if batch.is_empty() {
                 self.metrics.relay_lag.set(0);
-                tokio::select! {
-                    n = listener.recv() => { n?; }
-                    _ = local_commit(&mut committed) => {}
-                    _ = tokio::time::sleep(IDLE_WAKE) => {}
-                }
+                wake.wait(IDLE_WAKE).await?;
                 continue;
             }
             let mut from = 0;
@@ -126,20 +121,6 @@ impl Relay {
             };
             self.metrics.relay_lag.set(lag);
         }
-    }
-}
-
-/// Resolves when this process commits something new (never, without a
-/// feed: then the NOTIFY and the idle wake are all there is).
-pub(crate) async fn local_commit(committed: &mut Option<tokio::sync::watch::Receiver<i64>>) {
-    match committed {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                *committed = None;
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
     }
 }
 

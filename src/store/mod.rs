@@ -22,6 +22,7 @@ mod row;
 mod states;
 mod tx;
 mod verify;
+mod wake;
 
 pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, StreamAppend};
 pub use appender::Store;
@@ -36,6 +37,7 @@ pub use row::StoredEvent;
 pub use states::{Apply, Loaded, States};
 pub use tx::{append, append_guarded, AppendTx, Begin};
 pub use verify::{verify_chain, ChainBreak};
+pub use wake::Wake;
 
 use uuid::Uuid;
 

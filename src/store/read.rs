@@ -85,26 +85,34 @@ pub async fn read_global_of(
     stream_types: &[&str],
     limit: i64,
 ) -> Result<(Vec<StoredEvent>, Position), StoreError> {
-    // Everything at or below the highest visible position is visible too
-    // (positions become visible in order), so this read misses none of it.
-    let top: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
-        .fetch_one(&mut *conn)
-        .await?;
-    let top = top.unwrap_or(0).max(after.global_position);
+    // One statement, one snapshot: everything at or below the highest
+    // position it sees is visible in it too (positions become visible in
+    // order), so the read misses none of it. With no event to return, the
+    // one row carries only `top`.
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events WHERE global_position > $1 AND global_position <= $2 \
-         AND stream_type = ANY($3) ORDER BY global_position LIMIT $4"
+        "WITH top AS (SELECT coalesce(max(global_position), 0) AS top FROM events) \
+         SELECT e.*, top.top FROM top LEFT JOIN LATERAL ( \
+           SELECT {COLUMNS} FROM events WHERE global_position > $1 \
+             AND global_position <= top.top AND stream_type = ANY($2) \
+           ORDER BY global_position LIMIT $3) e ON true"
     ))
     .bind(after.global_position)
-    .bind(top)
     .bind(stream_types)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let events: Vec<StoredEvent> = rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?;
+    let top: i64 = match rows.first() {
+        Some(r) => sqlx::Row::try_get(r, "top")?,
+        None => 0,
+    };
+    let top = top.max(after.global_position);
+    let mut events = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let present: Option<i64> = sqlx::Row::try_get(r, "global_position")?;
+        if present.is_some() {
+            events.push(StoredEvent::from_row(r)?);
+        }
+    }
     let covered = match events.last() {
         Some(last) if events.len() as i64 == limit => last.position,
         _ => Position::new(top),
