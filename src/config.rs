@@ -150,7 +150,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "SWITCHBOARD_WORKER_CONCURRENCY",
-        default_value_t = 32,
+        default_value_t = 128,
         global = true
     )]
     pub worker_concurrency: usize,

@@ -302,11 +302,22 @@ impl App {
         let p = post.clone();
         concurrent(CALLERS * 2, CALLERS, move |_, i| p(i)).await?;
         let p = post.clone();
-        let closed = concurrent(ORIGINATE_OPS, CALLERS, move |_, i| p(i)).await?;
-        // Let the callbacks of the closed loop drain.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let tx0 = transactions(&env.deps.pool).await?;
+        let stats = env.deps.store.batch_stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        let (b0, c0, u0) = (stats.batches.load(Relaxed), stats.commands.load(Relaxed), stats.busy_us.load(Relaxed));
+        let closed = concurrent(ORIGINATE_OPS, CALLERS, move |_, i| p(i)).await?;
+        let (b1, c1, u1) = (stats.batches.load(Relaxed), stats.commands.load(Relaxed), stats.busy_us.load(Relaxed));
+        let batch_size = (c1 - c0) as f64 / (b1 - b0).max(1) as f64;
+        let busy = (u1 - u0) as f64 / 1e6 / closed.elapsed.as_secs_f64();
+        // Let the callbacks of the closed loop drain (and the statistics
+        // reach the view).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let per_call = (transactions(&env.deps.pool).await? - tx0) as f64 / ORIGINATE_OPS as f64;
         let before = self.metrics.encode();
-        let open = open_loop(OPEN_OPS, OPEN_RATE, post).await?;
+        let rate = std::env::var("BENCH_OPEN_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(OPEN_RATE);
+        let open = open_loop(OPEN_OPS.min((rate * 10.0) as usize), rate, post).await?;
         let after = self.metrics.encode();
         let relay = histogram_ms(&after, &before, "switchboard_relay_delay_seconds", "", 0.99);
         let calls = histogram_ms(
@@ -321,6 +332,9 @@ impl App {
         let mut rows = vec![
             Row::new(w, "calls/s, 64 clients", closed.ops_per_s(), "/s")
                 .target(Target::AtLeast(1000.0)),
+            Row::new(w, "PostgreSQL statements per call", per_call, ""),
+            Row::new(w, "commands per append call (group commit)", batch_size, ""),
+            Row::new(w, "append calls in progress, on average", busy, ""),
             Row::new(o, "request → 200 p50", open.ms(0.5), "ms").target(Target::AtMost(10.0)),
             Row::new(o, "request → 200 p99", open.ms(0.99), "ms").target(Target::AtMost(50.0)),
             Row::new(o, "request → 200 p99.9", open.ms(0.999), "ms"),
@@ -360,6 +374,16 @@ impl App {
         while self.tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// Transactions committed in this database so far (each autocommit
+/// statement is one).
+async fn transactions(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 fn errors_row(workload: &str, s: &Stats) -> Row {

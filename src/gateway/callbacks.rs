@@ -69,7 +69,8 @@ pub async fn call_event(
         duration_s,
         hangup_cause,
     };
-    let ran = gw.run_as(&meta, &cmd, &["calls"]).await?;
+    // The Call Processor reads nothing back: no wait for the projection.
+    let ran = gw.run_as(&meta, &cmd, &[]).await?;
     Ok(Json(json!({"applied": !ran.written.is_empty()})))
 }
 

@@ -98,7 +98,7 @@ pub async fn originate(
     // From here on the call exists: whatever this answers (even a 5xx) is
     // the answer an Idempotency-Key replays, never a second call.
     let answer = match wait_for_outcome(&gw, call_id, expected).await {
-        Ok(outcome) => respond(&gw, call_id, session_id, outcome).await,
+        Ok(outcome) => respond(call_id, session_id, outcome),
         Err(e) => Err(e),
     };
     // Trouble reading the outcome is not the call's outcome: the call
@@ -106,7 +106,7 @@ pub async fn originate(
     let answer = match answer {
         Err(e) if e.status().is_server_error() && !matches!(e, ApiError::BadGateway { .. }) => {
             tracing::warn!(%call_id, error = %e, "outcome unreadable; answering pending");
-            respond(&gw, call_id, session_id, None).await
+            respond(call_id, session_id, None)
         }
         other => other,
     };
@@ -168,13 +168,12 @@ async fn wait_for_outcome(
     Ok(None)
 }
 
-async fn respond(
-    gw: &Gateway,
+fn respond(
     call_id: Uuid,
     session_id: Uuid,
     outcome: Option<(Envelope, Event)>,
 ) -> Result<Response, ApiError> {
-    let Some((env, event)) = outcome else {
+    let Some((_, event)) = outcome else {
         let (location, body) = pending(call_id, session_id);
         return Ok((
             StatusCode::ACCEPTED,
@@ -183,9 +182,8 @@ async fn respond(
         )
             .into_response());
     };
-    // A read of the call right after this answer shows the outcome.
-    gw.wait_for_projections(store::Position::new(env.global_position), &["calls"])
-        .await;
+    // No wait for the calls projection: `get_call` waits for the version
+    // it must show.
     match event {
         Event::OriginateDispatched(d) => Ok(Json(json!({
             "call_id": call_id, "session_id": session_id,
@@ -280,8 +278,8 @@ pub struct CallView {
     pub timeline: Value,
 }
 
-const SELECT: &str = "SELECT call_id, session_id, from_number, to_number, agent_id, provider, provider_call_id, \
-    status, rejection, error, created_at, answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline FROM calls";
+const COLUMNS: &str = "SELECT call_id, session_id, from_number, to_number, agent_id, provider, provider_call_id, \
+    status, rejection, error, created_at, answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline";
 
 fn read_scope(p: &Principal) -> Result<(), ApiError> {
     if p.has(Scope::CallsWrite) {
@@ -299,13 +297,46 @@ pub async fn get_call(
 ) -> Result<Response, ApiError> {
     read_scope(&p)?;
     let id = Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound("call"))?;
-    let row: Option<CallView> =
-        sqlx::query_as(&format!("{SELECT} WHERE call_id = $1 AND tenant_id = $2"))
+    // Read-your-writes on the read side: the call's stream as stored now,
+    // then its row once the projection shows that version (bounded). So an
+    // originate answers without waiting for the projection, and a read
+    // after it (from any gateway) still sees what the answer said.
+    let head: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(p.tenant_id)
             .fetch_optional(&gw.deps.pool)
             .await?;
-    Ok(Json(row.ok_or(ApiError::NotFound("call"))?).into_response())
+    let Some(head) = head else {
+        return Err(ApiError::NotFound("call"));
+    };
+    let deadline = tokio::time::Instant::now() + gw.read_your_writes;
+    loop {
+        let row: Option<CallRow> = sqlx::query_as(&format!(
+            "{COLUMNS}, version FROM calls WHERE call_id = $1 AND tenant_id = $2"
+        ))
+        .bind(id)
+        .bind(p.tenant_id)
+        .fetch_optional(&gw.deps.pool)
+        .await?;
+        let shown = row.as_ref().is_some_and(|r| r.version >= head);
+        if shown || tokio::time::Instant::now() >= deadline {
+            let row = row.ok_or(ApiError::NotFound("call"))?;
+            return Ok(Json(row.view).into_response());
+        }
+        gw.deps
+            .progress
+            .next("projection:calls", std::time::Duration::from_millis(20))
+            .await;
+    }
+}
+
+/// A `calls` row: the view and the stream version it reflects.
+#[derive(sqlx::FromRow)]
+struct CallRow {
+    #[sqlx(flatten)]
+    view: CallView,
+    version: i64,
 }
 
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls",
@@ -347,7 +378,7 @@ pub async fn list_calls(
         ),
     };
     let rows: Vec<CallView> = sqlx::query_as(&format!(
-        "{SELECT} WHERE tenant_id = $1 AND call_id < $2 AND ($3::text IS NULL OR status = $3) \
+        "{COLUMNS} FROM calls WHERE tenant_id = $1 AND call_id < $2 AND ($3::text IS NULL OR status = $3) \
          AND ($4::timestamptz IS NULL OR created_at >= $4) ORDER BY call_id DESC LIMIT $5"
     ))
     .bind(p.tenant_id)

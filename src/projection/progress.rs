@@ -53,6 +53,13 @@ impl Progress {
         });
     }
 
+    /// Waits until `name` moves on here, or `timeout`.
+    pub async fn next(&self, name: &str, timeout: Duration) {
+        let mut rx = self.channel(name);
+        rx.borrow_and_update();
+        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
     /// The position `name` is known to have reached (0 if none).
     pub fn known(&self, name: &str) -> i64 {
         *self.channel(name).borrow()

@@ -51,6 +51,18 @@ pub struct Store {
     jobs: mpsc::UnboundedSender<Job>,
     committed: Arc<watch::Sender<i64>>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
+    stats: Arc<BatchStats>,
+}
+
+/// How group commit has gone in this process (for metrics and benchmarks).
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// `sb_append` / `sb_append_one` calls made.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Commands in them.
+    pub commands: std::sync::atomic::AtomicU64,
+    /// Time spent in those calls, in microseconds (overlapping calls add up).
+    pub busy_us: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -66,6 +78,7 @@ impl Store {
             jobs,
             committed: Arc::new(watch::channel(0).0),
             feed,
+            stats: Arc::default(),
         };
         tokio::spawn(run(store.worker_half(), rx));
         store
@@ -79,7 +92,13 @@ impl Store {
             heads: self.heads.clone(),
             committed: self.committed.clone(),
             feed: self.feed.clone(),
+            stats: self.stats.clone(),
         }
+    }
+
+    /// Group commit so far.
+    pub fn batch_stats(&self) -> &BatchStats {
+        &self.stats
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -146,6 +165,7 @@ struct Worker {
     heads: Arc<Heads>,
     committed: Arc<watch::Sender<i64>>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
+    stats: Arc<BatchStats>,
 }
 
 async fn run(w: Worker, mut rx: mpsc::UnboundedReceiver<Job>) {
@@ -246,8 +266,16 @@ impl Worker {
     }
 
     async fn execute(&self, batch: &[&Prepared]) -> Result<Vec<Settled>, sqlx::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut conn = self.pool.acquire().await?;
-        batch::execute(&mut conn, batch).await
+        let start = std::time::Instant::now();
+        let r = batch::execute(&mut conn, batch).await;
+        self.stats.batches.fetch_add(1, Relaxed);
+        self.stats.commands.fetch_add(batch.len() as u64, Relaxed);
+        self.stats
+            .busy_us
+            .fetch_add(start.elapsed().as_micros() as u64, Relaxed);
+        r
     }
 
     fn note_heads(&self, p: &Prepared, events: &[StoredEvent]) {

@@ -25,7 +25,7 @@ mod verify;
 mod wake;
 
 pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, StreamAppend};
-pub use appender::Store;
+pub use appender::{BatchStats, Store};
 pub use fold::{fold_onto, load};
 pub use heads::Heads;
 pub use position::Position;

@@ -28,16 +28,20 @@ impl Worker {
         let Some(req) = &state.request else {
             anyhow::bail!("claimed call {call_id} has no request");
         };
+        // The caps and the provider as stored now, read side by side.
+        let (limits, provider) = tokio::join!(
+            fold_stream::<LimitsState>(
+                self,
+                events::call_limits_stream_id(tenant),
+                LimitsState::apply
+            ),
+            fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
+        );
+        let limits = limits?.limits.unwrap_or(self.default_limits);
+        let provider = provider?;
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
         // Reserving again (idempotent per call) counts it now, or refuses.
-        let limits: LimitsState = fold_stream(
-            self,
-            events::call_limits_stream_id(tenant),
-            LimitsState::apply,
-        )
-        .await?;
-        let limits = limits.limits.unwrap_or(self.default_limits);
         let again = self.caps.reserve(tenant, call_id, &limits).await?;
         if let (CapsAdmission::Refused(r), false) = (again, live) {
             return Ok(DialOutcome::Failed {
@@ -61,8 +65,6 @@ impl Worker {
                 retryable: true,
             });
         }
-        let provider: ProviderState =
-            fold_stream(self, req.credentials_id, ProviderState::apply).await?;
         let Some(sealed) = provider
             .credentials
             .as_ref()
