@@ -8,8 +8,9 @@
 //! - `shred_tenant`: destroy a tenant's data keys; per key,
 //!   `TenantKeyShredded {key_id}` on its tenant stream.
 //!
-//! Each key change commits in one transaction with its event, under the
-//! tenant stream's lock, which the gateway also takes when it creates a key.
+//! Each key change commits in one transaction with its event, holding the
+//! append lock (`store::AppendTx`) from its start, as the creation of a
+//! tenant's first key does (`live_or_create_key`).
 //!
 //! # Procedure
 //! 1. `keys rotate` (dev mode rewrites the data-dir file; otherwise set the
