@@ -35,7 +35,7 @@ pub use read::{
 };
 pub use row::StoredEvent;
 pub use states::{Apply, Loaded, States};
-pub use tx::{append, append_guarded, AppendTx, Begin};
+pub use tx::{append, append_batch, append_guarded, AppendTx, BatchCommand, Begin};
 pub use verify::{verify_chain, ChainBreak};
 pub use wake::Wake;
 

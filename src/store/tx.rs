@@ -36,6 +36,44 @@ pub async fn append_guarded(
     append_on(&mut conn, meta, appends, guards).await
 }
 
+/// One command of `append_batch`.
+pub struct BatchCommand {
+    pub meta: CommandMeta,
+    pub appends: Vec<StreamAppend>,
+    pub guards: Vec<Guard>,
+}
+
+/// Appends `commands` in one transaction and one `sb_append` call, each
+/// checked on its own: what a `Store` does with the commands of a moment,
+/// for tools (bulk loads) and tests. No two may touch the same stream.
+pub async fn append_batch(
+    pool: &PgPool,
+    commands: Vec<BatchCommand>,
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let heads = Heads::default();
+    let mut prepared = Vec::with_capacity(commands.len());
+    for c in commands {
+        heads.fill(&mut conn, &c.appends).await?;
+        prepared.push(Prepared::new(c.meta, &c.appends, c.guards, |sa| {
+            heads.chain_onto(sa)
+        }));
+    }
+    let refs: Vec<&Prepared> = prepared.iter().collect();
+    let settled = batch::execute(&mut conn, &refs).await?;
+    let mut out = Vec::with_capacity(settled.len());
+    for (p, s) in prepared.iter().zip(settled) {
+        out.push(match s {
+            Settled::Appended(events) => Ok(AppendOutcome::Appended(events)),
+            Settled::Duplicate => Ok(AppendOutcome::Duplicate(
+                batch::command_events(&mut conn, p.meta.command_id).await?,
+            )),
+            Settled::Failed(e) => Err(e),
+        });
+    }
+    Ok(out)
+}
+
 /// Appends on `conn`, in its transaction if it is in one.
 async fn append_on(
     conn: &mut PgConnection,
