@@ -319,3 +319,37 @@ async fn malformed_requests_get_problems_and_change_nothing() {
     assert!(bodies.iter().all(|b| !b.contains("internal")), "no 5xx");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_changes_nothing_appends_nothing_and_answers_the_state() {
+    let app = TestApp::spawn().await;
+    let t = app.admin(Uuid::new_v4());
+    let caps = json!({"concurrent_max": 3, "daily_minutes_max": 90});
+    let first = app.patch("/api/v1/call-limits", &t, caps.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let count = app.event_count().await;
+    let again = app.patch("/api/v1/call-limits", &t, caps).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body, first.body, "the current caps, same version");
+    assert_eq!(app.event_count().await, count, "nothing appended");
+
+    let pid = app.twilio(&t, "tok").await;
+    let agent = Uuid::new_v4();
+    let n = app.attach(&t, "+12025550177", &pid, Some(agent)).await;
+    let path = format!("/api/v1/telephony/numbers/{}", n.body["id"].as_str().unwrap());
+    let count = app.event_count().await;
+    let same = json!({"agent_id": agent, "inbound_enabled": true});
+    let r = app.patch(&path, &t, same).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["version"], 1);
+    let p = app
+        .patch(
+            &format!("/api/v1/telephony/providers/{pid}"),
+            &t,
+            json!({"label": app.get(&format!("/api/v1/telephony/providers/{pid}"), &t).await.body["label"]}),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(app.event_count().await, count, "nothing appended");
+    app.stop().await;
+}
