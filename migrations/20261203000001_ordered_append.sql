@@ -30,7 +30,6 @@ SELECT setval(pg_get_serial_sequence('events', 'global_position'),
 ALTER TABLE events DROP COLUMN transaction_id;
 ALTER TABLE checkpoints DROP COLUMN transaction_id;
 CREATE INDEX events_tenant_position ON events (tenant_id, global_position);
-CREATE INDEX events_stream_type_position ON events (stream_type, global_position);
 
 -- A command id is now claimed by its events (looked up under the append
 -- lock); commands with no events need no claim. The old table stays for the

@@ -306,9 +306,17 @@ impl App {
         let tx0 = transactions(&env.deps.pool).await?;
         let stats = env.deps.store.batch_stats();
         use std::sync::atomic::Ordering::Relaxed;
-        let (b0, c0, u0) = (stats.batches.load(Relaxed), stats.commands.load(Relaxed), stats.busy_us.load(Relaxed));
+        let (b0, c0, u0) = (
+            stats.batches.load(Relaxed),
+            stats.commands.load(Relaxed),
+            stats.busy_us.load(Relaxed),
+        );
         let closed = concurrent(ORIGINATE_OPS, CALLERS, move |_, i| p(i)).await?;
-        let (b1, c1, u1) = (stats.batches.load(Relaxed), stats.commands.load(Relaxed), stats.busy_us.load(Relaxed));
+        let (b1, c1, u1) = (
+            stats.batches.load(Relaxed),
+            stats.commands.load(Relaxed),
+            stats.busy_us.load(Relaxed),
+        );
         let batch_size = (c1 - c0) as f64 / (b1 - b0).max(1) as f64;
         let busy = (u1 - u0) as f64 / 1e6 / closed.elapsed.as_secs_f64();
         // Let the callbacks of the closed loop drain (and the statistics
@@ -316,7 +324,10 @@ impl App {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let per_call = (transactions(&env.deps.pool).await? - tx0) as f64 / ORIGINATE_OPS as f64;
         let before = self.metrics.encode();
-        let rate = std::env::var("BENCH_OPEN_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(OPEN_RATE);
+        let rate = std::env::var("BENCH_OPEN_RATE")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(OPEN_RATE);
         let open = open_loop(OPEN_OPS.min((rate * 10.0) as usize), rate, post).await?;
         let after = self.metrics.encode();
         let relay = histogram_ms(&after, &before, "switchboard_relay_delay_seconds", "", 0.99);

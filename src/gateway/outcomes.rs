@@ -111,8 +111,17 @@ impl Outcomes {
                     _ = shutdown.cancelled() => return,
                 };
                 let Some(msg) = msg else { break };
-                if let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) {
-                    self.deliver(&env);
+                // `<ns>.events.<tenant>.call.<call_id>.<type>`: decode only
+                // what a request here waits for (most outcomes are others').
+                let call = msg
+                    .subject
+                    .rsplit('.')
+                    .nth(1)
+                    .and_then(|id| Uuid::parse_str(id).ok());
+                if call.is_some_and(|id| self.lock().contains_key(&id)) {
+                    if let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) {
+                        self.deliver(&env);
+                    }
                 }
             }
             tokio::select! {

@@ -15,10 +15,23 @@ use crate::relay::ensure_stream;
 
 /// Shared by every worker: JetStream hands each message to one of them.
 pub const ORIGINATE_CONSUMER: &str = "originate";
-pub const RELEASE_CONSUMER: &str = "caps-release";
+/// The slot releasers, one per event type that frees a slot (nats-server 2.9
+/// filters a consumer on one subject): a consumer of every call event would
+/// be handed, and would decode and acknowledge, five events a call for
+/// nothing.
+pub const RELEASE_CONSUMERS: [(&str, &str); 3] = [
+    ("caps-release-ended", "CallEnded"),
+    ("caps-release-failed", "OriginateFailed"),
+    ("caps-release-rejected", "OriginateRejected"),
+];
+/// The single releaser of earlier versions, removed on start (its work is
+/// the new ones', which start from the stream's beginning; releases are
+/// idempotent).
+const LEGACY_RELEASE_CONSUMER: &str = "caps-release";
 
-/// Creates (or finds) the two durable consumers.
-pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, PullConsumer)> {
+/// Creates (or finds) the durable consumers: the originate one, and the
+/// releasers.
+pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, Vec<PullConsumer>)> {
     let ns = &w.deps.ns;
     let stream = ensure_stream(&w.deps.js, ns).await?;
     let originate = stream
@@ -34,19 +47,25 @@ pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, PullC
         )
         .await
         .map_err(|e| anyhow::anyhow!("originate consumer: {e}"))?;
-    let release = stream
-        .get_or_create_consumer(
-            RELEASE_CONSUMER,
-            pull::Config {
-                durable_name: Some(RELEASE_CONSUMER.into()),
-                filter_subject: format!("{ns}.events.*.call.>"),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("release consumer: {e}"))?;
+    let mut release = Vec::new();
+    for (name, event_type) in RELEASE_CONSUMERS {
+        release.push(
+            stream
+                .get_or_create_consumer(
+                    name,
+                    pull::Config {
+                        durable_name: Some(name.into()),
+                        filter_subject: format!("{ns}.events.*.call.*.{event_type}"),
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait: Duration::from_secs(30),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("release consumer {name}: {e}"))?,
+        );
+    }
+    let _ = stream.delete_consumer(LEGACY_RELEASE_CONSUMER).await;
     Ok((originate, release))
 }
 
@@ -147,7 +166,16 @@ impl Worker {
 
     /// Frees slots as calls end, until `shutdown`; a broken message stream
     /// is opened again (a dead releaser would hold slots until their lease).
-    async fn release_loop(&self, consumer: PullConsumer, shutdown: CancellationToken) {
+    async fn release_loop(&self, consumers: Vec<PullConsumer>, shutdown: CancellationToken) {
+        let mut loops = tokio::task::JoinSet::new();
+        for consumer in consumers {
+            let (w, stop) = (self.clone(), shutdown.clone());
+            loops.spawn(async move { w.release_one(consumer, stop).await });
+        }
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn release_one(&self, consumer: PullConsumer, shutdown: CancellationToken) {
         loop {
             if let Err(e) = self.release_some(&consumer, &shutdown).await {
                 tracing::warn!(error = %e, "release consumer interrupted; reopening");

@@ -8,6 +8,7 @@ use crate::callproc::{DialError, OriginateRequest};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{CallState, DialOutcome};
 use crate::commands::state::{LimitsState, ProviderState};
+use crate::domain::CallLimits;
 use crate::secrets::SecretError;
 
 impl Worker {
@@ -23,22 +24,31 @@ impl Worker {
         state: &CallState,
         cause: &Envelope,
         live: bool,
+        judged_by: Option<CallLimits>,
     ) -> anyhow::Result<DialOutcome> {
         let (tenant, call_id) = (state.tenant_id, cause.stream_id);
         let Some(req) = &state.request else {
             anyhow::bail!("claimed call {call_id} has no request");
         };
-        // The caps and the provider as stored now, read side by side.
+        // The caps (unless admission just read them) and the provider as
+        // stored now, read side by side.
+        let caps = async {
+            match judged_by {
+                Some(l) => Ok(l),
+                None => fold_stream::<LimitsState>(
+                    self,
+                    events::call_limits_stream_id(tenant),
+                    LimitsState::apply,
+                )
+                .await
+                .map(|l| l.limits.unwrap_or(self.default_limits)),
+            }
+        };
         let (limits, provider) = tokio::join!(
-            fold_stream::<LimitsState>(
-                self,
-                events::call_limits_stream_id(tenant),
-                LimitsState::apply
-            ),
+            caps,
             fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
         );
-        let limits = limits?.limits.unwrap_or(self.default_limits);
-        let provider = provider?;
+        let (limits, provider) = (limits?, provider?);
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
         // Reserving again (idempotent per call) counts it now, or refuses.

@@ -23,7 +23,7 @@ mod release;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use consumer::{ensure_consumers, ORIGINATE_CONSUMER, RELEASE_CONSUMER};
+pub use consumer::{ensure_consumers, ORIGINATE_CONSUMER, RELEASE_CONSUMERS};
 pub use process::Handled;
 
 use crate::app::Deps;

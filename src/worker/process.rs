@@ -7,6 +7,7 @@ use super::{CrashPoint, Worker};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::state::{At, LimitsState};
+use crate::domain::CallLimits;
 use crate::store::{CommandMeta, ExpectedVersion, Head, Loaded, StoreError, StreamAppend};
 
 /// What handling a message came to.
@@ -135,12 +136,17 @@ impl Worker {
         // callback may land before the outcome is appended): appended again
         // at the new version, never thrown away for a second dial.
         let mut dispatched_already: Option<DialOutcome> = None;
+        // The caps this handling admitted the call by, read from the store a
+        // moment ago: the dial right after needs not read them again. A
+        // handling that starts at the claim (a redelivery) reads them fresh.
+        let mut judged_by: Option<CallLimits> = None;
         let mut call = self.initial_state(cause).await?;
         for _ in 0..8 {
             let state = call.state.clone();
             match state.phase {
                 Phase::Requested => {
-                    let admission = self.admit(cause.tenant_id, cause.stream_id).await?;
+                    let (admission, limits) = self.admit(cause.tenant_id, cause.stream_id).await?;
+                    judged_by = Some(limits);
                     let refused = matches!(admission, Admission::Refused(_));
                     reserved |= !refused;
                     if !self
@@ -161,7 +167,7 @@ impl Worker {
                     let live = state.ringing || state.answered || state.ended.is_some();
                     let outcome = match dispatched_already.take() {
                         Some(d) => d,
-                        None => self.dial(&state, cause, live).await?,
+                        None => self.dial(&state, cause, live, judged_by.take()).await?,
                     };
                     if self.crash == Some(CrashPoint::AfterDial) {
                         return Ok(Handled::Crashed);
@@ -241,11 +247,12 @@ impl Worker {
 
     /// Reserves a slot in all four caps, against the caps in the store (not a
     /// projection: a 0 must hold from the moment it was accepted).
-    async fn admit(&self, tenant: Uuid, call_id: Uuid) -> anyhow::Result<Admission> {
+    /// Returns the caps it judged by too.
+    async fn admit(&self, tenant: Uuid, call_id: Uuid) -> anyhow::Result<(Admission, CallLimits)> {
         let limits: LimitsState =
             fold_stream(self, call_limits_stream_id(tenant), LimitsState::apply).await?;
         let limits = limits.limits.unwrap_or(self.default_limits);
-        Ok(match self.caps.reserve(tenant, call_id, &limits).await? {
+        let admission = match self.caps.reserve(tenant, call_id, &limits).await? {
             CapsAdmission::Admitted => Admission::Admitted {
                 worker_id: self.worker_id.clone(),
             },
@@ -255,6 +262,7 @@ impl Worker {
                 current: r.current,
                 retry_after_s: r.retry_after_s,
             }),
-        })
+        };
+        Ok((admission, limits))
     }
 }

@@ -51,7 +51,9 @@ async fn a_state_cached_by_one_process_and_moved_on_by_another_is_decided_again(
     let noop = run(&two, patch(tenant, 3, None)).await.unwrap();
     assert!(noop.written.is_empty());
     assert_eq!(noop.state.head.version, 3);
-    let stored = switchboard::store::read_stream(&env.pool, id, None).await.unwrap();
+    let stored = switchboard::store::read_stream(&env.pool, id, None)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 3);
     env.cleanup(None).await;
 }
@@ -63,22 +65,38 @@ async fn a_fresh_read_reads_only_what_is_newer() {
     let tenant = Uuid::new_v4();
     let id = events::call_limits_stream_id(tenant);
     for i in 0..50 {
-        write::run(&st, &CommandMeta::new(tenant, "t"), &patch(tenant, i + 1, None))
-            .await
-            .unwrap();
+        write::run(
+            &st,
+            &CommandMeta::new(tenant, "t"),
+            &patch(tenant, i + 1, None),
+        )
+        .await
+        .unwrap();
     }
-    let cached = st.load::<LimitsState>(id, LimitsState::apply).await.unwrap();
+    let cached = st
+        .load::<LimitsState>(id, LimitsState::apply)
+        .await
+        .unwrap();
     assert!(!cached.fresh, "served from the cache");
     assert_eq!(cached.head.version, 50);
     // Another process appends one more; a fresh load catches up with it alone.
     let other = Store::new(env.pool.clone());
-    write::run(&other, &CommandMeta::new(tenant, "t"), &patch(tenant, 999, None))
+    write::run(
+        &other,
+        &CommandMeta::new(tenant, "t"),
+        &patch(tenant, 999, None),
+    )
+    .await
+    .unwrap();
+    let fresh = st
+        .load_fresh::<LimitsState>(id, LimitsState::apply)
         .await
         .unwrap();
-    let fresh = st.load_fresh::<LimitsState>(id, LimitsState::apply).await.unwrap();
     assert_eq!(fresh.head.version, 51);
     assert_eq!(fresh.state.limits.unwrap().daily_minutes_max, 999);
-    let after = switchboard::store::read_stream_after(&env.pool, id, 50).await.unwrap();
+    let after = switchboard::store::read_stream_after(&env.pool, id, 50)
+        .await
+        .unwrap();
     assert_eq!(after.len(), 1, "what a fresh load of a cached state reads");
     env.cleanup(None).await;
 }

@@ -336,7 +336,10 @@ async fn a_write_that_changes_nothing_appends_nothing_and_answers_the_state() {
     let pid = app.twilio(&t, "tok").await;
     let agent = Uuid::new_v4();
     let n = app.attach(&t, "+12025550177", &pid, Some(agent)).await;
-    let path = format!("/api/v1/telephony/numbers/{}", n.body["id"].as_str().unwrap());
+    let path = format!(
+        "/api/v1/telephony/numbers/{}",
+        n.body["id"].as_str().unwrap()
+    );
     let count = app.event_count().await;
     let same = json!({"agent_id": agent, "inbound_enabled": true});
     let r = app.patch(&path, &t, same).await;

@@ -13,12 +13,16 @@ use crate::support::pg_base;
 #[tokio::test]
 async fn a_history_in_the_old_order_is_renumbered_into_it() {
     let name = format!("sbtest_{}", &Uuid::new_v4().simple().to_string()[..16]);
-    let admin = PgPool::connect(&format!("{}/postgres", pg_base())).await.unwrap();
+    let admin = PgPool::connect(&format!("{}/postgres", pg_base()))
+        .await
+        .unwrap();
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&admin)
         .await
         .unwrap();
-    let pool = PgPool::connect(&format!("{}/{name}", pg_base())).await.unwrap();
+    let pool = PgPool::connect(&format!("{}/{name}", pg_base()))
+        .await
+        .unwrap();
     let all = &switchboard::db::MIGRATOR;
     let before = Migrator {
         migrations: Cow::Owned(all.migrations.iter().take(3).cloned().collect()),

@@ -55,9 +55,17 @@ async fn one_commands_failure_fails_that_command_only() {
     let results = append_batch(
         &env.pool,
         vec![
-            command(tenant, vec![relabel(a, ExpectedVersion::NoStream, "a")], vec![]),
+            command(
+                tenant,
+                vec![relabel(a, ExpectedVersion::NoStream, "a")],
+                vec![],
+            ),
             // b is at 2, not 1.
-            command(tenant, vec![relabel(b, ExpectedVersion::Exact(1), "b")], vec![]),
+            command(
+                tenant,
+                vec![relabel(b, ExpectedVersion::Exact(1), "b")],
+                vec![],
+            ),
             command(
                 tenant,
                 vec![relabel(c, ExpectedVersion::NoStream, "c")],
@@ -69,7 +77,11 @@ async fn one_commands_failure_fails_that_command_only() {
                 vec![relabel(d, ExpectedVersion::NoStream, "d")],
                 vec![claim("+12025550100", tenant)],
             ),
-            command(tenant, vec![relabel(e, ExpectedVersion::NoStream, "e")], vec![]),
+            command(
+                tenant,
+                vec![relabel(e, ExpectedVersion::NoStream, "e")],
+                vec![],
+            ),
         ],
     )
     .await
@@ -91,7 +103,10 @@ async fn one_commands_failure_fails_that_command_only() {
         .iter()
         .map(|r| r.as_ref().unwrap().events()[0].position.global_position)
         .collect();
-    assert!(positions.windows(2).all(|w| w[0] + 1 == w[1]), "{positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] + 1 == w[1]),
+        "{positions:?}"
+    );
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM number_claims")
         .fetch_one(&env.pool)
         .await
@@ -131,7 +146,10 @@ async fn guards_commit_with_their_command() {
     )
     .await;
     assert!(matches!(refused, Err(StoreError::Referenced)));
-    assert!(store::read_stream(&env.pool, s, None).await.unwrap().is_empty());
+    assert!(store::read_stream(&env.pool, s, None)
+        .await
+        .unwrap()
+        .is_empty());
     // Released, the number can be claimed again, and the provider deleted.
     store::append_guarded(
         &env.pool,
@@ -185,7 +203,11 @@ async fn a_shared_store_under_many_tasks_keeps_versions_chains_and_order() {
                 match st
                     .append(
                         meta(tenant),
-                        &[relabel(shared, ExpectedVersion::from_version(head), &format!("{t}"))],
+                        &[relabel(
+                            shared,
+                            ExpectedVersion::from_version(head),
+                            &format!("{t}"),
+                        )],
                         vec![],
                     )
                     .await
@@ -211,7 +233,11 @@ async fn a_shared_store_under_many_tasks_keeps_versions_chains_and_order() {
         .filter(|e| e.envelope.stream_id == shared)
         .map(|e| e.envelope.version)
         .collect();
-    assert_eq!(versions, (1..=won as i64).collect::<Vec<_>>(), "one winner per version, in order");
+    assert_eq!(
+        versions,
+        (1..=won as i64).collect::<Vec<_>>(),
+        "one winner per version, in order"
+    );
     let report = switchboard::audit::verify::verify_collect(&env.pool, None)
         .await
         .unwrap();
@@ -224,6 +250,9 @@ async fn a_shared_store_under_many_tasks_keeps_versions_chains_and_order() {
         .batch_stats()
         .commands
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(batches < commands, "commands shared calls ({commands} in {batches})");
+    assert!(
+        batches < commands,
+        "commands shared calls ({commands} in {batches})"
+    );
     env.cleanup(None).await;
 }
