@@ -35,46 +35,8 @@ pub async fn ensure_stream(
         .map_err(|e| anyhow::anyhow!("create stream {}: {e}", ns.events_stream()))
 }
 
-/// How many publishes `publish_ordered` keeps in flight.
-const WINDOW: usize = 256;
-
-/// Publishes `events` in order on one connection with up to `WINDOW` in
-/// flight, then awaits their acknowledgements in order. On failure returns
-/// how many from the start were acknowledged: the caller publishes again
-/// from there (what was stored after it is dropped by `Nats-Msg-Id`).
-pub async fn publish_ordered(
-    js: &jetstream::Context,
-    ns: &Namespace,
-    events: &[StoredEvent],
-) -> Result<(), (usize, anyhow::Error)> {
-    let mut acked = 0;
-    for window in events.chunks(WINDOW) {
-        let mut pending = Vec::with_capacity(window.len());
-        for event in window {
-            match send(js, ns, event).await {
-                Ok(ack) => pending.push(ack),
-                Err(e) => {
-                    // Those sent before still count if they are acknowledged.
-                    for ack in pending {
-                        if ack.await.is_err() {
-                            return Err((acked, e));
-                        }
-                        acked += 1;
-                    }
-                    return Err((acked, e));
-                }
-            }
-        }
-        for ack in pending {
-            ack.await
-                .map_err(|e| (acked, anyhow::anyhow!("publish ack: {e}")))?;
-            acked += 1;
-        }
-    }
-    Ok(())
-}
-
-async fn send(
+/// Sends one event with its `Nats-Msg-Id`; the acknowledgement comes later.
+pub(super) async fn send(
     js: &jetstream::Context,
     ns: &Namespace,
     event: &StoredEvent,

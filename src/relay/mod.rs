@@ -5,10 +5,10 @@
 //!   it; a crash republishes at most the unacknowledged tail, which the
 //!   server drops by `Nats-Msg-Id`.
 //! - Events are published in global order on one connection, many in flight
-//!   (`jetstream::publish_ordered`): the server stores them in the order
-//!   sent, and when any publish fails, everything from the first unacked
-//!   event on is published again (the ones already stored are dropped as
-//!   duplicates), so a stream's events land in version order.
+//!   while the next are read: the server stores them in the order sent, and
+//!   when any publish fails, everything after the checkpoint is published
+//!   again (the ones already stored are dropped as duplicates), so a
+//!   stream's events land in version order.
 //! - One relay publishes at a time (leader lock); the others wait.
 
 mod jetstream;
@@ -19,16 +19,27 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use self::jetstream::{ensure_stream, publish, publish_ordered, DUPLICATE_WINDOW};
+use self::jetstream::send;
+pub use self::jetstream::{ensure_stream, publish, DUPLICATE_WINDOW};
+use async_nats::jetstream::context::PublishAckFuture;
+use std::future::IntoFuture;
+
+/// A publish's acknowledgement, as a future to poll.
+type Ack = <PublishAckFuture as IntoFuture>::IntoFuture;
 use crate::checkpoint;
 use crate::leader;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
 use crate::store::{self, Wake};
+use std::collections::VecDeque;
 
 /// The relay's checkpoint and leader-lock name.
 pub const NAME: &str = "relay";
 const BATCH: i64 = 500;
+/// Events published and not yet acknowledged, at most.
+const IN_FLIGHT: usize = 4_096;
+/// How often the checkpoint is saved while events keep coming.
+const SAVE_EVERY: Duration = Duration::from_millis(20);
 /// Wake up this often even without a notification: a transaction that wrote
 /// nothing can still have held the horizon back.
 const IDLE_WAKE: Duration = Duration::from_millis(250);
@@ -84,44 +95,103 @@ impl Relay {
         }
         let local = self.local.as_ref().map(|s| s.feed());
         let mut wake = Wake::new(&self.pool, local, None).await?;
-        let mut at = checkpoint::load(&self.pool, NAME).await?;
+        let mut backoff = Backoff::default();
+        loop {
+            match self.publish_from_checkpoint(shutdown, &mut wake).await {
+                Ok(()) => return Ok(()),
+                // JetStream trouble: start again from the checkpoint (what
+                // was stored since is dropped as duplicates).
+                Err(Step::Publish(e)) => backoff.wait("publish", &e).await,
+                Err(Step::Store(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads ahead and publishes without waiting for each acknowledgement:
+    /// up to `IN_FLIGHT` events are on their way while the next are read.
+    /// Acknowledgements are taken in order, and the checkpoint is saved (at
+    /// most every `SAVE_EVERY`, and whenever the relay catches up) at the
+    /// last event whose acknowledgement, and every one before it, came.
+    async fn publish_from_checkpoint(
+        &self,
+        shutdown: &CancellationToken,
+        wake: &mut Wake,
+    ) -> Result<(), Step> {
+        let store_err = |e: anyhow::Error| Step::Store(e);
+        let mut saved = checkpoint::load(&self.pool, NAME)
+            .await
+            .map_err(|e| store_err(e.into()))?;
+        let (mut read_to, mut acked) = (saved, saved);
+        let mut last_save = std::time::Instant::now();
+        let mut in_flight: VecDeque<(store::StoredEvent, Ack)> = VecDeque::new();
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let batch = store::read_global(&self.pool, at, BATCH).await?;
-            if batch.is_empty() {
-                self.metrics.relay_lag.set(0);
-                wake.wait(IDLE_WAKE).await?;
-                continue;
-            }
-            let mut from = 0;
-            let mut backoff = Backoff::default();
-            while from < batch.len() {
-                match publish_ordered(&self.js, &self.ns, &batch[from..]).await {
-                    Ok(()) => from = batch.len(),
-                    Err((acked, e)) => {
-                        from += acked;
-                        backoff.wait("publish", &e).await;
-                    }
+            let mut read_nothing = true;
+            if in_flight.len() < IN_FLIGHT {
+                let batch = store::read_global(&self.pool, read_to, BATCH)
+                    .await
+                    .map_err(|e| store_err(e.into()))?;
+                read_nothing = batch.is_empty();
+                for event in batch {
+                    read_to = event.position;
+                    let ack = send(&self.js, &self.ns, &event)
+                        .await
+                        .map_err(Step::Publish)?;
+                    in_flight.push_back((event, ack.into_future()));
                 }
             }
-            self.metrics.relay_published.inc_by(batch.len() as u64);
-            for e in &batch {
-                let delay = crate::metrics::seconds_since(e.envelope.recorded_at);
-                self.metrics.relay_delay.observe(delay);
+            // Take the acknowledgements that are due: all of them when the
+            // window is full or nothing more was read, else those already in.
+            while let Some((event, ack)) = in_flight.pop_front() {
+                let must_wait = in_flight.len() + 1 >= IN_FLIGHT || read_nothing;
+                let ack = if must_wait {
+                    ack.await
+                } else {
+                    let mut ack = ack;
+                    match futures::poll!(&mut ack) {
+                        std::task::Poll::Ready(r) => r,
+                        std::task::Poll::Pending => {
+                            in_flight.push_front((event, ack));
+                            break;
+                        }
+                    }
+                };
+                ack.map_err(|e| Step::Publish(anyhow::anyhow!("publish ack: {e}")))?;
+                acked = event.position;
+                self.metrics.relay_published.inc();
+                self.metrics
+                    .relay_delay
+                    .observe(crate::metrics::seconds_since(event.envelope.recorded_at));
             }
-            at = batch.last().map(|e| e.position).unwrap_or(at);
-            checkpoint::save(&self.pool, NAME, at).await?;
-            // A full batch means more is waiting: measure how much.
-            let lag = if batch.len() as i64 == BATCH {
-                store::count_after(&self.pool, at, 1_000_000).await?
-            } else {
-                0
-            };
-            self.metrics.relay_lag.set(lag);
+            let caught_up = in_flight.is_empty() && read_nothing;
+            if acked > saved && (caught_up || last_save.elapsed() >= SAVE_EVERY) {
+                checkpoint::save(&self.pool, NAME, acked)
+                    .await
+                    .map_err(|e| store_err(e.into()))?;
+                saved = acked;
+                last_save = std::time::Instant::now();
+                let lag = store::count_after(&self.pool, acked, 1_000_000)
+                    .await
+                    .map_err(|e| store_err(e.into()))?;
+                self.metrics.relay_lag.set(lag);
+            }
+            if caught_up {
+                self.metrics.relay_lag.set(0);
+                wake.wait(IDLE_WAKE)
+                    .await
+                    .map_err(|e| store_err(e.into()))?;
+            }
         }
     }
+}
+
+/// Why publishing stopped: JetStream (retried here) or the store (the role
+/// restarts).
+enum Step {
+    Publish(anyhow::Error),
+    Store(anyhow::Error),
 }
 
 /// Exponential backoff from 100 ms to 30 s.
