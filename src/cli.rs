@@ -191,6 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ..Default::default()
         },
     };
+    settings.check_production(roles.worker)?;
     let deps = Deps::connect(&settings).await?;
     let shutdown = CancellationToken::new();
     {

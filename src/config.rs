@@ -102,14 +102,17 @@ pub struct Settings {
         global = true
     )]
     pub namespace: Namespace,
-    /// `production` refuses to start on any generated secret.
+    /// `dev` (also `development`, the default), `test` or `production`; any
+    /// other value is refused at start. `production` refuses to start
+    /// without every secret and the Call Processor configured.
     #[arg(
         long = "env",
         env = "SWITCHBOARD_ENV",
-        default_value = "development",
+        value_enum,
+        default_value_t = Environment::Dev,
         global = true
     )]
-    pub environment: String,
+    pub environment: Environment,
     /// Caps of a tenant that never set its own (SPEC §4 ships 10, 10, 1000, 600).
     #[arg(
         long,
@@ -182,9 +185,46 @@ pub struct Settings {
     pub data_dir: PathBuf,
 }
 
+/// Where the service runs. Only `Production` changes behaviour: no generated
+/// secret, no simulator, no dev token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    #[value(alias = "development")]
+    Dev,
+    Test,
+    Production,
+}
+
 impl Settings {
     pub fn is_production(&self) -> bool {
-        self.environment == "production"
+        self.environment == Environment::Production
+    }
+
+    /// In production, every setting that has no safe default, named at once:
+    /// `Err` lists those missing. Elsewhere always `Ok`.
+    pub fn check_production(&self, roles_need_call_processor: bool) -> anyhow::Result<()> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if self.master_key.is_none() {
+            missing.push("SWITCHBOARD_MASTER_KEY");
+        }
+        if self.callback_secret.is_none() {
+            missing.push("SWITCHBOARD_CALLBACK_SECRET");
+        }
+        if self.jwt_secret.is_none() && self.jwt_jwks.is_none() {
+            missing.push("SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_JWKS");
+        }
+        if roles_need_call_processor && self.call_processor_url.is_none() {
+            missing.push("SWITCHBOARD_CALL_PROCESSOR_URL (no simulator in production)");
+        }
+        anyhow::ensure!(
+            missing.is_empty(),
+            "SWITCHBOARD_ENV=production needs {}",
+            missing.join(", ")
+        );
+        Ok(())
     }
 
     pub fn default_limits(&self) -> CallLimits {
@@ -227,12 +267,6 @@ impl Settings {
             "callback_secret",
             random_hex,
         )
-    }
-
-    pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 }
 
@@ -339,6 +373,51 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(s.master_key().unwrap().expose_secret().starts_with("mk1:"));
         std::fs::remove_dir_all(&s.data_dir).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_environment_is_refused_at_start() {
+        let dir = std::env::temp_dir();
+        let parsed = Cli::try_parse_from([
+            "switchboard",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--env",
+            "prod",
+            "serve",
+        ]);
+        let err = parsed.expect_err("prod is not an environment").to_string();
+        assert!(err.contains("production"), "names the values: {err}");
+        assert!(!settings(&["--env", "development"]).is_production());
+        assert!(!settings(&["--env", "test"]).is_production());
+    }
+
+    #[test]
+    fn production_names_every_missing_setting_at_once() {
+        let s = settings(&["--env", "production"]);
+        let err = s.check_production(true).unwrap_err().to_string();
+        for name in [
+            "SWITCHBOARD_MASTER_KEY",
+            "SWITCHBOARD_CALLBACK_SECRET",
+            "SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_JWKS",
+            "SWITCHBOARD_CALL_PROCESSOR_URL",
+        ] {
+            assert!(err.contains(name), "{err}");
+        }
+        let ok = settings(&[
+            "--env",
+            "production",
+            "--master-key",
+            "mk1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "--callback-secret",
+            "cb",
+            "--jwt-secret",
+            "x".repeat(40).as_str(),
+            "--call-processor-url",
+            "http://callproc.internal",
+        ]);
+        assert!(ok.check_production(true).is_ok());
+        assert!(settings(&[]).check_production(true).is_ok());
     }
 
     #[test]

@@ -44,7 +44,7 @@ async fn bulk_calls(pool: &PgPool, calls: i64) -> anyhow::Result<()> {
                  prev_hash, hash)
              SELECT gen_random_uuid(), typ, CASE typ WHEN 'CallEnded' THEN 2 ELSE 1 END, 'call',
                  call, version, tenant, now(), gen_random_uuid(), call, 'bench', data,
-                 '\\x00'::bytea, '\\x00'::bytea
+                 decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex')
              FROM e ORDER BY call, version",
         )
         .bind(n)

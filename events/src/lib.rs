@@ -15,6 +15,7 @@
 pub mod canonical;
 pub mod catalogue;
 pub mod envelope;
+pub mod status;
 pub mod stream;
 pub mod upcast;
 
@@ -22,4 +23,5 @@ pub use catalogue::{
     call::*, call_limits::*, number::*, provider::*, tenant::*, DecodeError, Event,
 };
 pub use envelope::{Envelope, Hash32, NewEnvelope};
+pub use status::CallStatus;
 pub use stream::{call_limits_stream_id, StreamType};

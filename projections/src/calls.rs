@@ -18,14 +18,9 @@ use crate::{missing_row, Projection, ProjectionError};
 
 pub struct Calls;
 
+/// A status's rank (`CallStatus::rank`; anything unknown counts as an end).
 pub(crate) fn rank(status: &str) -> i32 {
-    match status {
-        "requested" => 0,
-        "dispatched" => 1,
-        "ringing" => 2,
-        "answered" => 3,
-        _ => 4,
-    }
+    events::CallStatus::parse(status).map_or(4, events::CallStatus::rank)
 }
 
 #[async_trait]

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use events::{
-    CallAnswered, CallEnded, CallRinging, Event, OriginateClaimed, OriginateDispatched,
+    CallAnswered, CallEnded, CallRinging, CallStatus, Event, OriginateClaimed, OriginateDispatched,
     OriginateFailed, OriginateRejected, OriginateRequested, StreamType,
 };
 use uuid::Uuid;
@@ -129,17 +129,6 @@ pub fn record_dial(state: &CallState, outcome: DialOutcome) -> Vec<Event> {
     }]
 }
 
-/// The statuses a Call Processor reports.
-pub const CALLBACK_STATUSES: [&str; 7] = [
-    "ringing",
-    "answered",
-    "completed",
-    "busy",
-    "no_answer",
-    "failed",
-    "canceled",
-];
-
 /// RecordCallback: the Call Processor reports a call's status.
 #[derive(Debug, Clone)]
 pub struct RecordCallback {
@@ -196,9 +185,10 @@ pub fn apply_callback(
     if state.phase == Phase::None {
         return Err(Rejection::NotFound("call"));
     }
-    if !CALLBACK_STATUSES.contains(&status) {
+    let Some(status) = CallStatus::parse(status).filter(|s| CallStatus::CALLBACK.contains(s))
+    else {
         return Err(Rejection::invalid("status", "is not a call status"));
-    }
+    };
     // Never dialed (refused or failed to dial), or already over.
     if matches!(
         state.phase,
@@ -208,10 +198,13 @@ pub fn apply_callback(
         return Ok(vec![]);
     }
     Ok(match status {
-        "ringing" if !state.ringing && !state.answered => vec![Event::CallRinging(CallRinging {})],
-        "answered" if !state.answered => vec![Event::CallAnswered(CallAnswered {})],
-        "ringing" | "answered" => vec![],
+        CallStatus::Ringing if !state.ringing && !state.answered => {
+            vec![Event::CallRinging(CallRinging {})]
+        }
+        CallStatus::Answered if !state.answered => vec![Event::CallAnswered(CallAnswered {})],
+        CallStatus::Ringing | CallStatus::Answered => vec![],
         end => {
+            let end = end.as_str();
             let duration_s = duration_s.unwrap_or(0);
             vec![Event::CallEnded(CallEnded {
                 status: end.to_owned(),

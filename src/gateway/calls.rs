@@ -353,19 +353,7 @@ pub async fn list_calls(
     let before = q.uuid("cursor")?.unwrap_or(Uuid::max());
     let status = q.get("status");
     if let Some(s) = status {
-        const ALL: [&str; 10] = [
-            "requested",
-            "rejected",
-            "dispatched",
-            "ringing",
-            "answered",
-            "completed",
-            "busy",
-            "no_answer",
-            "failed",
-            "canceled",
-        ];
-        if !ALL.contains(&s) {
+        if events::CallStatus::parse(s).is_none() {
             return Err(ApiError::field("status", "is not a call status"));
         }
     }

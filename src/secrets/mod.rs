@@ -41,9 +41,7 @@ pub use data_key::DataKey;
 pub use mask::{mask, mask_value, IDENTIFIER_KEYS, MASK};
 pub use master::MasterKeyring;
 pub use plain::PlainCredentials;
-pub use tenant_keys::{
-    get_or_create_data_key, get_or_create_tenant_key, load_tenant_key, rewrap_all, shred_tenant,
-};
+pub use tenant_keys::{get_or_create_data_key, load_tenant_key, rewrap_all, shred_tenant};
 
 /// What can go wrong with secrets. Messages name keys and kids (which are not
 /// secret), never plaintext, key bytes or configured values.

@@ -55,16 +55,6 @@ pub async fn get_or_create_data_key(
     Ok((theirs.ok_or(SecretError::NoLiveKey)?, false))
 }
 
-/// `get_or_create_data_key`, returning only the key id.
-pub async fn get_or_create_tenant_key(
-    conn: &mut PgConnection,
-    ring: &MasterKeyring,
-    tenant_id: Uuid,
-) -> Result<(String, bool), SecretError> {
-    let (key, created) = get_or_create_data_key(conn, ring, tenant_id).await?;
-    Ok((key.id().to_owned(), created))
-}
-
 /// The tenant's live key, if it has one.
 pub async fn live_key(
     conn: impl PgExecutor<'_>,
