@@ -71,6 +71,9 @@ impl Projection for Calls {
         conn: &mut PgConnection,
         batch: &[(&Envelope, &Event)],
     ) -> Result<(), crate::BatchError> {
+        if batch.len() < crate::BATCH_FORM_FROM {
+            return crate::one_by_one(self, conn, batch).await;
+        }
         crate::calls_batch::apply_batch(conn, batch).await
     }
 

@@ -70,13 +70,26 @@ pub trait Projection: Send + Sync + 'static {
         conn: &mut PgConnection,
         batch: &[(&Envelope, &Event)],
     ) -> Result<(), BatchError> {
-        for (i, (envelope, event)) in batch.iter().enumerate() {
-            self.apply(conn, envelope, event)
-                .await
-                .map_err(|error| BatchError { at: Some(i), error })?;
-        }
-        Ok(())
+        one_by_one(self, conn, batch).await
     }
+}
+
+/// Below this many events a batch form (a read and a write) costs more
+/// round trips than applying the events one by one.
+pub(crate) const BATCH_FORM_FROM: usize = 3;
+
+/// `apply` on each event of `batch`, in order.
+pub async fn one_by_one<P: Projection + ?Sized>(
+    p: &P,
+    conn: &mut PgConnection,
+    batch: &[(&Envelope, &Event)],
+) -> Result<(), BatchError> {
+    for (i, (envelope, event)) in batch.iter().enumerate() {
+        p.apply(conn, envelope, event)
+            .await
+            .map_err(|error| BatchError { at: Some(i), error })?;
+    }
+    Ok(())
 }
 
 pub mod call_limits;
@@ -84,6 +97,7 @@ pub mod calls;
 mod calls_batch;
 pub mod numbers;
 pub mod providers;
+mod rows;
 
 use std::sync::Arc;
 

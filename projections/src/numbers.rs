@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::{missing_row, Projection, ProjectionError};
 
@@ -38,6 +39,17 @@ impl Projection for Numbers {
         );
         CREATE INDEX IF NOT EXISTS numbers_tenant ON numbers (tenant_id, id);
         CREATE INDEX IF NOT EXISTS numbers_e164 ON numbers (e164);"
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[(&Envelope, &Event)],
+    ) -> Result<(), crate::BatchError> {
+        if batch.len() < crate::BATCH_FORM_FROM {
+            return crate::one_by_one(self, conn, batch).await;
+        }
+        crate::rows::apply::<Row>(conn, batch).await
     }
 
     async fn apply(
@@ -98,5 +110,126 @@ impl Projection for Numbers {
         } else {
             Err(missing_row("number", env))
         }
+    }
+}
+
+/// A row of `numbers`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    e164: String,
+    provider: String,
+    credentials_id: Uuid,
+    agent_id: Option<Uuid>,
+    inbound_enabled: bool,
+    outbound_enabled: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    version: i64,
+}
+
+#[async_trait]
+impl crate::rows::RowTable for Row {
+    async fn load(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Self)>, sqlx::Error> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, \
+             outbound_enabled, created_at, updated_at, version FROM numbers WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+
+    /// What `Numbers::apply` does to the row.
+    fn fold(
+        row: Option<Self>,
+        env: &Envelope,
+        event: &Event,
+    ) -> Result<Option<Self>, ProjectionError> {
+        let missing = || missing_row("number", env);
+        Ok(match event {
+            Event::NumberAttached(e) => {
+                if row.is_some() {
+                    return Err(ProjectionError::Invariant(format!(
+                        "{} for a number the table holds already (stream {})",
+                        env.event_type, env.stream_id
+                    )));
+                }
+                Some(Row {
+                    id: env.stream_id,
+                    tenant_id: env.tenant_id,
+                    e164: e.e164.clone(),
+                    provider: e.provider.as_str().to_owned(),
+                    credentials_id: e.credentials_id,
+                    agent_id: e.agent_id,
+                    inbound_enabled: e.inbound_enabled,
+                    outbound_enabled: e.outbound_enabled,
+                    created_at: env.recorded_at,
+                    updated_at: env.recorded_at,
+                    version: env.version,
+                })
+            }
+            Event::NumberAgentAssigned(e) => {
+                let mut r = row.ok_or_else(missing)?;
+                r.agent_id = e.agent_id;
+                r.updated_at = env.recorded_at;
+                r.version = env.version;
+                Some(r)
+            }
+            Event::NumberDirectionsChanged(e) => {
+                let mut r = row.ok_or_else(missing)?;
+                r.inbound_enabled = e.inbound_enabled;
+                r.outbound_enabled = e.outbound_enabled;
+                r.updated_at = env.recorded_at;
+                r.version = env.version;
+                Some(r)
+            }
+            Event::NumberReleased(_) => {
+                row.ok_or_else(missing)?;
+                None
+            }
+            _ => row,
+        })
+    }
+
+    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
+        macro_rules! col {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+            };
+        }
+        sqlx::query(
+            "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
+             inbound_enabled, outbound_enabled, created_at, updated_at, version) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], \
+             $6::uuid[], $7::bool[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::bigint[]) \
+             ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, \
+             inbound_enabled = EXCLUDED.inbound_enabled, outbound_enabled = EXCLUDED.outbound_enabled, \
+             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
+        )
+        .bind(col!(id))
+        .bind(col!(tenant_id))
+        .bind(col!(e164))
+        .bind(col!(provider))
+        .bind(col!(credentials_id))
+        .bind(col!(agent_id))
+        .bind(col!(inbound_enabled))
+        .bind(col!(outbound_enabled))
+        .bind(col!(created_at))
+        .bind(col!(updated_at))
+        .bind(col!(version))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM numbers WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::{missing_row, Projection, ProjectionError};
 
@@ -37,6 +38,17 @@ impl Projection for Providers {
             version     BIGINT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS providers_tenant ON providers (tenant_id, id);"
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[(&Envelope, &Event)],
+    ) -> Result<(), crate::BatchError> {
+        if batch.len() < crate::BATCH_FORM_FROM {
+            return crate::one_by_one(self, conn, batch).await;
+        }
+        crate::rows::apply::<Row>(conn, batch).await
     }
 
     async fn apply(
@@ -96,5 +108,127 @@ impl Projection for Providers {
         } else {
             Err(missing_row("provider", env))
         }
+    }
+}
+
+/// A row of `providers`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    provider: String,
+    label: String,
+    key_id: String,
+    ciphertext: String,
+    masked: serde_json::Value,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    version: i64,
+}
+
+#[async_trait]
+impl crate::rows::RowTable for Row {
+    async fn load(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Self)>, sqlx::Error> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, \
+             updated_at, version FROM providers WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+
+    /// What `Providers::apply` does to the row.
+    fn fold(
+        row: Option<Self>,
+        env: &Envelope,
+        event: &Event,
+    ) -> Result<Option<Self>, ProjectionError> {
+        let missing = || missing_row("provider", env);
+        let masked = |m: &std::collections::BTreeMap<String, String>| {
+            serde_json::to_value(m).unwrap_or_default()
+        };
+        Ok(match event {
+            Event::ProviderCreated(e) => {
+                if row.is_some() {
+                    return Err(ProjectionError::Invariant(format!(
+                        "{} for a provider the table holds already (stream {})",
+                        env.event_type, env.stream_id
+                    )));
+                }
+                Some(Row {
+                    id: env.stream_id,
+                    tenant_id: env.tenant_id,
+                    provider: e.provider.as_str().to_owned(),
+                    label: e.label.clone(),
+                    key_id: e.credentials.key_id.clone(),
+                    ciphertext: e.credentials.ciphertext.clone(),
+                    masked: masked(&e.credentials.masked),
+                    created_at: env.recorded_at,
+                    updated_at: env.recorded_at,
+                    version: env.version,
+                })
+            }
+            Event::ProviderRelabeled(e) => {
+                let mut r = row.ok_or_else(missing)?;
+                r.label = e.label.clone();
+                r.updated_at = env.recorded_at;
+                r.version = env.version;
+                Some(r)
+            }
+            Event::ProviderCredentialsRotated(e) => {
+                let mut r = row.ok_or_else(missing)?;
+                r.key_id = e.credentials.key_id.clone();
+                r.ciphertext = e.credentials.ciphertext.clone();
+                r.masked = masked(&e.credentials.masked);
+                r.updated_at = env.recorded_at;
+                r.version = env.version;
+                Some(r)
+            }
+            Event::ProviderDeleted(_) => {
+                row.ok_or_else(missing)?;
+                None
+            }
+            _ => row,
+        })
+    }
+
+    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
+        macro_rules! col {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+            };
+        }
+        sqlx::query(
+            "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
+             created_at, updated_at, version) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[], $10::bigint[]) \
+             ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, key_id = EXCLUDED.key_id, \
+             ciphertext = EXCLUDED.ciphertext, masked = EXCLUDED.masked, \
+             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
+        )
+        .bind(col!(id))
+        .bind(col!(tenant_id))
+        .bind(col!(provider))
+        .bind(col!(label))
+        .bind(col!(key_id))
+        .bind(col!(ciphertext))
+        .bind(col!(masked))
+        .bind(col!(created_at))
+        .bind(col!(updated_at))
+        .bind(col!(version))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM providers WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }
