@@ -63,7 +63,7 @@ pub enum Command {
         )]
         scope: String,
         /// Lifetime: e.g. 90s, 30m, 1h, 7d.
-        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        #[arg(long, default_value = "1h", value_parser = crate::config::parse_ttl)]
         ttl: Duration,
         /// The actor (`sub`).
         #[arg(long, default_value = "dev")]
@@ -72,22 +72,6 @@ pub enum Command {
 }
 
 /// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
-    if unit == "ms" {
-        return Ok(Duration::from_millis(n));
-    }
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("bad duration unit in {s:?}; use s, m, h or d")),
-    };
-    Ok(Duration::from_secs(n * mult))
-}
-
 fn parse_scopes(s: &str) -> anyhow::Result<Vec<Scope>> {
     s.split_whitespace()
         .map(|w| {

@@ -143,11 +143,11 @@ pub struct Settings {
     )]
     pub default_daily_minutes_max: u32,
     /// How long `POST /calls/originate` waits for the outcome before 202.
-    #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = crate::cli::parse_ttl, global = true)]
+    #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = parse_ttl, global = true)]
     pub originate_wait: std::time::Duration,
     /// How long JetStream waits for a worker's acknowledgement before it
     /// redelivers a call to another worker.
-    #[arg(long, env = "SWITCHBOARD_WORKER_ACK_WAIT", default_value = "30s", value_parser = crate::cli::parse_ttl, global = true)]
+    #[arg(long, env = "SWITCHBOARD_WORKER_ACK_WAIT", default_value = "30s", value_parser = parse_ttl, global = true)]
     pub worker_ack_wait: std::time::Duration,
     /// Calls one worker handles at once.
     #[arg(
@@ -158,7 +158,7 @@ pub struct Settings {
     )]
     pub worker_concurrency: usize,
     /// Timeout of one request to the Call Processor.
-    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_TIMEOUT", default_value = "5s", value_parser = crate::cli::parse_ttl, global = true)]
+    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_TIMEOUT", default_value = "5s", value_parser = parse_ttl, global = true)]
     pub call_processor_timeout: std::time::Duration,
     /// Attempts per dial (5xx and timeouts are retried with backoff).
     #[arg(
@@ -170,10 +170,10 @@ pub struct Settings {
     pub call_processor_attempts: u32,
     /// How long a dial the Call Processor never answered is retried (with
     /// the same Idempotency-Key) before the call is recorded as failed.
-    #[arg(long, env = "SWITCHBOARD_DIAL_GIVE_UP", default_value = "60s", value_parser = crate::cli::parse_ttl, global = true)]
+    #[arg(long, env = "SWITCHBOARD_DIAL_GIVE_UP", default_value = "60s", value_parser = parse_ttl, global = true)]
     pub dial_give_up: std::time::Duration,
     /// How long an admitted call holds a concurrent slot without an end.
-    #[arg(long, env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = crate::cli::parse_ttl, global = true)]
+    #[arg(long, env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = parse_ttl, global = true)]
     pub call_lease: std::time::Duration,
     /// Where dev-mode secrets are generated and kept.
     #[arg(
@@ -268,6 +268,23 @@ impl Settings {
             random_hex,
         )
     }
+}
+
+/// A duration as settings write it: `250ms`, `90s` (or `90`), `30m`, `1h`, `7d`.
+pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    if unit == "ms" {
+        return Ok(std::time::Duration::from_millis(n));
+    }
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("bad duration unit in {s:?}; use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n * mult))
 }
 
 /// Returns the configured secret, or in dev mode one generated once and kept

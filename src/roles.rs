@@ -47,6 +47,29 @@ pub struct Started {
     pub tasks: JoinSet<()>,
 }
 
+/// The relay of `deps`' database, woken by this process's commits too.
+pub fn relay(deps: &Deps) -> Relay {
+    Relay {
+        pool: deps.pool.clone(),
+        local: Some(deps.store.clone()),
+        js: deps.js.clone(),
+        ns: deps.ns.clone(),
+        metrics: deps.metrics.clone(),
+    }
+}
+
+/// The runner of `projection` in the process of `deps`: woken by its
+/// commits, telling its read-your-writes waits.
+pub fn runner(deps: &Deps, projection: Arc<dyn projections::Projection>) -> Runner {
+    Runner {
+        pool: deps.pool.clone(),
+        projection,
+        metrics: deps.metrics.clone(),
+        progress: deps.progress.clone(),
+        local: Some(deps.store.clone()),
+    }
+}
+
 /// Starts the background roles of `roles` on `deps`; they stop on `shutdown`.
 pub fn spawn_background(
     deps: &Deps,
@@ -55,11 +78,11 @@ pub fn spawn_background(
     tasks: &mut JoinSet<()>,
 ) {
     if roles.relay {
-        tasks.spawn(Relay::new(deps).run(shutdown.clone()));
+        tasks.spawn(relay(deps).run(shutdown.clone()));
     }
     if roles.projectors {
         for p in projection::all() {
-            tasks.spawn(Runner::of(deps, p).run(shutdown.clone()));
+            tasks.spawn(runner(deps, p).run(shutdown.clone()));
         }
     }
 }

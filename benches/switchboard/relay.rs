@@ -9,7 +9,7 @@ use anyhow::Context;
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use switchboard::app::Deps;
-use switchboard::relay::{Relay, DUPLICATE_WINDOW, NAME};
+use switchboard::relay::{DUPLICATE_WINDOW, NAME};
 use switchboard::store::{self, StoredEvent};
 use switchboard::{checkpoint, relay};
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,7 @@ async fn relay(deps: &Deps) -> anyhow::Result<f64> {
     let target = messages(&deps.js, &stream).await? + N as u64;
     let stop = CancellationToken::new();
     let start = Instant::now();
-    let task = tokio::spawn(Relay::new(deps).run(stop.clone()));
+    let task = tokio::spawn(switchboard::roles::relay(deps).run(stop.clone()));
     tokio::time::timeout(TIMEOUT, async {
         while messages(&deps.js, &stream).await? < target {
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -19,7 +19,7 @@ use crate::{missing_row, Projection, ProjectionError};
 pub struct Calls;
 
 /// A status's rank (`CallStatus::rank`; anything unknown counts as an end).
-pub(crate) fn rank(status: &str) -> i32 {
+fn rank(status: &str) -> i32 {
     events::CallStatus::parse(status).map_or(4, events::CallStatus::rank)
 }
 

@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::calls::rank;
 use crate::{missing_row, BatchError, ProjectionError};
 
 /// A row of `calls`.
@@ -95,9 +94,10 @@ fn fold(row: Option<Row>, env: &Envelope, event: &Event) -> Result<Option<Row>, 
         return Err(missing_row("call", env));
     };
     if let Some(s) = status {
-        if r.status_rank < 4 && rank(s) >= r.status_rank {
+        let rank = events::CallStatus::parse(s).map_or(4, events::CallStatus::rank);
+        if r.status_rank < 4 && rank >= r.status_rank {
             r.status = s.to_owned();
-            r.status_rank = rank(s);
+            r.status_rank = rank;
         }
     }
     match event {

@@ -147,17 +147,6 @@ impl Runner {
         }
     }
 
-    /// The runner of `projection` in the process of `deps`.
-    pub fn of(deps: &crate::app::Deps, projection: Arc<dyn Projection>) -> Runner {
-        Runner {
-            pool: deps.pool.clone(),
-            projection,
-            metrics: deps.metrics.clone(),
-            progress: deps.progress.clone(),
-            local: Some(deps.store.clone()),
-        }
-    }
-
     fn labels(&self) -> ProjectorLabels {
         ProjectorLabels {
             projector: self.projection.name().to_owned(),

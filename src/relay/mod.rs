@@ -58,17 +58,6 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// The relay of `deps`' store, woken by this process's commits too.
-    pub fn new(deps: &crate::app::Deps) -> Relay {
-        Relay {
-            pool: deps.pool.clone(),
-            local: Some(deps.store.clone()),
-            js: deps.js.clone(),
-            ns: deps.ns.clone(),
-            metrics: deps.metrics.clone(),
-        }
-    }
-
     /// Runs until `shutdown`: waits for leadership, relays while it leads.
     pub async fn run(self, shutdown: CancellationToken) {
         while let Some(mut lead) = leader::acquire(&self.pool, NAME, &shutdown).await {

@@ -20,7 +20,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
 use super::append::{AppendOutcome, CommandMeta, Guard, Head, Prepared, StreamAppend};
@@ -49,7 +49,6 @@ pub struct Store {
     heads: Arc<Heads>,
     states: Arc<States>,
     jobs: mpsc::UnboundedSender<Job>,
-    committed: Arc<watch::Sender<i64>>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
     stats: Arc<BatchStats>,
 }
@@ -76,7 +75,6 @@ impl Store {
             heads: Arc::new(Heads::default()),
             states: Arc::new(States::default()),
             jobs,
-            committed: Arc::new(watch::channel(0).0),
             feed,
             stats: Arc::default(),
         };
@@ -90,7 +88,6 @@ impl Store {
         Worker {
             pool: self.pool.clone(),
             heads: self.heads.clone(),
-            committed: self.committed.clone(),
             feed: self.feed.clone(),
             stats: self.stats.clone(),
         }
@@ -141,12 +138,6 @@ impl Store {
         answer.await.map_err(|_| closed())?
     }
 
-    /// The highest position this process has committed (0 before any): a
-    /// wake-up for readers in the same process.
-    pub fn committed(&self) -> watch::Receiver<i64> {
-        self.committed.subscribe()
-    }
-
     /// Every batch of events this process commits, as it commits. A receiver
     /// that falls behind misses batches (`Lagged`): it is a fast path beside
     /// the store and NATS, never the only way to learn of an event.
@@ -163,7 +154,6 @@ fn closed() -> StoreError {
 struct Worker {
     pool: PgPool,
     heads: Arc<Heads>,
-    committed: Arc<watch::Sender<i64>>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
     stats: Arc<BatchStats>,
 }
@@ -252,12 +242,7 @@ impl Worker {
             };
             answers.push((job.reply, answer));
         }
-        if let Some(last) = all.last().map(|e| e.position.global_position) {
-            self.committed.send_if_modified(|p| {
-                let moved = last > *p;
-                *p = (*p).max(last);
-                moved
-            });
+        if !all.is_empty() {
             let _ = self.feed.send(all.into());
         }
         for (reply, answer) in answers {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::support::{append_n, eventually, NatsProcess, TestEnv};
 
 fn relay(deps: &Deps) -> Relay {
-    Relay::new(deps)
+    switchboard::roles::relay(deps)
 }
 
 /// Every message in the namespace's events stream, in stream order.
