@@ -72,6 +72,23 @@ pub enum Command {
 }
 
 /// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what a container runtime or
+/// systemd sends to stop a service).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 fn parse_scopes(s: &str) -> anyhow::Result<Vec<Scope>> {
     s.split_whitespace()
         .map(|w| {
@@ -153,7 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await;
             println!("call processor simulator listening on {}", sim.base_url());
-            let _ = tokio::signal::ctrl_c().await;
+            stop_signal().await;
             shutdown.cancel();
             return Ok(());
         }
@@ -181,7 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            stop_signal().await;
             tracing::info!("shutting down");
             shutdown.cancel();
         });

@@ -1,6 +1,7 @@
 //! The real binary: `switchboard serve` with no configuration but a
 //! database and namespace of its own starts every role, prints its URL and a
-//! working dev token, and places a call through the built-in simulator.
+//! working dev token, places a call through the built-in simulator, and
+//! stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -93,8 +94,26 @@ async fn serve_prints_a_dev_token_and_places_a_call() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM (what a container runtime sends) stops every role and exits 0.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut exited = None;
+    for _ in 0..150 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let status = exited.expect("serve stops within 15 s of SIGTERM");
+    assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&data_dir);
     if let Ok(admin) = sqlx::PgPool::connect(&format!("{}/postgres", pg_base())).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
