@@ -11,6 +11,7 @@ pub mod attach_number;
 pub mod call;
 pub mod create_provider;
 pub mod delete_provider;
+pub mod dial;
 pub mod originate;
 pub mod release_number;
 pub mod state;

@@ -60,20 +60,8 @@ impl Worker {
             });
         }
         // A kill switch thrown after admission still stops the dial.
-        let l = limits;
-        let zero = [
-            ("concurrent", l.concurrent_max),
-            ("calls_per_minute", l.calls_per_minute),
-            ("daily_calls", l.daily_calls_max),
-            ("daily_minutes", l.daily_minutes_max),
-        ]
-        .into_iter()
-        .find(|(_, v)| *v == 0);
-        if let (Some((dimension, _)), false) = (zero, live) {
-            return Ok(DialOutcome::Failed {
-                error: format!("kill_switch: {dimension} is 0"),
-                retryable: true,
-            });
+        if let Some(stopped) = crate::commands::dial::kill_switch(&limits, live) {
+            return Ok(stopped);
         }
         let Some(sealed) = provider
             .credentials

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{CrashPoint, Worker};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
+use crate::commands::dial;
 use crate::commands::state::{At, LimitsState};
 use crate::domain::CallLimits;
 use crate::store::{CommandMeta, ExpectedVersion, Head, Loaded, StoreError, StreamAppend};
@@ -164,7 +165,7 @@ impl Worker {
                     }
                 }
                 Phase::Claimed => {
-                    let live = state.ringing || state.answered || state.ended.is_some();
+                    let live = dial::is_live(&state);
                     let outcome = match dispatched_already.take() {
                         Some(d) => d,
                         None => self.dial(&state, cause, live, judged_by.take()).await?,
@@ -175,17 +176,10 @@ impl Worker {
                     if matches!(outcome, DialOutcome::Dispatched { .. }) {
                         dispatched_already = Some(outcome.clone());
                     }
-                    // "Unavailable" may mean the call was placed and only the
-                    // answer was lost. Retry later with the same key rather
-                    // than record a failure, until `give_up` after the claim,
-                    // and always once callbacks show the call is live.
-                    let waited = state
-                        .claimed_at
-                        .map(|t| chrono::Utc::now() - t)
-                        .and_then(|d| d.to_std().ok())
-                        .unwrap_or_default();
-                    let keep_trying = live || (!final_attempt && waited < self.give_up);
-                    if matches!(outcome, DialOutcome::Unavailable) && keep_trying {
+                    // An unanswered dial may have placed the call: try again
+                    // later with the same key (the rule: `dial::retry_later`).
+                    let now = chrono::Utc::now();
+                    if dial::retry_later(&state, &outcome, now, self.give_up, final_attempt) {
                         anyhow::bail!(
                             "call {}: the call processor is unavailable",
                             cause.stream_id

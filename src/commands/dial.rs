@@ -1,0 +1,119 @@
+//! The dial's rules: what stops a claimed call from being dialed, and when
+//! an unanswered dial is tried again rather than recorded as failed.
+//!
+//! Pure: the worker reads the caps, the call and the time, and asks here.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::call::{CallState, DialOutcome};
+use crate::domain::CallLimits;
+
+/// Callbacks already show the call was placed (ringing, answered, ended).
+/// Nothing may refuse it any more: a refusal would record a live call as
+/// failed and free its slot.
+pub fn is_live(state: &CallState) -> bool {
+    state.ringing || state.answered || state.ended.is_some()
+}
+
+/// A cap set to 0 after the call was admitted stops its dial (a retryable
+/// failure), unless the call is live already. The first dimension at 0 is
+/// named, in the order concurrent, calls per minute, daily calls, daily
+/// minutes.
+pub fn kill_switch(limits: &CallLimits, live: bool) -> Option<DialOutcome> {
+    if live {
+        return None;
+    }
+    let l = limits;
+    [
+        ("concurrent", l.concurrent_max),
+        ("calls_per_minute", l.calls_per_minute),
+        ("daily_calls", l.daily_calls_max),
+        ("daily_minutes", l.daily_minutes_max),
+    ]
+    .into_iter()
+    .find(|(_, v)| *v == 0)
+    .map(|(dimension, _)| DialOutcome::Failed {
+        error: format!("kill_switch: {dimension} is 0"),
+        retryable: true,
+    })
+}
+
+/// Whether an unanswered dial (`Unavailable`: the call may have been placed,
+/// only the answer lost) is tried again later with the same key instead of
+/// being recorded: always while the call is live, otherwise until `give_up`
+/// has passed since the claim, and never on the last attempt.
+pub fn retry_later(
+    state: &CallState,
+    outcome: &DialOutcome,
+    now: DateTime<Utc>,
+    give_up: Duration,
+    final_attempt: bool,
+) -> bool {
+    if !matches!(outcome, DialOutcome::Unavailable) {
+        return false;
+    }
+    let waited = state
+        .claimed_at
+        .and_then(|t| (now - t).to_std().ok())
+        .unwrap_or_default();
+    is_live(state) || (!final_attempt && waited < give_up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::call::Phase;
+
+    fn claimed(at: DateTime<Utc>) -> CallState {
+        CallState {
+            phase: Phase::Claimed,
+            claimed_at: Some(at),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_zero_cap_stops_the_dial_unless_the_call_is_live() {
+        let l = CallLimits {
+            daily_calls_max: 0,
+            daily_minutes_max: 0,
+            ..CallLimits::SHIPPED_DEFAULTS
+        };
+        assert_eq!(
+            kill_switch(&l, false),
+            Some(DialOutcome::Failed {
+                error: "kill_switch: daily_calls is 0".into(),
+                retryable: true
+            })
+        );
+        assert_eq!(kill_switch(&l, true), None);
+        assert_eq!(kill_switch(&CallLimits::SHIPPED_DEFAULTS, false), None);
+    }
+
+    #[test]
+    fn an_unanswered_dial_is_retried_until_give_up_or_forever_when_live() {
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let minute = Duration::from_secs(60);
+        let later = |s: i64| t0 + chrono::Duration::seconds(s);
+        let s = claimed(t0);
+        let u = DialOutcome::Unavailable;
+        assert!(retry_later(&s, &u, later(30), minute, false));
+        assert!(!retry_later(&s, &u, later(61), minute, false), "given up");
+        assert!(!retry_later(&s, &u, later(1), minute, true), "last attempt");
+        let live = CallState {
+            ringing: true,
+            ..claimed(t0)
+        };
+        assert!(retry_later(&live, &u, later(3_600), minute, true), "live");
+        let failed = DialOutcome::Failed {
+            error: "x".into(),
+            retryable: false,
+        };
+        assert!(
+            !retry_later(&s, &failed, later(1), minute, false),
+            "answered"
+        );
+    }
+}
