@@ -9,6 +9,8 @@
 //! `scripts/bench --full` adds the 10,000,000-event growth and the
 //! 1,000,000-event replay. `--only NAME[,NAME]` runs some workloads:
 //! append, relay, caps, http, originate (and growth, replay with --full).
+//! `BENCH_OPEN_RATE` sets the originate open loop's offered rate (default
+//! 500/s), e.g. 20 to see the pipeline's own latency on an idle machine.
 
 #[path = "switchboard/append.rs"]
 mod append;
