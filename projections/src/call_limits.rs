@@ -89,25 +89,8 @@ impl Projection for CallLimits {
         env: &Envelope,
         event: &Event,
     ) -> Result<(), ProjectionError> {
-        let Event::CallLimitsUpdated(e) = event else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO call_limits (tenant_id, concurrent_max, calls_per_minute, daily_calls_max, daily_minutes_max, updated_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (tenant_id) DO UPDATE SET concurrent_max = EXCLUDED.concurrent_max,
-                calls_per_minute = EXCLUDED.calls_per_minute, daily_calls_max = EXCLUDED.daily_calls_max,
-                daily_minutes_max = EXCLUDED.daily_minutes_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
-        )
-        .bind(env.tenant_id)
-        .bind(i64::from(e.concurrent_max))
-        .bind(i64::from(e.calls_per_minute))
-        .bind(i64::from(e.daily_calls_max))
-        .bind(i64::from(e.daily_minutes_max))
-        .bind(env.recorded_at)
-        .bind(env.version)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        self.apply_batch(conn, &[(env, event)])
+            .await
+            .map_err(|e| e.error)
     }
 }

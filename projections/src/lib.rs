@@ -63,8 +63,9 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 
     /// Changes the tables for a batch of events, in order, exactly as
-    /// `apply` on each would. The default does that; a projection with many
-    /// events (calls) does it in a few statements.
+    /// `apply` on each would. The default does that; the projections here
+    /// state their rule once, as a fold (`rows.rs`), and `apply` is a batch
+    /// of one.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
@@ -73,10 +74,6 @@ pub trait Projection: Send + Sync + 'static {
         one_by_one(self, conn, batch).await
     }
 }
-
-/// Below this many events a batch form (a read and a write) costs more
-/// round trips than applying the events one by one.
-pub(crate) const BATCH_FORM_FROM: usize = 3;
 
 /// `apply` on each event of `batch`, in order.
 pub async fn one_by_one<P: Projection + ?Sized>(
@@ -93,8 +90,8 @@ pub async fn one_by_one<P: Projection + ?Sized>(
 }
 
 pub mod call_limits;
+mod call_row;
 pub mod calls;
-mod calls_batch;
 pub mod numbers;
 pub mod providers;
 mod rows;

@@ -46,9 +46,6 @@ impl Projection for Numbers {
         conn: &mut PgConnection,
         batch: &[(&Envelope, &Event)],
     ) -> Result<(), crate::BatchError> {
-        if batch.len() < crate::BATCH_FORM_FROM {
-            return crate::one_by_one(self, conn, batch).await;
-        }
         crate::rows::apply::<Row>(conn, batch).await
     }
 
@@ -58,58 +55,7 @@ impl Projection for Numbers {
         env: &Envelope,
         event: &Event,
     ) -> Result<(), ProjectionError> {
-        let updated = match event {
-            Event::NumberAttached(e) => sqlx::query(
-                "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled,
-                    outbound_enabled, created_at, updated_at, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-            )
-            .bind(env.stream_id)
-            .bind(env.tenant_id)
-            .bind(&e.e164)
-            .bind(e.provider.as_str())
-            .bind(e.credentials_id)
-            .bind(e.agent_id)
-            .bind(e.inbound_enabled)
-            .bind(e.outbound_enabled)
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::NumberAgentAssigned(e) => sqlx::query(
-                "UPDATE numbers SET agent_id = $2, updated_at = $3, version = $4 WHERE id = $1",
-            )
-            .bind(env.stream_id)
-            .bind(e.agent_id)
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::NumberDirectionsChanged(e) => sqlx::query(
-                "UPDATE numbers SET inbound_enabled = $2, outbound_enabled = $3, updated_at = $4, version = $5 WHERE id = $1",
-            )
-            .bind(env.stream_id)
-            .bind(e.inbound_enabled)
-            .bind(e.outbound_enabled)
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::NumberReleased(_) => sqlx::query("DELETE FROM numbers WHERE id = $1")
-                .bind(env.stream_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
-            _ => return Ok(()),
-        };
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(missing_row("number", env))
-        }
+        crate::rows::apply_one::<Row>(conn, env, event).await
     }
 }
 
@@ -131,15 +77,11 @@ struct Row {
 
 #[async_trait]
 impl crate::rows::RowTable for Row {
-    async fn load(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Self)>, sqlx::Error> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, \
-             outbound_enabled, created_at, updated_at, version FROM numbers WHERE id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(conn)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    const TABLE: &'static str = "numbers";
+    const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, created_at, updated_at, version";
+
+    fn id(&self) -> Uuid {
+        self.id
     }
 
     /// What `Numbers::apply` does to the row.
@@ -222,14 +164,6 @@ impl crate::rows::RowTable for Row {
         .bind(col!(version))
         .execute(conn)
         .await?;
-        Ok(())
-    }
-
-    async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM numbers WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(conn)
-            .await?;
         Ok(())
     }
 }

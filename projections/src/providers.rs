@@ -45,9 +45,6 @@ impl Projection for Providers {
         conn: &mut PgConnection,
         batch: &[(&Envelope, &Event)],
     ) -> Result<(), crate::BatchError> {
-        if batch.len() < crate::BATCH_FORM_FROM {
-            return crate::one_by_one(self, conn, batch).await;
-        }
         crate::rows::apply::<Row>(conn, batch).await
     }
 
@@ -57,57 +54,7 @@ impl Projection for Providers {
         env: &Envelope,
         event: &Event,
     ) -> Result<(), ProjectionError> {
-        let updated = match event {
-            Event::ProviderCreated(e) => sqlx::query(
-                "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, updated_at, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
-            )
-            .bind(env.stream_id)
-            .bind(env.tenant_id)
-            .bind(e.provider.as_str())
-            .bind(&e.label)
-            .bind(&e.credentials.key_id)
-            .bind(&e.credentials.ciphertext)
-            .bind(sqlx::types::Json(&e.credentials.masked))
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::ProviderRelabeled(e) => sqlx::query(
-                "UPDATE providers SET label = $2, updated_at = $3, version = $4 WHERE id = $1",
-            )
-            .bind(env.stream_id)
-            .bind(&e.label)
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::ProviderCredentialsRotated(e) => sqlx::query(
-                "UPDATE providers SET key_id = $2, ciphertext = $3, masked = $4, updated_at = $5, version = $6 WHERE id = $1",
-            )
-            .bind(env.stream_id)
-            .bind(&e.credentials.key_id)
-            .bind(&e.credentials.ciphertext)
-            .bind(sqlx::types::Json(&e.credentials.masked))
-            .bind(env.recorded_at)
-            .bind(env.version)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-            Event::ProviderDeleted(_) => sqlx::query("DELETE FROM providers WHERE id = $1")
-                .bind(env.stream_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
-            _ => return Ok(()),
-        };
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(missing_row("provider", env))
-        }
+        crate::rows::apply_one::<Row>(conn, env, event).await
     }
 }
 
@@ -128,15 +75,11 @@ struct Row {
 
 #[async_trait]
 impl crate::rows::RowTable for Row {
-    async fn load(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Self)>, sqlx::Error> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, \
-             updated_at, version FROM providers WHERE id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(conn)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    const TABLE: &'static str = "providers";
+    const COLUMNS: &'static str = "id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, updated_at, version";
+
+    fn id(&self) -> Uuid {
+        self.id
     }
 
     /// What `Providers::apply` does to the row.
@@ -221,14 +164,6 @@ impl crate::rows::RowTable for Row {
         .bind(col!(version))
         .execute(conn)
         .await?;
-        Ok(())
-    }
-
-    async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM providers WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(conn)
-            .await?;
         Ok(())
     }
 }

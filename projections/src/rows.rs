@@ -1,12 +1,14 @@
-//! Batches for projections that keep one row per stream (numbers,
-//! providers): the rows a batch touches are read once, each event folded
-//! onto its row here, and the rows written back (or deleted) in one
-//! statement each. The fold is the same rule as the projection's `apply`.
+//! The one rule of a projection that keeps one row per stream (providers,
+//! numbers, calls): each event folds the stream's row (`RowTable::fold`,
+//! pure). A batch reads the rows it touches once, folds its events onto
+//! them, and writes them back (or deletes them) in one statement each; a
+//! single event is a batch of one.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use events::{Envelope, Event};
+use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -14,9 +16,15 @@ use crate::{BatchError, ProjectionError};
 
 /// A read table with one row per stream, keyed by the stream id.
 #[async_trait]
-pub(crate) trait RowTable: Sized + Send + Sync {
-    /// The rows of `ids` that exist.
-    async fn load(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Self)>, sqlx::Error>;
+pub(crate) trait RowTable:
+    Sized + Send + Sync + Unpin + for<'r> sqlx::FromRow<'r, PgRow>
+{
+    /// The table, and its columns in the order `upsert` binds them; the
+    /// first is the stream id.
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+
+    fn id(&self) -> Uuid;
 
     /// The row after `event` (`None`: no row, or deleted).
     fn fold(
@@ -27,9 +35,27 @@ pub(crate) trait RowTable: Sized + Send + Sync {
 
     /// Inserts or replaces `rows`.
     async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error>;
+}
 
-    /// Deletes the rows of `ids`.
-    async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error>;
+async fn load<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<T>, sqlx::Error> {
+    let key = T::COLUMNS.split(',').next().unwrap_or("id").trim();
+    sqlx::query_as(&format!(
+        "SELECT {} FROM {} WHERE {key} = ANY($1)",
+        T::COLUMNS,
+        T::TABLE
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+async fn delete<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    let key = T::COLUMNS.split(',').next().unwrap_or("id").trim();
+    sqlx::query(&format!("DELETE FROM {} WHERE {key} = ANY($1)", T::TABLE))
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// `Projection::apply_batch` for a `RowTable`.
@@ -44,10 +70,10 @@ pub(crate) async fn apply<T: RowTable>(
     let mut ids: Vec<Uuid> = batch.iter().map(|(e, _)| e.stream_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let stored = T::load(conn, &ids).await.map_err(db)?;
-    let existed: Vec<Uuid> = stored.iter().map(|(id, _)| *id).collect();
+    let stored: Vec<T> = load(conn, &ids).await.map_err(db)?;
+    let existed: Vec<Uuid> = stored.iter().map(T::id).collect();
     let mut rows: HashMap<Uuid, Option<T>> =
-        stored.into_iter().map(|(id, r)| (id, Some(r))).collect();
+        stored.into_iter().map(|r| (r.id(), Some(r))).collect();
     for (i, (env, event)) in batch.iter().enumerate() {
         let slot = rows.entry(env.stream_id).or_insert(None);
         *slot =
@@ -58,11 +84,20 @@ pub(crate) async fn apply<T: RowTable>(
         .filter(|id| rows.get(id).is_some_and(Option::is_none))
         .collect();
     if !gone.is_empty() {
-        T::delete(conn, &gone).await.map_err(db)?;
+        delete::<T>(conn, &gone).await.map_err(db)?;
     }
     let kept: Vec<&T> = ids.iter().filter_map(|id| rows.get(id)?.as_ref()).collect();
     if !kept.is_empty() {
         T::upsert(conn, &kept).await.map_err(db)?;
     }
     Ok(())
+}
+
+/// `Projection::apply` for a `RowTable`: a batch of one.
+pub(crate) async fn apply_one<T: RowTable>(
+    conn: &mut PgConnection,
+    env: &Envelope,
+    event: &Event,
+) -> Result<(), ProjectionError> {
+    apply::<T>(conn, &[(env, event)]).await.map_err(|e| e.error)
 }

@@ -43,7 +43,7 @@ impl Gateway {
         self.wait_for_projections(last, projections).await;
     }
 
-    pub async fn wait_for_projections(&self, at: Position, projections: &[&str]) {
+    async fn wait_for_projections(&self, at: Position, projections: &[&str]) {
         let names: Vec<String> = projections
             .iter()
             .map(|p| format!("projection:{p}"))

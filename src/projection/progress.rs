@@ -60,11 +60,6 @@ impl Progress {
         let _ = tokio::time::timeout(timeout, rx.changed()).await;
     }
 
-    /// The position `name` is known to have reached (0 if none).
-    pub fn known(&self, name: &str) -> i64 {
-        *self.channel(name).borrow()
-    }
-
     async fn reread(&self, pool: &PgPool, names: &[String]) {
         let rows: Result<Vec<(String, i64)>, _> =
             sqlx::query_as("SELECT name, position FROM checkpoints WHERE name = ANY($1)")

@@ -48,23 +48,3 @@ pub(super) async fn send(
         .await
         .map_err(|e| anyhow::anyhow!("publish: {e}"))
 }
-
-/// Publishes one event and waits for JetStream's acknowledgement.
-///
-/// `Nats-Msg-Id` is the event id, so a republish after a crash is dropped as
-/// a duplicate by the server.
-pub async fn publish(
-    js: &jetstream::Context,
-    ns: &Namespace,
-    event: &StoredEvent,
-) -> anyhow::Result<()> {
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
-    let body = serde_json::to_vec(&event.envelope)?;
-    let ack = js
-        .publish_with_headers(event.envelope.subject(ns.as_str()), headers, body.into())
-        .await
-        .map_err(|e| anyhow::anyhow!("publish: {e}"))?;
-    ack.await.map_err(|e| anyhow::anyhow!("publish ack: {e}"))?;
-    Ok(())
-}

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use self::jetstream::send;
-pub use self::jetstream::{ensure_stream, publish, DUPLICATE_WINDOW};
+pub use self::jetstream::{ensure_stream, DUPLICATE_WINDOW};
 use async_nats::jetstream::context::PublishAckFuture;
 use std::future::IntoFuture;
 

@@ -286,10 +286,7 @@ pub(crate) async fn command_events(
     .bind(command_id)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(StoredEvent::from_rows(&rows)?)
 }
 
 /// The heads (version, last hash) of `streams` as stored now.

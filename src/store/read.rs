@@ -21,17 +21,7 @@ pub async fn read_stream<'e>(
     stream_id: Uuid,
     max_version: Option<i64>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version <= $2 ORDER BY version"
-    ))
-    .bind(stream_id)
-    .bind(max_version.unwrap_or(i64::MAX))
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+    stream_versions(db, stream_id, 0, max_version.unwrap_or(i64::MAX)).await
 }
 
 /// A stream's events after version `after`, in version order: what a cached
@@ -42,17 +32,26 @@ pub async fn read_stream_after<'e>(
     stream_id: Uuid,
     after: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    stream_versions(db, stream_id, after, i64::MAX).await
+}
+
+/// Versions `after + 1 ..= upto` of a stream.
+async fn stream_versions<'e>(
+    db: impl PgExecutor<'e>,
+    stream_id: Uuid,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version"
+        "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 AND version <= $3 \
+         ORDER BY version"
     ))
     .bind(stream_id)
     .bind(after)
+    .bind(upto)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(StoredEvent::from_rows(&rows)?)
 }
 
 /// Up to `limit` events after `after` in the global order.
@@ -69,10 +68,7 @@ pub async fn read_global(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(StoredEvent::from_rows(&rows)?)
 }
 
 /// Up to `limit` events of `stream_types` after `after` in the global order,
@@ -156,10 +152,7 @@ pub async fn read_tenant(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::from_row)
-        .collect::<Result<_, _>>()?)
+    Ok(StoredEvent::from_rows(&rows)?)
 }
 
 /// How many events lie after `at`, for a reader's lag metric: the distance

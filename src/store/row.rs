@@ -52,6 +52,10 @@ impl StoredEvent {
         }
     }
 
+    pub(crate) fn from_rows(rows: &[PgRow]) -> Result<Vec<Self>, sqlx::Error> {
+        rows.iter().map(StoredEvent::from_row).collect()
+    }
+
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         let stream_type: String = row.try_get("stream_type")?;
         let stream_type =

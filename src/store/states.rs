@@ -61,10 +61,12 @@ impl States {
 
     /// Keeps `state` at `head` unless a newer one is kept already.
     pub fn put<S: Clone + Send + Sync + 'static>(&self, id: Uuid, state: &S, head: Head) {
-        if let Some((_, known)) = self.get::<S>(id) {
-            if known.version > head.version {
-                return;
-            }
+        let newer_kept = self.cache.get(&id).is_some_and(|any| {
+            any.downcast_ref::<Entry<S>>()
+                .is_some_and(|e| e.head.version > head.version)
+        });
+        if newer_kept {
+            return;
         }
         self.cache.insert(
             id,

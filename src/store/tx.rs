@@ -148,16 +148,7 @@ impl AppendTx {
         &mut self,
         appends: &[StreamAppend],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.append_guarded(appends, Vec::new()).await
-    }
-
-    /// `append` with command-side guards.
-    pub async fn append_guarded(
-        &mut self,
-        appends: &[StreamAppend],
-        guards: Vec<Guard>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        match append_on(&mut self.tx, self.meta.clone(), appends, guards).await? {
+        match append_on(&mut self.tx, self.meta.clone(), appends, Vec::new()).await? {
             AppendOutcome::Appended(e) | AppendOutcome::Duplicate(e) => Ok(e),
         }
     }

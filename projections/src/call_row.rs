@@ -1,0 +1,177 @@
+//! The rule of the `calls` table, as a fold of one call's row
+//! (`rows::RowTable`): status only moves forward by rank, the first end state
+//! is final, and every event appends to the timeline.
+
+use chrono::{DateTime, Utc};
+use events::{Envelope, Event};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::rows::RowTable;
+use crate::{missing_row, ProjectionError};
+use async_trait::async_trait;
+
+/// A row of `calls`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Row {
+    call_id: Uuid,
+    tenant_id: Uuid,
+    session_id: Uuid,
+    from_number: String,
+    to_number: String,
+    agent_id: Uuid,
+    number_id: Uuid,
+    provider: String,
+    provider_call_id: Option<String>,
+    status: String,
+    status_rank: i32,
+    rejection: Option<Value>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    duration_s: Option<i64>,
+    billed_minutes: Option<i64>,
+    hangup_cause: Option<String>,
+    timeline: Value,
+    version: i64,
+}
+
+const COLUMNS: &str = "call_id, tenant_id, session_id, from_number, to_number, agent_id, \
+    number_id, provider, provider_call_id, status, status_rank, rejection, error, created_at, \
+    answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline, version";
+
+#[async_trait]
+impl RowTable for Row {
+    const TABLE: &'static str = "calls";
+    const COLUMNS: &'static str = COLUMNS;
+
+    fn id(&self) -> Uuid {
+        self.call_id
+    }
+
+    /// Applies `event` to the call's row (`None`: no row yet).
+    fn fold(
+        row: Option<Row>,
+        env: &Envelope,
+        event: &Event,
+    ) -> Result<Option<Row>, ProjectionError> {
+        let step = json!({"type": env.event_type, "at": env.recorded_at});
+        if let Event::OriginateRequested(r) = event {
+            if row.is_some() {
+                return Err(ProjectionError::Invariant(format!(
+                    "{} for a call the table holds already (stream {})",
+                    env.event_type, env.stream_id
+                )));
+            }
+            return Ok(Some(Row {
+                call_id: env.stream_id,
+                tenant_id: env.tenant_id,
+                session_id: r.session_id,
+                from_number: r.from_number.clone(),
+                to_number: r.to_number.clone(),
+                agent_id: r.agent_id,
+                number_id: r.number_id,
+                provider: r.provider.as_str().to_owned(),
+                provider_call_id: None,
+                status: "requested".to_owned(),
+                status_rank: 0,
+                rejection: None,
+                error: None,
+                created_at: env.recorded_at,
+                answered_at: None,
+                ended_at: None,
+                duration_s: None,
+                billed_minutes: None,
+                hangup_cause: None,
+                timeline: Value::Array(vec![step]),
+                version: env.version,
+            }));
+        }
+        let status = match event {
+            Event::OriginateRejected(_) => Some("rejected"),
+            Event::OriginateDispatched(_) => Some("dispatched"),
+            Event::OriginateFailed(_) => Some("failed"),
+            Event::CallRinging(_) => Some("ringing"),
+            Event::CallAnswered(_) => Some("answered"),
+            Event::CallEnded(e) => Some(e.status.as_str()),
+            Event::OriginateClaimed(_) => None,
+            _ => return Ok(row),
+        };
+        let Some(mut r) = row else {
+            return Err(missing_row("call", env));
+        };
+        if let Some(s) = status {
+            let rank = events::CallStatus::parse(s).map_or(4, events::CallStatus::rank);
+            if r.status_rank < 4 && rank >= r.status_rank {
+                r.status = s.to_owned();
+                r.status_rank = rank;
+            }
+        }
+        match event {
+            Event::OriginateRejected(x) => r.rejection = Some(json!(x)),
+            Event::OriginateFailed(f) => r.error = Some(f.error.clone()),
+            Event::OriginateDispatched(d) => r.provider_call_id = Some(d.provider_call_id.clone()),
+            Event::CallAnswered(_) => r.answered_at = Some(env.recorded_at),
+            Event::CallEnded(e) => {
+                r.ended_at = Some(env.recorded_at);
+                r.duration_s = Some(e.duration_s as i64);
+                r.billed_minutes = Some(e.billed_minutes as i64);
+                r.hangup_cause = Some(e.hangup_cause.clone());
+            }
+            _ => {}
+        }
+        if let Value::Array(t) = &mut r.timeline {
+            t.push(step);
+        }
+        r.version = env.version;
+        Ok(Some(r))
+    }
+
+    /// Inserts or replaces `rows` in one statement.
+    async fn upsert(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), sqlx::Error> {
+        macro_rules! col {
+            ($f:ident) => {
+                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+            };
+        }
+        sqlx::query(&format!(
+        "INSERT INTO calls ({COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], \
+         $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
+         $11::int[], $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[], \
+         $16::timestamptz[], $17::bigint[], $18::bigint[], $19::text[], $20::jsonb[], $21::bigint[]) \
+         ON CONFLICT (call_id) DO UPDATE SET provider_call_id = EXCLUDED.provider_call_id, \
+         status = EXCLUDED.status, status_rank = EXCLUDED.status_rank, \
+         rejection = EXCLUDED.rejection, error = EXCLUDED.error, \
+         answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at, \
+         duration_s = EXCLUDED.duration_s, billed_minutes = EXCLUDED.billed_minutes, \
+         hangup_cause = EXCLUDED.hangup_cause, timeline = EXCLUDED.timeline, \
+         version = EXCLUDED.version"
+    ))
+    .bind(col!(call_id))
+    .bind(col!(tenant_id))
+    .bind(col!(session_id))
+    .bind(col!(from_number))
+    .bind(col!(to_number))
+    .bind(col!(agent_id))
+    .bind(col!(number_id))
+    .bind(col!(provider))
+    .bind(col!(provider_call_id))
+    .bind(col!(status))
+    .bind(col!(status_rank))
+    .bind(col!(rejection))
+    .bind(col!(error))
+    .bind(col!(created_at))
+    .bind(col!(answered_at))
+    .bind(col!(ended_at))
+    .bind(col!(duration_s))
+    .bind(col!(billed_minutes))
+    .bind(col!(hangup_cause))
+    .bind(col!(timeline))
+    .bind(col!(version))
+    .execute(conn)
+    .await?;
+        Ok(())
+    }
+}
