@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::CallLimits;
 use crate::namespace::Namespace;
@@ -185,6 +185,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
 }
 
+/// The shortest callback secret production accepts: an HMAC-SHA256 key
+/// shorter than its output is guessable sooner than it need be.
+pub const MIN_CALLBACK_SECRET_BYTES: usize = 32;
+
 /// Where the service runs. Only `Production` changes behaviour: no generated
 /// secret, no simulator, no dev token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -218,6 +222,22 @@ impl Settings {
         }
         if roles_need_call_processor && self.call_processor_url.is_none() {
             missing.push("SWITCHBOARD_CALL_PROCESSOR_URL (no simulator in production)");
+        }
+        // Refused, not just missing: settings that would run unsafely.
+        if let Some(secret) = &self.callback_secret {
+            if secret.expose_secret().len() < MIN_CALLBACK_SECRET_BYTES {
+                missing.push(
+                    "SWITCHBOARD_CALLBACK_SECRET of at least 32 bytes (a short one lets callbacks be forged)",
+                );
+            }
+        }
+        if let Some(url) = &self.call_processor_url {
+            if roles_need_call_processor && !url.trim().to_ascii_lowercase().starts_with("https://")
+            {
+                missing.push(
+                    "an https:// SWITCHBOARD_CALL_PROCESSOR_URL (dials carry tenants' credentials)",
+                );
+            }
         }
         anyhow::ensure!(
             missing.is_empty(),
@@ -427,13 +447,29 @@ mod tests {
             "--master-key",
             "mk1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
             "--callback-secret",
-            "cb",
+            "c".repeat(32).as_str(),
+            "--jwt-secret",
+            "x".repeat(40).as_str(),
+            "--call-processor-url",
+            "https://callproc.internal",
+        ]);
+        assert!(ok.check_production(true).is_ok());
+        // A short callback secret and a cleartext Call Processor are refused.
+        let unsafe_ = settings(&[
+            "--env",
+            "production",
+            "--master-key",
+            "mk1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "--callback-secret",
+            "",
             "--jwt-secret",
             "x".repeat(40).as_str(),
             "--call-processor-url",
             "http://callproc.internal",
         ]);
-        assert!(ok.check_production(true).is_ok());
+        let err = unsafe_.check_production(true).unwrap_err().to_string();
+        assert!(err.contains("at least 32 bytes"), "{err}");
+        assert!(err.contains("https://"), "{err}");
         assert!(settings(&[]).check_production(true).is_ok());
     }
 

@@ -119,8 +119,8 @@ impl NewEnvelope {
 pub struct Envelope {
     #[serde(flatten)]
     pub inner: NewEnvelope,
-    /// Unique and increasing in commit order within one transaction; readers
-    /// order by (transaction, position) — see ARCHITECTURE.md.
+    /// Unique, and increasing in commit order: a reader that has seen
+    /// position p never later finds an event below p (see ARCHITECTURE.md).
     pub global_position: i64,
     pub hash: Hash32,
 }

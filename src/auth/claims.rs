@@ -131,6 +131,39 @@ impl From<Scope> for String {
     }
 }
 
+/// Longest `sub` recorded as an actor.
+pub const MAX_ACTOR_LEN: usize = 255;
+
+/// Whether a token's `sub` may be recorded as the actor of events. The audit
+/// trail must show who acted, unambiguously: no surrounding whitespace, no
+/// control or invisible (format) characters that render as nothing, at most
+/// 255 bytes, and never the service's own `system:` identity, however it
+/// is spelled (case, spacing, a full-width colon).
+pub fn acceptable_actor(sub: &str) -> bool {
+    if sub.is_empty() || sub.len() > MAX_ACTOR_LEN || sub.trim() != sub {
+        return false;
+    }
+    if sub.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return false;
+    }
+    let folded: String = sub
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    !(folded.starts_with("system:") || folded.starts_with("system\u{ff1a}"))
+}
+
+/// Unicode format characters (general category Cf) and the other code
+/// points that render as nothing: zero-width spaces and joiners, bidi
+/// controls, word joiners, the BOM, tag characters.
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
 /// Who is making a request, established only by a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -174,6 +207,30 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actors_are_visible_and_never_the_system() {
+        for ok in [
+            "agent-7",
+            "ops@example.com",
+            "Agent Smith",
+            "systems-team",
+            "Ärztin",
+        ] {
+            assert!(acceptable_actor(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " a",
+            "a\t",
+            "SyStEm:x",
+            "system\u{3000}:x",
+            "a\u{feff}",
+            "a\u{e0041}",
+        ] {
+            assert!(!acceptable_actor(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn scopes_round_trip_and_unknown_names_fail_strict_parsing() {

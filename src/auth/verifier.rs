@@ -236,9 +236,9 @@ fn check_claims(claims: &Value) -> Result<(), AuthError> {
         return Err(AuthError::InvalidClaim("iss"));
     }
     // `system:` actors are the service itself in the audit trail; a token
-    // must not be able to claim that identity.
+    // must not be able to claim that identity, nor hide who it is.
     match claims["sub"].as_str() {
-        Some(sub) if !sub.trim().is_empty() && !sub.starts_with("system:") => {}
+        Some(sub) if super::claims::acceptable_actor(sub) => {}
         _ => return Err(AuthError::InvalidClaim("sub")),
     }
     if claims.get("scope").is_some_and(|s| !s.is_string()) {

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::wire::encode;
+use crate::secrets::redact::redact;
 use crate::secrets::PlainCredentials;
 
 /// One dial. Borrows the credentials for as long as the call takes; `Debug`
@@ -94,7 +95,7 @@ impl CallProcessorClient {
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .expect("an HTTP client without TLS always builds");
+            .expect("an HTTP client with the built-in rustls roots always builds");
         let url = format!("{}/telephony/originate", base_url.trim_end_matches('/'));
         CallProcessorClient {
             http,
@@ -123,8 +124,18 @@ impl CallProcessorClient {
             }
             match self.attempt(&key, body.clone()).await {
                 Attempt::Done(dialed) => return Ok(dialed),
+                Attempt::Final(DialError::Rejected { status, error }) => {
+                    // Redacted before it is cut short: a credential cut in
+                    // half would no longer be found.
+                    let error = redact(&error, req.credentials);
+                    return Err(DialError::Rejected {
+                        status,
+                        error: error.chars().take(MAX_ERROR_CHARS).collect(),
+                    });
+                }
                 Attempt::Final(err) => return Err(err),
                 Attempt::Retry(why) => {
+                    let why = redact(&why, req.credentials);
                     tracing::warn!(
                         call_id = %req.call_id,
                         attempt,
@@ -138,7 +149,7 @@ impl CallProcessorClient {
         }
         Err(DialError::Unavailable {
             attempts: self.max_attempts,
-            last,
+            last: redact(&last, req.credentials),
         })
     }
 
@@ -179,7 +190,8 @@ impl CallProcessorClient {
             return Attempt::Retry(format!("HTTP {}", status.as_u16()));
         }
         let error = match resp.json::<ErrorWire>().await {
-            Ok(w) => w.error.chars().take(MAX_ERROR_CHARS).collect(),
+            // Bounded before redaction scans it; cut to size after.
+            Ok(w) => w.error.chars().take(MAX_ERROR_CHARS * 8).collect(),
             Err(_) => status
                 .canonical_reason()
                 .unwrap_or("unexpected answer")

@@ -150,6 +150,24 @@ impl<'a> Fields<'a> {
         self.opt_nullable_uuid(key).flatten()
     }
 
+    /// A required point in time, as Call Processors and carriers send it:
+    /// an RFC 3339 string (`2026-12-03T06:00:00.250Z`, any offset) or integer
+    /// Unix seconds (a JSON integer, or a string of digits), from 1970 to 9999.
+    pub fn timestamp(&mut self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        const MESSAGE: &str = "must be an RFC 3339 date-time or integer Unix seconds";
+        let parsed = match self.map.get(key) {
+            None | Some(Value::Null) => {
+                self.error(key, "is required");
+                return None;
+            }
+            Some(v) => parse_timestamp(v),
+        };
+        if parsed.is_none() {
+            self.error(key, MESSAGE);
+        }
+        parsed
+    }
+
     /// An optional integer in `0..=max`.
     pub fn opt_u32(&mut self, key: &str, max: u32) -> Option<u32> {
         let v = self.map.get(key)?;
@@ -198,11 +216,76 @@ impl<'a> Fields<'a> {
 
 /// Whether any string (or key) in `v` holds a NUL, which PostgreSQL's text
 /// and jsonb cannot store.
+/// See `Fields::timestamp`.
+pub fn parse_timestamp(v: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    // 9999-12-31T23:59:59Z: beyond it RFC 3339 has no spelling.
+    const MAX_UNIX: i64 = 253_402_300_799;
+    let from_unix = |n: i64| {
+        (0..=MAX_UNIX)
+            .contains(&n)
+            .then(|| chrono::DateTime::from_timestamp(n, 0))
+            .flatten()
+    };
+    match v {
+        Value::Number(n) => n.as_i64().and_then(from_unix),
+        Value::String(s)
+            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse().ok().and_then(from_unix)
+        }
+        Value::String(s) if s.len() <= 64 => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        _ => None,
+    }
+}
+
 pub fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(a) => a.iter().any(has_nul),
         Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::parse_timestamp;
+
+    #[test]
+    fn timestamps_are_rfc3339_or_unix_seconds() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(
+            parse_timestamp(&json!("2026-12-03T06:00:00.250Z")),
+            Some(at("2026-12-03T06:00:00.250Z"))
+        );
+        assert_eq!(
+            parse_timestamp(&json!("2026-12-03T07:00:00+01:00")),
+            Some(at("2026-12-03T06:00:00Z"))
+        );
+        assert_eq!(
+            parse_timestamp(&json!(1_796_277_600)),
+            Some(at("2026-12-03T06:00:00Z"))
+        );
+        assert_eq!(
+            parse_timestamp(&json!("1796277600")),
+            Some(at("2026-12-03T06:00:00Z"))
+        );
+        for bad in [
+            json!(""),
+            json!("yesterday"),
+            json!("2026-12-03"),
+            json!(-1),
+            json!(1.5),
+            json!(253_402_300_800_i64),
+            json!("99999999999999999999"),
+            json!(true),
+            json!({}),
+        ] {
+            assert_eq!(parse_timestamp(&bad), None, "{bad}");
+        }
     }
 }

@@ -51,7 +51,8 @@ pub async fn call_event(
     let call_id = f.uuid("call_id");
     let provider_call_id = f.string("provider_call_id", 128);
     let status = f.string("status", 32);
-    f.string("timestamp", 64);
+    // Validated, not used: the event's own time is when it was recorded.
+    f.timestamp("timestamp");
     let duration_s = f.opt_u32("duration_s", 7 * 86_400).map(u64::from);
     let hangup_cause = f.opt_string("hangup_cause", 64);
     f.finish().map_err(ApiError::Validation)?;

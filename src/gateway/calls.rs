@@ -145,24 +145,47 @@ async fn caller_id(
 }
 
 /// Waits for the call's admission and dial outcome (from this process's
-/// commits or NATS), up to the configured wait; then looks in the store
-/// once, in case both lagged.
+/// commits, or the store when NATS says there is one), up to the configured
+/// wait; then looks in the store once, in case both lagged.
 async fn wait_for_outcome(
     gw: &Gateway,
     call_id: Uuid,
     mut expected: super::outcomes::Expected<'_>,
 ) -> Result<Option<(Envelope, Event)>, ApiError> {
-    let decode = |env: Envelope| -> Result<(Envelope, Event), ApiError> {
-        let event = Event::decode(&env.event_type, env.schema_version, &env.data)
-            .map_err(ApiError::internal)?;
-        Ok((env, event))
-    };
-    if let Ok(Ok(env)) = tokio::time::timeout(gw.originate_wait, &mut expected.rx).await {
-        return decode(env).map(Some);
+    use super::outcomes::Delivered;
+    let deadline = tokio::time::Instant::now() + gw.originate_wait;
+    loop {
+        match tokio::time::timeout_at(deadline, &mut expected.rx).await {
+            Ok(Ok(Delivered::Committed(env))) => return decode_outcome(*env).map(Some),
+            Ok(Ok(Delivered::Hint)) => {
+                if let Some(found) = stored_outcome(gw, call_id).await? {
+                    return Ok(Some(found));
+                }
+                // NATS named an outcome the store does not hold: not the
+                // truth. Keep waiting on a fresh registration (the old one
+                // goes first: its drop unregisters by call id).
+                drop(expected);
+                expected = gw.outcomes.expect(call_id);
+            }
+            _ => return stored_outcome(gw, call_id).await,
+        }
     }
+}
+
+fn decode_outcome(env: Envelope) -> Result<(Envelope, Event), ApiError> {
+    let event = Event::decode(&env.event_type, env.schema_version, &env.data)
+        .map_err(ApiError::internal)?;
+    Ok((env, event))
+}
+
+/// The call's outcome as stored, if it has one yet.
+async fn stored_outcome(
+    gw: &Gateway,
+    call_id: Uuid,
+) -> Result<Option<(Envelope, Event)>, ApiError> {
     for stored in store::read_stream(&gw.deps.pool, call_id, None).await? {
         if super::outcomes::OUTCOME_TYPES.contains(&stored.envelope.event_type.as_str()) {
-            return decode(stored.envelope).map(Some);
+            return decode_outcome(stored.envelope).map(Some);
         }
     }
     Ok(None)

@@ -70,6 +70,15 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     let Some(principal) = principal else {
         return next.run(req).await;
     };
+    // Authorized before anything is replayed: a token without the route's
+    // scope gets its 403 here, and never sees (or claims) another caller's
+    // key. A write to no route has nothing to key.
+    let Some(scope) = super::write_scope(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    if let Err(e) = principal.require(scope) {
+        return e.into_response();
+    }
     let tenant = principal.tenant_id;
     let (mut parts, body) = req.into_parts();
     // The handler's extractor takes it from here instead of verifying again.
@@ -233,7 +242,11 @@ async fn store(
     resp: Response,
 ) -> Result<Response, ApiError> {
     let pool = &gw.deps.pool;
-    if resp.status().is_server_error() && resp.extensions().get::<Committed>().is_none() {
+    // Not stored: a 5xx that committed nothing (a retry may succeed), and
+    // 401/403 (the answer to a caller, not to the request).
+    let status = resp.status();
+    let unanswered = status.is_server_error() && resp.extensions().get::<Committed>().is_none();
+    if unanswered || status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant)
             .bind(key)

@@ -35,7 +35,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::app::Deps;
-use crate::auth::Verifier;
+use crate::auth::{Scope, Verifier};
 use crate::domain::CallLimits;
 use crate::secrets::Secrets;
 pub use error::ApiError;
@@ -127,6 +127,21 @@ pub fn router(gw: Gateway) -> Router {
             metrics,
             metrics_layer::record,
         ))
+}
+
+/// The scope a write to `path` needs: what the idempotency layer checks
+/// before it replays a stored answer. Each handler checks the same scope
+/// again (`tests::write_scopes_match_handlers` holds them together).
+pub(crate) fn write_scope(path: &str) -> Option<Scope> {
+    if path.starts_with("/api/v1/telephony/") {
+        Some(Scope::TelephonyWrite)
+    } else if path == "/api/v1/call-limits" {
+        Some(Scope::LimitsWrite)
+    } else if path == "/api/v1/calls/originate" {
+        Some(Scope::CallsWrite)
+    } else {
+        None
+    }
 }
 
 async fn fallback() -> ApiError {

@@ -3,9 +3,11 @@
 //! One router per gateway process, fed two ways: the events this process
 //! commits (the store's feed: a worker in the same process answers without
 //! a trip through the relay and NATS), and one NATS subscription per outcome
-//! type for workers elsewhere. Whichever comes first answers; the request
-//! also looks in the store once before it gives up, so neither feed is ever
-//! the only way to learn an outcome.
+//! type for workers elsewhere. A NATS message is only a hint that the store
+//! has news: NATS distributes events, it is not the truth, so the request
+//! reads the outcome from the store (a forged or stale message answers
+//! nothing). The request also looks in the store once before it gives up,
+//! so neither feed is ever the only way to learn an outcome.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,17 +28,28 @@ pub const OUTCOME_TYPES: [&str; 3] = [
     "OriginateFailed",
 ];
 
+/// What reaches a waiting request.
+#[derive(Debug, Clone)]
+pub enum Delivered {
+    /// An outcome this process committed: read from the store already.
+    Committed(Box<Envelope>),
+    /// NATS carried an outcome for the call: look in the store.
+    Hint,
+}
+
+type Waiting = HashMap<Uuid, oneshot::Sender<Delivered>>;
+
 /// Requests waiting for their call's outcome, by call id.
 #[derive(Default)]
 pub struct Outcomes {
-    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Envelope>>>,
+    waiting: Mutex<Waiting>,
 }
 
 /// A registered wait; dropping it unregisters.
 pub struct Expected<'a> {
     outcomes: &'a Outcomes,
     call_id: Uuid,
-    pub rx: oneshot::Receiver<Envelope>,
+    pub rx: oneshot::Receiver<Delivered>,
 }
 
 impl Drop for Expected<'_> {
@@ -46,7 +59,7 @@ impl Drop for Expected<'_> {
 }
 
 impl Outcomes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Envelope>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -67,7 +80,13 @@ impl Outcomes {
             return;
         }
         if let Some(tx) = self.lock().remove(&env.stream_id) {
-            let _ = tx.send(env.clone());
+            let _ = tx.send(Delivered::Committed(Box::new(env.clone())));
+        }
+    }
+
+    fn hint(&self, call_id: Uuid) {
+        if let Some(tx) = self.lock().remove(&call_id) {
+            let _ = tx.send(Delivered::Hint);
         }
     }
 
@@ -111,17 +130,16 @@ impl Outcomes {
                     _ = shutdown.cancelled() => return,
                 };
                 let Some(msg) = msg else { break };
-                // `<ns>.events.<tenant>.call.<call_id>.<type>`: decode only
-                // what a request here waits for (most outcomes are others').
+                // `<ns>.events.<tenant>.call.<call_id>.<type>`: only the
+                // call id is read; the request takes the outcome from the
+                // store.
                 let call = msg
                     .subject
                     .rsplit('.')
                     .nth(1)
                     .and_then(|id| Uuid::parse_str(id).ok());
-                if call.is_some_and(|id| self.lock().contains_key(&id)) {
-                    if let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) {
-                        self.deliver(&env);
-                    }
+                if let Some(id) = call {
+                    self.hint(id);
                 }
             }
             tokio::select! {

@@ -8,6 +8,8 @@
 //! - `plain`: `PlainCredentials`, the only holder of plaintext.
 //! - `credentials`: sealing them into the `EncryptedCredentials` events carry.
 //! - `mask`: the masked view responses show (SPEC §4).
+//! - `redact`: scrubbing outside text (carrier errors) of credentials and
+//!   token-shaped runs before it is stored or printed.
 //! - `cipher`: the AEAD primitive and associated-data framing.
 //!
 //! # Invariants
@@ -27,6 +29,7 @@ mod mask;
 mod master;
 pub mod ops;
 mod plain;
+pub mod redact;
 mod rotate;
 mod tenant_keys;
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::row::StoredEvent;
+use super::StoreError;
 
 /// The version a command expects a stream to be at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -187,7 +188,7 @@ impl Prepared {
         appends: &[StreamAppend],
         guards: Vec<Guard>,
         head_of: impl Fn(&StreamAppend) -> Hash32,
-    ) -> Prepared {
+    ) -> Result<Prepared, StoreError> {
         let recorded_at = NewEnvelope::storage_time(Utc::now());
         let mut checks = Vec::with_capacity(appends.len());
         let mut events = Vec::new();
@@ -197,7 +198,14 @@ impl Prepared {
             let prev = (!sa.events.is_empty()).then(|| head_of(sa));
             let mut prev_hash = prev.unwrap_or(Hash32::ZERO);
             for event in &sa.events {
-                debug_assert_eq!(event.stream_type(), sa.stream_type);
+                // Checked in release builds too: a call event on a provider
+                // stream would be read back by the wrong fold forever.
+                if event.stream_type() != sa.stream_type {
+                    return Err(StoreError::WrongStreamType {
+                        event_type: event.event_type(),
+                        stream_type: sa.stream_type,
+                    });
+                }
                 version += 1;
                 let envelope = NewEnvelope {
                     event_id: Uuid::now_v7(),
@@ -232,13 +240,13 @@ impl Prepared {
                 new_hash: prev.map(|_| prev_hash),
             });
         }
-        Prepared {
+        Ok(Prepared {
             meta,
             recorded_at,
             checks,
             events,
             guards,
-        }
+        })
     }
 
     /// The streams this command touches.

@@ -130,7 +130,7 @@ impl Store {
             self.heads.fill(c, appends).await?;
         }
         drop(conn);
-        let prepared = Prepared::new(meta, appends, guards, |sa| self.heads.chain_onto(sa));
+        let prepared = Prepared::new(meta, appends, guards, |sa| self.heads.chain_onto(sa))?;
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { prepared, reply })

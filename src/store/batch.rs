@@ -290,12 +290,20 @@ pub(crate) async fn command_events(
 }
 
 /// The heads (version, last hash) of `streams` as stored now.
+/// Each stream's head with the hash of the event at its version (`None`
+/// when that event is missing), so a head can be checked before anything
+/// chains onto it.
 pub(crate) async fn heads(
     conn: &mut PgConnection,
     streams: &[Uuid],
-) -> Result<Vec<(Uuid, i64, Vec<u8>)>, sqlx::Error> {
-    sqlx::query_as("SELECT stream_id, version, last_hash FROM streams WHERE stream_id = ANY($1)")
-        .bind(streams)
-        .fetch_all(conn)
-        .await
+) -> Result<Vec<(Uuid, i64, Vec<u8>, Option<Vec<u8>>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.stream_id, s.version, s.last_hash, e.hash FROM streams s \
+         LEFT JOIN LATERAL (SELECT hash FROM events e \
+                            WHERE e.stream_id = s.stream_id AND e.version = s.version LIMIT 1) e ON true \
+         WHERE s.stream_id = ANY($1)",
+    )
+    .bind(streams)
+    .fetch_all(conn)
+    .await
 }

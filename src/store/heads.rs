@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::append::{Head, StreamAppend};
 use super::batch;
+use super::StoreError;
 
 /// Heads by stream, bounded (least recently used go first).
 pub struct Heads {
@@ -66,7 +67,7 @@ impl Heads {
         &self,
         conn: &mut PgConnection,
         appends: &[StreamAppend],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let missing: Vec<Uuid> = appends
             .iter()
             .filter(|a| !a.events.is_empty())
@@ -76,10 +77,14 @@ impl Heads {
         if missing.is_empty() {
             return Ok(());
         }
-        for (id, version, hash) in batch::heads(conn, &missing).await? {
-            if let Some(hash) = Hash32::from_slice(&hash) {
-                self.remember(id, Head { version, hash });
-            }
+        for (id, version, hash, last_event) in batch::heads(conn, &missing).await? {
+            // A head that is not exactly the hash of its last event would
+            // break the chain for good if anything chained onto it: the
+            // write stops, loudly, and the audit names the stream.
+            let hash = Hash32::from_slice(&hash)
+                .filter(|h| version == 0 || last_event.as_deref() == Some(&h.0[..]))
+                .ok_or(StoreError::CorruptHead { stream_id: id })?;
+            self.remember(id, Head { version, hash });
         }
         Ok(())
     }

@@ -67,6 +67,18 @@ pub enum StoreError {
         #[source]
         source: events::DecodeError,
     },
+    /// A stream's stored head hash is malformed or is not its last event's
+    /// hash: nothing may chain onto it (see `Heads::fill`).
+    #[error(
+        "stream {stream_id} has a corrupt head; appends to it are refused until it is repaired"
+    )]
+    CorruptHead { stream_id: Uuid },
+    /// An event was appended to a stream of another type.
+    #[error("a {event_type} event cannot go on a {stream_type} stream")]
+    WrongStreamType {
+        event_type: &'static str,
+        stream_type: events::StreamType,
+    },
     #[error("event store: {0}")]
     Db(#[from] sqlx::Error),
 }

@@ -57,7 +57,7 @@ pub async fn append_batch(
         heads.fill(&mut conn, &c.appends).await?;
         prepared.push(Prepared::new(c.meta, &c.appends, c.guards, |sa| {
             heads.chain_onto(sa)
-        }));
+        })?);
     }
     let refs: Vec<&Prepared> = prepared.iter().collect();
     let settled = batch::execute(&mut conn, &refs).await?;
@@ -84,7 +84,7 @@ async fn append_on(
     let heads = Heads::with_capacity(appends.len().max(1));
     heads.fill(conn, appends).await?;
     let command_id = meta.command_id;
-    let prepared = Prepared::new(meta, appends, guards, |sa| heads.chain_onto(sa));
+    let prepared = Prepared::new(meta, appends, guards, |sa| heads.chain_onto(sa))?;
     match batch::execute(conn, &[&prepared]).await?.pop() {
         Some(Settled::Appended(events)) => Ok(AppendOutcome::Appended(events)),
         Some(Settled::Duplicate) => Ok(AppendOutcome::Duplicate(

@@ -9,7 +9,7 @@ use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::dial;
 use crate::commands::state::{At, LimitsState};
 use crate::domain::CallLimits;
-use crate::store::{CommandMeta, ExpectedVersion, Head, Loaded, StoreError, StreamAppend};
+use crate::store::{CommandMeta, ExpectedVersion, Loaded, StoreError, StreamAppend};
 
 /// What handling a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,36 +37,26 @@ where
 }
 
 impl Worker {
-    fn meta(&self, cause: &Envelope) -> CommandMeta {
+    fn meta(&self, cause: &Envelope, tenant_id: Uuid) -> CommandMeta {
         CommandMeta {
             command_id: Uuid::now_v7(),
             correlation_id: cause.correlation_id,
             causation_id: Some(cause.event_id),
             actor: format!("system:worker:{}", self.worker_id),
-            tenant_id: cause.tenant_id,
+            tenant_id,
         }
     }
 
-    /// The call as this worker first sees it: the cached fold, or else the
-    /// message itself (version 1 of the stream). Either may be old; the
-    /// first append checks the version.
+    /// The call as the store has it (this process's cached fold, or one
+    /// read). Never the message: NATS distributes events, the store is the
+    /// truth, so a message naming a call the store does not hold moves
+    /// nothing, and the tenant whose caps are charged is the stored one.
     async fn initial_state(&self, cause: &Envelope) -> anyhow::Result<Loaded<CallState>> {
-        let store = &self.deps.store;
-        let cached = store.load(cause.stream_id, CallState::apply).await?;
-        if cached.head.version > 0 || cause.version != 1 {
-            return Ok(cached);
-        }
-        let stored = crate::store::StoredEvent {
-            position: crate::store::Position::new(cause.global_position),
-            envelope: cause.clone(),
-        };
-        Ok(store.advance(
-            cause.stream_id,
-            CallState::default(),
-            Head::NONE,
-            &[stored],
-            CallState::apply,
-        )?)
+        Ok(self
+            .deps
+            .store
+            .load(cause.stream_id, CallState::apply)
+            .await?)
     }
 
     /// Appends `events` to the call stream at `call`'s version and moves
@@ -88,7 +78,10 @@ impl Worker {
             events,
         };
         let store = &self.deps.store;
-        match store.append(self.meta(cause), &[sa], vec![]).await {
+        match store
+            .append(self.meta(cause, call.state.tenant_id), &[sa], vec![])
+            .await
+        {
             Ok(out) => {
                 let written = out.into_events();
                 self.deps
@@ -146,7 +139,7 @@ impl Worker {
             let state = call.state.clone();
             match state.phase {
                 Phase::Requested => {
-                    let (admission, limits) = self.admit(cause.tenant_id, cause.stream_id).await?;
+                    let (admission, limits) = self.admit(state.tenant_id, cause.stream_id).await?;
                     judged_by = Some(limits);
                     let refused = matches!(admission, Admission::Refused(_));
                     reserved |= !refused;
@@ -217,7 +210,7 @@ impl Worker {
                     // one reserved must not be held until its lease lapses.
                     let now = self.deps.clock.now();
                     self.caps
-                        .release(cause.tenant_id, cause.stream_id, now, 0)
+                        .release(state.tenant_id, cause.stream_id, now, 0)
                         .await?;
                     return Ok(Handled::AlreadyDone);
                 }

@@ -247,3 +247,61 @@ async fn callproc_reject_is_final() {
 
 /// Leak, control-endpoint and outcome tests (same harness).
 mod control;
+
+/// A Call Processor that echoes the request's credentials in its 4xx error:
+/// what reaches the caller (and from there `OriginateFailed`, NATS, the
+/// calls table, the 502 and the log) holds none of them.
+#[tokio::test]
+async fn callproc_error_text_never_carries_a_credential() {
+    let app = Router::new().route(
+        "/telephony/originate",
+        post(|body: Bytes| async move {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let creds = v["credentials"].to_string();
+            let b64 = "QUMwMTIzNDU2Nzg5YWJjZGVmOkNBTkFSWQ==";
+            (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "error": format!("bad auth {creds} basic {b64} {CANARY}") })),
+            )
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let creds = creds();
+    let err = CallProcessorClient::new(url, ms(2000), 2)
+        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains(CANARY), "{text}");
+    assert!(!text.contains("CANARY"), "{text}");
+    assert!(!text.contains("AC0123456789abcdef"), "{text}");
+    assert!(!text.contains("QUMwMTIz"), "{text}");
+    assert!(text.contains("bad auth"), "{text}");
+}
+
+/// An `https://` Call Processor is spoken to over TLS (rustls): the first
+/// bytes on the wire are a TLS handshake, never a cleartext request with
+/// the tenant's credentials in it.
+#[tokio::test]
+async fn callproc_https_url_speaks_tls() {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let first = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 3];
+        sock.read_exact(&mut buf).await.unwrap();
+        buf
+    });
+    let creds = creds();
+    let err = CallProcessorClient::new(url, ms(2000), 1)
+        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .await
+        .unwrap_err();
+    let bytes = first.await.unwrap();
+    assert_eq!(bytes[0], 0x16, "a TLS handshake record, got {bytes:?}");
+    assert_eq!(bytes[1], 0x03);
+    assert!(!err.to_string().contains(CANARY));
+}

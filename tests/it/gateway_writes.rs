@@ -356,3 +356,70 @@ async fn a_write_that_changes_nothing_appends_nothing_and_answers_the_state() {
     assert_eq!(app.event_count().await, count, "nothing appended");
     app.stop().await;
 }
+
+/// The idempotency layer authorizes before it replays: a token without the
+/// route's scope gets 403 and never the stored answer, and a 403 stored under
+/// a key never poisons it for a caller that has the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_is_authorized_before_it_replays() {
+    use switchboard::auth::Scope;
+    let app = TestApp::spawn().await;
+    let tenant = Uuid::new_v4();
+    let admin = app.admin(tenant);
+    let reader = app.token(tenant, &[Scope::TelephonyRead]);
+    let body = json!({"provider": "vobiz", "label": "V", "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}});
+    let path = "/api/v1/telephony/providers";
+    // A scope-less caller first: 403, and the key stays free.
+    let key = [("Idempotency-Key", "scoped-1")];
+    let before = app.event_count().await;
+    let denied = app
+        .send(Method::POST, path, Some(&reader), Some(body.clone()), &key)
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.event_count().await, before);
+    let created = app
+        .send(Method::POST, path, Some(&admin), Some(body.clone()), &key)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let after_create = app.event_count().await;
+    // The stored 201 is not replayed to a caller without the scope.
+    let again = app
+        .send(Method::POST, path, Some(&reader), Some(body.clone()), &key)
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    // Every write route's scope is the one its handler asks for.
+    for (method, path, scope) in [
+        (
+            Method::POST,
+            "/api/v1/telephony/providers",
+            Scope::TelephonyWrite,
+        ),
+        (
+            Method::POST,
+            "/api/v1/telephony/numbers",
+            Scope::TelephonyWrite,
+        ),
+        (Method::PATCH, "/api/v1/call-limits", Scope::LimitsWrite),
+        (Method::PUT, "/api/v1/call-limits", Scope::LimitsWrite),
+        (Method::POST, "/api/v1/calls/originate", Scope::CallsWrite),
+    ] {
+        let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != scope).collect();
+        let t = app.token(tenant, &others);
+        let k = [("Idempotency-Key", "route-scope")];
+        let r = app
+            .send(method.clone(), path, Some(&t), Some(json!({})), &k)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
+        let r = app
+            .send(method.clone(), path, Some(&t), Some(json!({})), &[])
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path} without a key"
+        );
+    }
+    assert_eq!(app.event_count().await, after_create);
+    app.stop().await;
+}

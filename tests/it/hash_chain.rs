@@ -109,3 +109,51 @@ async fn chains_verify_and_tampering_is_named() {
     );
     env.cleanup(None).await;
 }
+
+/// A head hash that is malformed, or is not the hash of the stream's last
+/// event, stops the write: nothing chains onto it (an empty or zero hash
+/// would break the chain for good). A wrong stream type stops it too, in
+/// release builds as in debug ones.
+#[tokio::test]
+async fn a_corrupt_head_or_a_wrong_stream_type_refuses_the_append() {
+    use events::{Event, ProviderDeleted, StreamType};
+    use switchboard::store::{ExpectedVersion, StoreError, StreamAppend};
+    let env = TestEnv::new().await;
+    let tenant = Uuid::new_v4();
+    let append = |stream: Uuid, stream_type: StreamType| {
+        let pool = env.pool.clone();
+        async move {
+            let sa = StreamAppend {
+                stream_type,
+                stream_id: stream,
+                expected: ExpectedVersion::from_version(2),
+                events: vec![Event::ProviderDeleted(ProviderDeleted {})],
+            };
+            store::append(&pool, crate::support::meta(tenant), &[sa]).await
+        }
+    };
+    for corrupt in [vec![1u8; 16], vec![7u8; 32], vec![]] {
+        let stream = Uuid::new_v4();
+        append_n(&env.pool, tenant, stream, 0, 2).await;
+        sqlx::query("UPDATE streams SET last_hash = $2 WHERE stream_id = $1")
+            .bind(stream)
+            .bind(&corrupt)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        let err = append(stream, StreamType::Provider).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::CorruptHead { stream_id } if stream_id == stream),
+            "{err}"
+        );
+        let events = store::read_stream(&env.pool, stream, None).await.unwrap();
+        assert_eq!(events.len(), 2, "nothing appended onto {corrupt:?}");
+    }
+    let stream = Uuid::new_v4();
+    append_n(&env.pool, tenant, stream, 0, 2).await;
+    let err = append(stream, StreamType::Call).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongStreamType { .. }), "{err}");
+    append(stream, StreamType::Provider)
+        .await
+        .expect("a sound head takes appends");
+}

@@ -4,6 +4,7 @@
 mod callbacks;
 mod caps;
 mod crashes;
+mod forged;
 
 use std::time::Duration;
 

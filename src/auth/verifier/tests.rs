@@ -224,6 +224,48 @@ fn wrong_or_invalid_claims_are_rejected() {
         ("sub", json!(""), AuthError::InvalidClaim("sub")),
         ("sub", json!("system:relay"), AuthError::InvalidClaim("sub")),
         (
+            "sub",
+            json!("SYSTEM:callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!(" system:callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!("System :callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!("system\u{ff1a}callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!("\u{200b}system:callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!("sys\u{200d}tem:callproc"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
+            "sub",
+            json!("agent\u{202e}7"),
+            AuthError::InvalidClaim("sub"),
+        ),
+        ("sub", json!("agent\n7"), AuthError::InvalidClaim("sub")),
+        ("sub", json!("agent-7 "), AuthError::InvalidClaim("sub")),
+        (
+            "sub",
+            json!("a".repeat(256)),
+            AuthError::InvalidClaim("sub"),
+        ),
+        (
             "scope",
             json!(["calls:write"]),
             AuthError::InvalidClaim("scope"),

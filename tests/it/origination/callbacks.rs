@@ -43,8 +43,15 @@ async fn callbacks_are_verified_and_applied_once_in_any_order() {
     );
     let now = chrono::Utc::now().timestamp();
     let body = |status: &str, d: Option<u64>| {
+        // Both spellings carriers use: RFC 3339 for some, Unix seconds for
+        // others (answered, say).
+        let ts = if status == "answered" {
+            json!(chrono::Utc::now().timestamp())
+        } else {
+            json!(chrono::Utc::now().to_rfc3339())
+        };
         let mut b = json!({"call_id": call_id, "provider_call_id": pcid, "status": status,
-                           "timestamp": chrono::Utc::now().to_rfc3339()});
+                           "timestamp": ts});
         if let Some(d) = d {
             b["duration_s"] = json!(d);
         }
@@ -112,17 +119,26 @@ async fn callbacks_are_verified_and_applied_once_in_any_order() {
     .unwrap();
     assert_eq!(ended, 1, "one CallEnded");
     // Malformed or unknown calls.
-    let unknown = json!({"call_id": uuid::Uuid::now_v7(), "provider_call_id": "x", "status": "ringing", "timestamp": "t"});
+    let unknown = json!({"call_id": uuid::Uuid::now_v7(), "provider_call_id": "x", "status": "ringing", "timestamp": 1796277600});
     let sig = signed(&unknown, chrono::Utc::now().timestamp(), CALLBACK_SECRET);
     assert_eq!(
         post_callback(&app, &unknown, Some(sig)).await,
         StatusCode::NOT_FOUND
     );
-    let bad = json!({"call_id": call_id, "provider_call_id": pcid, "status": "exploded", "timestamp": "t"});
+    let bad = json!({"call_id": call_id, "provider_call_id": pcid, "status": "exploded", "timestamp": "2026-12-03T06:00:00Z"});
     let sig = signed(&bad, chrono::Utc::now().timestamp(), CALLBACK_SECRET);
     assert_eq!(
         post_callback(&app, &bad, Some(sig)).await,
         StatusCode::BAD_REQUEST
     );
+    for ts in [json!("t"), json!("2026-12-03"), json!(-5), json!(1.5)] {
+        let bad = json!({"call_id": call_id, "provider_call_id": pcid, "status": "ringing", "timestamp": ts});
+        let sig = signed(&bad, chrono::Utc::now().timestamp(), CALLBACK_SECRET);
+        assert_eq!(
+            post_callback(&app, &bad, Some(sig)).await,
+            StatusCode::BAD_REQUEST,
+            "timestamp {ts}"
+        );
+    }
     app.stop().await;
 }
