@@ -163,6 +163,20 @@ impl From<crate::write::RunError> for ApiError {
     }
 }
 
+impl From<crate::caps::CapsError> for ApiError {
+    fn from(e: crate::caps::CapsError) -> Self {
+        use crate::caps::CapsError;
+        match e {
+            // Redis out of reach, or its counters lost again and again:
+            // a dependency's trouble, retry later.
+            CapsError::Redis(e) => ApiError::Unavailable(e.to_string()),
+            CapsError::Unstable => ApiError::Unavailable(e.to_string()),
+            CapsError::Store(e) => e.into(),
+            e @ CapsError::Reply(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {

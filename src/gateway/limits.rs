@@ -157,11 +157,7 @@ async fn update(
 pub async fn usage(State(gw): State<Gateway>, p: Principal) -> Result<Response, ApiError> {
     require_read(&p)?;
     let (limits, version, _) = current(&gw, p.tenant_id).await?;
-    let usage = gw
-        .caps
-        .usage(p.tenant_id)
-        .await
-        .map_err(ApiError::internal)?;
+    let usage = gw.caps.usage(p.tenant_id).await?;
     let mut body = serde_json::to_value(usage).map_err(ApiError::internal)?;
     body["limits"] =
         serde_json::to_value(LimitsView::new(limits, version, None)).map_err(ApiError::internal)?;

@@ -298,3 +298,25 @@ async fn a_real_flushall_midrun_rebuilds_the_counters_and_the_caps_hold() {
     app.stop().await;
     drop(redis);
 }
+
+/// Redis out of reach is a dependency's trouble: the usage endpoint answers
+/// a 503 problem with Retry-After, never an untyped 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_out_of_reach_is_a_503_problem() {
+    let redis = crate::support::RedisProcess::start();
+    let mut env = crate::support::TestEnv::new().await;
+    env.redis_url = redis.url();
+    let app = TestApp::spawn_on(env, &[], None, true).await;
+    let t = app.admin(uuid::Uuid::new_v4());
+    assert_eq!(
+        app.get("/api/v1/call-limits/usage", &t).await.status,
+        StatusCode::OK
+    );
+    drop(redis);
+    let r = app.get("/api/v1/call-limits/usage", &t).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.body["status"], 503);
+    app.stop().await;
+}
