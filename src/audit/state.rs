@@ -31,8 +31,8 @@ impl At {
     pub fn parse(s: &str) -> Result<At, &'static str> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             return match s.parse::<i64>() {
-                Ok(v) if v >= 1 => Ok(At::Version(v)),
-                _ => Err("a version must be an integer from 1"),
+                Ok(v) if v >= 1 && !s.starts_with('0') && s.len() <= 18 => Ok(At::Version(v)),
+                _ => Err("a version must be an integer from 1, without leading zeros"),
             };
         }
         DateTime::parse_from_rfc3339(s)

@@ -171,7 +171,14 @@ impl<'a> Fields<'a> {
     /// An optional integer in `0..=max`.
     pub fn opt_u32(&mut self, key: &str, max: u32) -> Option<u32> {
         let v = self.map.get(key)?;
-        match v.as_u64() {
+        // JSON has one number type: 5.0 is the integer 5 (as JSON Schema's
+        // `integer` says); 5.5 is not an integer.
+        let whole = v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::from(max) as f64)
+                .map(|f| f as u64)
+        });
+        match whole {
             Some(n) if n <= u64::from(max) => Some(n as u32),
             _ => {
                 self.error(key, format!("must be an integer from 0 to {max}"));

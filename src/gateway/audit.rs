@@ -40,19 +40,19 @@ fn filter(q: &ListQuery) -> Result<TenantFilter, ApiError> {
         }
     };
     let event_type = q.get("type").map(str::to_owned);
-    if event_type
-        .as_ref()
-        .is_some_and(|t| t.is_empty() || t.len() > 100)
-    {
+    // An event type's spelling: a letter, then letters, digits or _.
+    let well_formed = |t: &str| {
+        (1..=100).contains(&t.len())
+            && t.starts_with(|c: char| c.is_ascii_alphabetic())
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    if event_type.as_ref().is_some_and(|t| !well_formed(t)) {
         errors.push(FieldError::new("type", "must be an event type name"));
     }
     let since = time(q, "since", &mut errors);
     let until = time(q, "until", &mut errors);
-    if let (Some(s), Some(u)) = (since, until) {
-        if u < s {
-            errors.push(FieldError::new("until", "must not be before since"));
-        }
-    }
+    // `until` before `since` is an empty window, not an error: the page is
+    // empty (the document cannot say "after since", so neither do we).
     // `after` (SPEC §4) and `cursor` (every list) are the same thing.
     let after = match (q.get("after"), q.get("cursor")) {
         (Some(_), Some(_)) => {

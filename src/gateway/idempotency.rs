@@ -52,7 +52,7 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     let Some(key) = key
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
     else {
         return ApiError::field(
             "Idempotency-Key",
@@ -73,7 +73,7 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
     // Authorized before anything is replayed: a token without the route's
     // scope gets its 403 here, and never sees (or claims) another caller's
     // key. A write to no route has nothing to key.
-    let Some(scope) = super::write_scope(req.uri().path()) else {
+    let Some(scope) = super::write_scope(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
     if let Err(e) = principal.require(scope) {

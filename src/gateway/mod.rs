@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::Method;
 use axum::routing::get;
 use axum::Router;
 
@@ -129,18 +130,22 @@ pub fn router(gw: Gateway) -> Router {
         ))
 }
 
-/// The scope a write to `path` needs: what the idempotency layer checks
-/// before it replays a stored answer. Each handler checks the same scope
-/// again (`tests::write_scopes_match_handlers` holds them together).
-pub(crate) fn write_scope(path: &str) -> Option<Scope> {
-    if path.starts_with("/api/v1/telephony/") {
-        Some(Scope::TelephonyWrite)
-    } else if path == "/api/v1/call-limits" {
-        Some(Scope::LimitsWrite)
-    } else if path == "/api/v1/calls/originate" {
-        Some(Scope::CallsWrite)
-    } else {
-        None
+/// The scope a write needs, for each write route (`None`: no such write,
+/// the router answers 404 or 405): what the idempotency layer checks before
+/// it replays a stored answer. Each handler checks the same scope again
+/// (`gateway_writes::idempotency_key_is_authorized_before_it_replays`
+/// holds them together).
+pub(crate) fn write_scope(method: &Method, path: &str) -> Option<Scope> {
+    let path = path.strip_prefix("/api/v1/")?;
+    let segments: Vec<&str> = path.split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["telephony", "providers" | "numbers"])
+        | ("PATCH" | "DELETE", ["telephony", "providers" | "numbers", _]) => {
+            Some(Scope::TelephonyWrite)
+        }
+        ("PATCH" | "PUT", ["call-limits"]) => Some(Scope::LimitsWrite),
+        ("POST", ["calls", "originate"]) => Some(Scope::CallsWrite),
+        _ => None,
     }
 }
 

@@ -26,8 +26,11 @@ impl Position {
     }
 
     pub fn from_cursor(s: &str) -> Option<Position> {
-        let p: i64 = s.parse().ok()?;
-        (p >= 0 && !s.starts_with('+')).then_some(Position::new(p))
+        // Digits only, at most 18 (what the document promises).
+        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok().map(Position::new)
     }
 }
 

@@ -1,7 +1,13 @@
 //! `/api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the
-//! handlers' annotations and the response types.
+//! handlers' annotations and the response types, completed by `contract`
+//! (statuses, request bodies, parameter bounds, links).
+
+mod contract;
+
+use std::sync::OnceLock;
 
 use axum::Json;
+use serde_json::Value;
 use utoipa::OpenApi;
 
 use super::{calls, limits, numbers, providers};
@@ -40,6 +46,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The whole document, as served.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    contract::apply(&mut doc);
+    doc
+}
+
+pub async fn serve() -> Json<Value> {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    Json(DOC.get_or_init(document).clone())
 }
