@@ -17,7 +17,7 @@ mod verifier;
 #[cfg(test)]
 mod test_keys;
 
-pub use claims::{Audience, Claims, Principal, Scope, UnknownScope};
+pub use claims::{acceptable_actor, Audience, Claims, Principal, Scope, UnknownScope};
 pub use extract::{bearer, AuthError};
 pub use mint::mint_hs256;
 pub use verifier::{Verifier, LEEWAY_SECS, MIN_HS256_SECRET_BYTES};
