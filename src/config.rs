@@ -28,6 +28,17 @@ pub struct Settings {
         global = true
     )]
     pub database_url: String,
+    /// Connections each process may hold to PostgreSQL. Every role of every
+    /// process counts against the server's `max_connections` (or a pooler's
+    /// limit): size it as (server limit - headroom) / processes.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(2..=1000),
+        global = true
+    )]
+    pub db_max_connections: u32,
     #[arg(
         long,
         env = "NATS_URL",

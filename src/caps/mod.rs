@@ -47,7 +47,7 @@ pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta};
+use chrono::{DateTime, TimeDelta, Utc};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -220,20 +220,25 @@ impl Caps {
     /// The live counters of `tenant` (rebuilt first if Redis lost them).
     pub async fn usage(&self, tenant: Uuid) -> Result<Usage, CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
+        let mut asked_again = false;
         for _ in 0..=MAX_REBUILDS {
             let now = self.clock.now();
-            let day = now.date_naive();
-            let window_start = now - TimeDelta::milliseconds(WINDOW_MS);
-            let reply: Vec<i64> = scripts::USAGE
-                .key(keys.epoch())
-                .key(keys.concurrent())
-                .key(keys.window())
-                .key(keys.daily_calls(day))
-                .key(keys.daily_minutes(day))
-                .arg(now.timestamp_millis())
-                .arg(window_start.timestamp_millis())
-                .invoke_async(&mut self.redis.clone())
-                .await?;
+            let reply = match self.usage_reply(&keys, now).await {
+                // A read: after a Redis restart the first command finds the
+                // old connection dead (the manager reconnects behind it);
+                // asking once more, briefly, on the new one is safe.
+                Err(e) if (e.is_connection_dropped() || e.is_io_error()) && !asked_again => {
+                    asked_again = true;
+                    tracing::warn!(error = %e, "redis connection lost; asking once more");
+                    match tokio::time::timeout(Duration::from_secs(1), self.usage_reply(&keys, now))
+                        .await
+                    {
+                        Ok(r) => r?,
+                        Err(_) => return Err(CapsError::Redis(e)),
+                    }
+                }
+                r => r?,
+            };
             match reply.first() {
                 Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
                 Some(0) => {
@@ -242,12 +247,31 @@ impl Caps {
                         calls_last_minute: count(&reply, 2)?,
                         daily_calls: count(&reply, 3)?,
                         daily_minutes: count(&reply, 4)?,
-                        day,
+                        day: now.date_naive(),
                     })
                 }
                 _ => return Err(CapsError::Reply(format!("{reply:?}"))),
             }
         }
         Err(CapsError::Unstable)
+    }
+
+    async fn usage_reply(
+        &self,
+        keys: &TenantKeys,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, redis::RedisError> {
+        let day = now.date_naive();
+        let window_start = now - TimeDelta::milliseconds(WINDOW_MS);
+        scripts::USAGE
+            .key(keys.epoch())
+            .key(keys.concurrent())
+            .key(keys.window())
+            .key(keys.daily_calls(day))
+            .key(keys.daily_minutes(day))
+            .arg(now.timestamp_millis())
+            .arg(window_start.timestamp_millis())
+            .invoke_async(&mut self.redis.clone())
+            .await
     }
 }

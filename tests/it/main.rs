@@ -14,6 +14,7 @@ mod audit_verify;
 mod callproc;
 mod caps;
 mod command_state;
+mod faults;
 mod fuzz;
 mod gateway_jwks;
 mod gateway_races;

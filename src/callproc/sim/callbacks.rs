@@ -62,10 +62,13 @@ async fn wait(state: &SimState, hangup: &CancellationToken, d: Duration) -> Wait
 /// Runs the call to its end state.
 pub(super) async fn run(state: SimState, call: Call, hangup: CancellationToken) {
     let end = lifecycle(&state, &call, &hangup).await;
+    // The call is over when the line drops, before the carrier reports it:
+    // a caller's cap frees its slot only on the report, so a call ended
+    // here can never be counted live beside the one that takes its slot.
+    state.ended(&call.call_id);
     if let Some((status, duration_s)) = end {
         send(&state, &call, status, Some(duration_s)).await;
     }
-    state.ended(&call.call_id);
 }
 
 /// Sends the progress callbacks; returns the end state still to send.

@@ -7,7 +7,7 @@
 //! no-answer / failed, and records every dial so a test can prove each
 //! `call_id` was dialed exactly once. Routes:
 //! - `POST /telephony/originate`: the contract.
-//! - `GET /dials`: `{dials: [...], requests: n}`.
+//! - `GET /dials`: `{dials: [...], requests: n, live: n, peak_live: n}`.
 //! - `GET /config`, `PUT /config`: the behaviour (a `ConfigPatch`,
 //!   durations in ms).
 //! - `POST /calls/{call_id}/hangup`: end a live call now.
@@ -105,7 +105,11 @@ impl SimHandle {
 }
 
 async fn dials(State(state): State<SimState>) -> Json<Value> {
-    Json(json!({ "dials": state.dials(), "requests": state.requests() }))
+    let (live, peak_live) = state.live();
+    Json(json!({
+        "dials": state.dials(), "requests": state.requests(),
+        "live": live, "peak_live": peak_live,
+    }))
 }
 
 async fn get_config(State(state): State<SimState>) -> Json<Value> {
