@@ -519,6 +519,50 @@ pub fn apply(doc: &mut Value) {
             }
         }
     }
+    call_events(doc);
+}
+
+/// `POST /internal/v1/call-events`: what a Call Processor sends (SPEC §7),
+/// authenticated by its HMAC signature rather than a token.
+fn call_events(doc: &mut Value) {
+    use crate::callproc::SIGNATURE_HEADER;
+    doc["components"]["securitySchemes"]["callproc"] = json!({
+        "type": "apiKey", "in": "header", "name": SIGNATURE_HEADER,
+        "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\"> keyed with SWITCHBOARD_CALLBACK_SECRET; within 5 minutes of now"});
+    let statuses: Vec<&str> = events::CallStatus::CALLBACK
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let body = json!({"type": "object", "additionalProperties": false,
+        "required": ["call_id", "provider_call_id", "status", "timestamp"],
+        "properties": {
+            "call_id": uuid(),
+            "provider_call_id": text(128),
+            "status": {"enum": statuses},
+            "timestamp": {
+                "description": "when the Call Processor saw the change: RFC 3339 (any offset) or integer Unix seconds, both accepted, 1970 to 9999",
+                "oneOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_i64}]},
+            "duration_s": {"type": "integer", "minimum": 0, "maximum": 604_800},
+            "hangup_cause": text(64)}});
+    let mut responses = serde_json::Map::new();
+    responses.insert("200".into(), json!({"description": "`{applied}`: whether the callback changed the call (repeats and late ones do not)"}));
+    for status in [400, 401, 404, 409, 413, 415, 503] {
+        let reason = if status == 401 {
+            "missing, wrong or stale signature"
+        } else {
+            reason(status)
+        };
+        responses.insert(status.to_string(), json!({"description": reason,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
+    }
+    doc["paths"]["/internal/v1/call-events"] = json!({"post": {
+        "tags": ["call-processor"], "operationId": "recordCallEvent",
+        "summary": "A Call Processor's status callback",
+        "security": [{"callproc": []}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+        "responses": responses}});
 }
 
 fn parameters(o: &mut Value, op: &Op) {
@@ -564,6 +608,9 @@ mod tests {
         let doc = super::super::document();
         let mut ids = std::collections::BTreeSet::new();
         for (path, ops) in doc["paths"].as_object().unwrap() {
+            if path.starts_with("/internal/") {
+                continue;
+            }
             for (method, o) in ops.as_object().unwrap() {
                 assert!(
                     OPERATIONS
