@@ -38,6 +38,22 @@ impl Namespace {
         format!("{}.events.>", self.0)
     }
 
+    /// The subject filter of one event type on every call stream:
+    /// `<ns>.events.*.call.*.<type>`. Subjects themselves are made by
+    /// `events::Envelope::subject` (`<ns>.events.<tenant>.<stream type>.<stream id>.<type>`);
+    /// the test below holds the two together.
+    pub fn call_events(&self, event_type: &str) -> String {
+        format!("{}.events.*.call.*.{event_type}", self.0)
+    }
+
+    /// The stream id in an event's subject (see `call_events`).
+    pub fn stream_id_in(subject: &str) -> Option<uuid::Uuid> {
+        subject
+            .rsplit('.')
+            .nth(1)
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    }
+
     /// A Redis key under this namespace.
     pub fn redis_key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.0)
@@ -54,6 +70,25 @@ impl std::str::FromStr for Namespace {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Namespace::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn call_event_filters_match_the_subjects_events_get() {
+        let ns = Namespace::parse("sb").unwrap();
+        let (tenant, call) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let subject = format!("sb.events.{tenant}.call.{call}.CallEnded");
+        let filter = ns.call_events("CallEnded");
+        let matches = filter
+            .split('.')
+            .zip(subject.split('.'))
+            .all(|(f, s)| f == "*" || f == s);
+        assert!(matches && filter.split('.').count() == subject.split('.').count());
+        assert_eq!(Namespace::stream_id_in(&subject), Some(call));
     }
 }
 

@@ -147,7 +147,7 @@ pub async fn start(
                 settings.call_processor_timeout,
                 settings.call_processor_attempts,
             ),
-            callback_url: format!("{public_url}/internal/v1/call-events"),
+            callback_url: format!("{public_url}{}", crate::gateway::callbacks::PATH),
             worker_id: format!(
                 "{}-{}",
                 hostname(),

@@ -14,6 +14,7 @@
 
 pub mod canonical;
 pub mod catalogue;
+pub mod dimension;
 pub mod envelope;
 pub mod status;
 pub mod stream;
@@ -22,6 +23,7 @@ pub mod upcast;
 pub use catalogue::{
     call::*, call_limits::*, number::*, provider::*, tenant::*, DecodeError, Event,
 };
+pub use dimension::Dimension;
 pub use envelope::{Envelope, Hash32, NewEnvelope};
 pub use status::CallStatus;
 pub use stream::{call_limits_stream_id, StreamType};

@@ -167,7 +167,7 @@ impl Caps {
                 Some(2) => {
                     let dimension = reply
                         .get(1)
-                        .and_then(|c| Dimension::from_code(*c))
+                        .and_then(|c| types::dimension_from_code(*c))
                         .ok_or_else(|| CapsError::Reply(format!("{reply:?}")))?;
                     return Ok(Admission::Refused(Refusal {
                         dimension,

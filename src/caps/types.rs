@@ -5,46 +5,15 @@ use serde::Serialize;
 
 /// One of the four caps. The names (`as_str`) are the ones the API, the
 /// `OriginateRejected` event and the `cap-exceeded` problem carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dimension {
-    Concurrent,
-    CallsPerMinute,
-    DailyCalls,
-    DailyMinutes,
-}
+pub use events::Dimension;
 
-impl Dimension {
-    /// In the order they are checked; the first failing one is reported.
-    pub const ALL: [Dimension; 4] = [
-        Dimension::Concurrent,
-        Dimension::CallsPerMinute,
-        Dimension::DailyCalls,
-        Dimension::DailyMinutes,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Concurrent => "concurrent",
-            Dimension::CallsPerMinute => "calls_per_minute",
-            Dimension::DailyCalls => "daily_calls",
-            Dimension::DailyMinutes => "daily_minutes",
-        }
-    }
-
-    /// The 1-based code the reserve script reports a refusal with.
-    pub(crate) fn from_code(code: i64) -> Option<Dimension> {
-        usize::try_from(code)
-            .ok()
-            .and_then(|c| c.checked_sub(1))
-            .and_then(|i| Dimension::ALL.get(i).copied())
-    }
-}
-
-impl std::fmt::Display for Dimension {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The dimension the reserve script reports a refusal with (1-based, in
+/// `Dimension::ALL` order).
+pub(crate) fn dimension_from_code(code: i64) -> Option<Dimension> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|c| c.checked_sub(1))
+        .and_then(|i| Dimension::ALL.get(i).copied())
 }
 
 /// The answer to `Caps::reserve`.

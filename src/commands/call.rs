@@ -352,7 +352,7 @@ mod tests {
         let rejected = state(vec![
             requested(),
             Event::OriginateRejected(OriginateRejected {
-                dimension: "concurrent".into(),
+                dimension: events::Dimension::Concurrent,
                 limit: 1,
                 current: 1,
                 retry_after_s: 1,

@@ -25,19 +25,14 @@ pub fn kill_switch(limits: &CallLimits, live: bool) -> Option<DialOutcome> {
     if live {
         return None;
     }
-    let l = limits;
-    [
-        ("concurrent", l.concurrent_max),
-        ("calls_per_minute", l.calls_per_minute),
-        ("daily_calls", l.daily_calls_max),
-        ("daily_minutes", l.daily_minutes_max),
-    ]
-    .into_iter()
-    .find(|(_, v)| *v == 0)
-    .map(|(dimension, _)| DialOutcome::Failed {
-        error: format!("kill_switch: {dimension} is 0"),
-        retryable: true,
-    })
+    events::Dimension::ALL
+        .into_iter()
+        .map(|d| (d, limits.of(d)))
+        .find(|(_, v)| *v == 0)
+        .map(|(dimension, _)| DialOutcome::Failed {
+            error: format!("kill_switch: {dimension} is 0"),
+            retryable: true,
+        })
 }
 
 /// Whether an unanswered dial (`Unavailable`: the call may have been placed,

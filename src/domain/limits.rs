@@ -24,6 +24,17 @@ impl CallLimits {
         daily_minutes_max: 600,
     };
 
+    /// The limit of one dimension.
+    pub fn of(&self, dimension: events::Dimension) -> u32 {
+        use events::Dimension::*;
+        match dimension {
+            Concurrent => self.concurrent_max,
+            CallsPerMinute => self.calls_per_minute,
+            DailyCalls => self.daily_calls_max,
+            DailyMinutes => self.daily_minutes_max,
+        }
+    }
+
     pub const FIELDS: [&'static str; 4] = [
         "concurrent_max",
         "calls_per_minute",

@@ -6,6 +6,9 @@
 //! leaving an end state, and a conflicting concurrent callback is decided
 //! again on the call's fresh state.
 
+/// Where Call Processors post status callbacks, under a gateway's public URL.
+pub const PATH: &str = "/internal/v1/call-events";
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;

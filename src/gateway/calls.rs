@@ -223,7 +223,7 @@ fn respond(
             body.insert("status".into(), json!("rejected"));
             Err(ApiError::CapExceeded {
                 body,
-                headers: rate_limit_headers(&r.dimension, r.limit, r.current, r.retry_after_s),
+                headers: rate_limit_headers(r.dimension, r.limit, r.current, r.retry_after_s),
             })
         }
         Event::OriginateFailed(f) => {
@@ -250,14 +250,14 @@ fn pending(call_id: Uuid, session_id: Uuid) -> (String, Value) {
 }
 
 /// `Retry-After` and the IETF RateLimit fields for the refusing dimension.
-fn rate_limit_headers(dimension: &str, limit: u64, current: u64, retry_after_s: u64) -> HeaderMap {
+fn rate_limit_headers(
+    dimension: events::Dimension,
+    limit: u64,
+    current: u64,
+    retry_after_s: u64,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
-    let window = match dimension {
-        "calls_per_minute" => Some(60),
-        "daily_calls" | "daily_minutes" => Some(86_400),
-        _ => None,
-    };
-    let policy = match window {
+    let policy = match dimension.window_s() {
         Some(w) => format!("\"{dimension}\";q={limit};w={w}"),
         None => format!("\"{dimension}\";q={limit}"),
     };

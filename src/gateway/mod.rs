@@ -12,7 +12,7 @@
 //! - Every error leaves through `ApiError`, the one mapping to HTTP.
 
 mod audit;
-mod callbacks;
+pub mod callbacks;
 mod calls;
 pub mod error;
 mod etag;
@@ -117,10 +117,7 @@ pub fn router(gw: Gateway) -> Router {
             idempotency::layer,
         ))
         .layer(DefaultBodyLimit::max(json::BODY_LIMIT));
-    let internal = Router::new().route(
-        "/internal/v1/call-events",
-        axum::routing::post(callbacks::call_event),
-    );
+    let internal = Router::new().route(callbacks::PATH, axum::routing::post(callbacks::call_event));
     let metrics = gw.deps.metrics.clone();
     api.merge(internal)
         .with_state(gw)

@@ -118,7 +118,7 @@ impl Outcomes {
         loop {
             let mut subs = Vec::new();
             for t in OUTCOME_TYPES {
-                match nats.subscribe(format!("{ns}.events.*.call.*.{t}")).await {
+                match nats.subscribe(ns.call_events(t)).await {
                     Ok(s) => subs.push(s),
                     Err(e) => tracing::warn!(error = %e, "outcome subscription failed"),
                 }
@@ -133,12 +133,7 @@ impl Outcomes {
                 // `<ns>.events.<tenant>.call.<call_id>.<type>`: only the
                 // call id is read; the request takes the outcome from the
                 // store.
-                let call = msg
-                    .subject
-                    .rsplit('.')
-                    .nth(1)
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                if let Some(id) = call {
+                if let Some(id) = Namespace::stream_id_in(&msg.subject) {
                     self.hint(id);
                 }
             }

@@ -39,7 +39,7 @@ pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, Vec<P
             ORIGINATE_CONSUMER,
             pull::Config {
                 durable_name: Some(ORIGINATE_CONSUMER.into()),
-                filter_subject: format!("{ns}.events.*.call.*.OriginateRequested"),
+                filter_subject: ns.call_events("OriginateRequested"),
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: w.ack_wait,
                 ..Default::default()
@@ -55,7 +55,7 @@ pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, Vec<P
                     name,
                     pull::Config {
                         durable_name: Some(name.into()),
-                        filter_subject: format!("{ns}.events.*.call.*.{event_type}"),
+                        filter_subject: ns.call_events(event_type),
                         ack_policy: AckPolicy::Explicit,
                         ack_wait: Duration::from_secs(30),
                         ..Default::default()

@@ -244,7 +244,7 @@ impl Worker {
                 worker_id: self.worker_id.clone(),
             },
             CapsAdmission::Refused(r) => Admission::Refused(OriginateRejected {
-                dimension: r.dimension.as_str().to_owned(),
+                dimension: r.dimension,
                 limit: r.limit,
                 current: r.current,
                 retry_after_s: r.retry_after_s,

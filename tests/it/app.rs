@@ -250,7 +250,7 @@ impl TestApp {
                 self.settings.call_processor_timeout,
                 self.settings.call_processor_attempts,
             ),
-            callback_url: format!("{}/internal/v1/call-events", self.base),
+            callback_url: format!("{}{}", self.base, switchboard::gateway::callbacks::PATH),
             worker_id: format!("test-{}", &Uuid::new_v4().simple().to_string()[..6]),
             default_limits: self.settings.default_limits(),
             ack_wait: self.settings.worker_ack_wait,

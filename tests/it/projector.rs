@@ -295,7 +295,7 @@ async fn a_rebuild_equals_the_live_tables() {
             put(&env, tenant, StreamType::Call, call, 0, vec![requested]).await;
             let rest = if c == 0 {
                 vec![Event::OriginateRejected(OriginateRejected {
-                    dimension: "concurrent".into(),
+                    dimension: events::Dimension::Concurrent,
                     limit: 1,
                     current: 1,
                     retry_after_s: 1,

@@ -24,8 +24,9 @@ pub struct OriginateRequested {
 /// A cost cap refused the call; nothing was dialed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OriginateRejected {
-    /// `concurrent`, `calls_per_minute`, `daily_calls` or `daily_minutes`.
-    pub dimension: String,
+    /// Stored as its wire name: `concurrent`, `calls_per_minute`,
+    /// `daily_calls` or `daily_minutes`.
+    pub dimension: crate::Dimension,
     pub limit: u64,
     /// The counter's value when the call was refused.
     #[serde(default)]

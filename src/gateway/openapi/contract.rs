@@ -557,7 +557,7 @@ fn call_events(doc: &mut Value) {
         responses.insert(status.to_string(), json!({"description": reason,
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
     }
-    doc["paths"]["/internal/v1/call-events"] = json!({"post": {
+    doc["paths"][super::super::callbacks::PATH] = json!({"post": {
         "tags": ["call-processor"], "operationId": "recordCallEvent",
         "summary": "A Call Processor's status callback",
         "security": [{"callproc": []}],

@@ -15,7 +15,11 @@ async fn post_callback(
     let bytes = serde_json::to_vec(body).unwrap();
     let mut req = app
         .client
-        .post(format!("{}/internal/v1/call-events", app.base))
+        .post(format!(
+            "{}{}",
+            app.base,
+            switchboard::gateway::callbacks::PATH
+        ))
         .header("content-type", "application/json")
         .body(bytes);
     if let Some(s) = signature {
