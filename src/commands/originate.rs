@@ -2,13 +2,13 @@
 
 use async_trait::async_trait;
 use events::{Event, OriginateRequested, StreamType};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::call::CallState;
 use super::state::NumberState;
 use super::Rejection;
-use crate::domain::E164;
+use crate::domain::{FieldError, Fields, E164};
 use crate::store::{Guard, Loaded, StoreError};
 use crate::write::{Command, Decision, Reader};
 
@@ -28,6 +28,49 @@ pub struct Originate {
     pub metadata: Value,
     /// Minted by the caller (UUIDv7), so the decision stays pure.
     pub session_id: Uuid,
+}
+
+/// What a client asks for (`POST /calls/originate`), checked field by
+/// field: every bad field named at once.
+#[derive(Debug, Clone)]
+pub struct OriginateInput {
+    pub from_number: E164,
+    pub to_number: E164,
+    pub agent_id: Option<Uuid>,
+    /// A JSON object (without NUL characters) or null.
+    pub metadata: Value,
+}
+
+impl OriginateInput {
+    pub fn parse(body: &Map<String, Value>) -> Result<OriginateInput, Vec<FieldError>> {
+        let mut f = Fields::new(body);
+        f.deny_unknown(&["from_number", "to_number", "agent_id", "metadata"]);
+        let from = f.e164("from_number");
+        let to = f.e164("to_number");
+        let agent_id = f.opt_nullable_uuid("agent_id").flatten();
+        let metadata = match f.raw("metadata") {
+            None | Some(Value::Null) => Value::Null,
+            Some(v @ Value::Object(_)) if crate::domain::fields::has_nul(v) => {
+                f.error("metadata", "must not contain NUL characters");
+                Value::Null
+            }
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            Some(_) => {
+                f.error("metadata", "must be an object");
+                Value::Null
+            }
+        };
+        f.finish()?;
+        match (from, to) {
+            (Some(from_number), Some(to_number)) => Ok(OriginateInput {
+                from_number,
+                to_number,
+                agent_id,
+                metadata,
+            }),
+            _ => Err(vec![FieldError::new("body", "is incomplete")]),
+        }
+    }
 }
 
 /// Why an originate is refused before anything is appended.
@@ -119,6 +162,40 @@ mod tests {
     use events::NumberDirectionsChanged;
 
     use crate::commands::state::number_attached as attached;
+
+    fn parse(body: serde_json::Value) -> Result<OriginateInput, Vec<String>> {
+        OriginateInput::parse(body.as_object().unwrap())
+            .map_err(|e| e.into_iter().map(|f| f.field).collect())
+    }
+
+    fn bad_fields(body: serde_json::Value) -> Vec<String> {
+        parse(body).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_request_is_parsed_field_by_field_and_every_bad_field_is_named() {
+        let ok = parse(
+            serde_json::json!({"from_number": "+12025550123", "to_number": "+14155550100",
+                                          "metadata": {"crm": 7}}),
+        )
+        .unwrap();
+        assert_eq!(ok.to_number.as_str(), "+14155550100");
+        assert_eq!(ok.metadata["crm"], 7);
+        assert_eq!(
+            bad_fields(
+                serde_json::json!({"from_number": "12", "to_number": 5, "agent_id": "x",
+                                          "metadata": [], "extra": 1})
+            ),
+            ["extra", "from_number", "to_number", "agent_id", "metadata"]
+        );
+        assert_eq!(
+            bad_fields(
+                serde_json::json!({"from_number": "+12025550123", "to_number": "+14155550100",
+                                          "metadata": {"k": "a\u{0}b"}})
+            ),
+            ["metadata"]
+        );
+    }
 
     fn cmd(t: Uuid, agent: Option<Uuid>) -> Originate {
         Originate {

@@ -150,6 +150,18 @@ impl<'a> Fields<'a> {
         self.opt_nullable_uuid(key).flatten()
     }
 
+    /// A required E.164 number.
+    pub fn e164(&mut self, key: &str) -> Option<super::E164> {
+        let s = self.string(key, 32)?;
+        match super::E164::parse(&s) {
+            Ok(n) => Some(n),
+            Err(m) => {
+                self.error(key, m);
+                None
+            }
+        }
+    }
+
     /// A required point in time, as Call Processors and carriers send it:
     /// an RFC 3339 string (`2026-12-03T06:00:00.250Z`, any offset) or integer
     /// Unix seconds (a JSON integer, or a string of digits), from 1970 to 9999.

@@ -14,20 +14,9 @@ use super::json::JsonObject;
 use super::list::ListQuery;
 use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
-use crate::commands::originate::Originate;
-use crate::domain::{Fields, E164};
+use crate::commands::originate::{Originate, OriginateInput};
+use crate::domain::E164;
 use crate::store;
-
-fn e164_field(f: &mut Fields<'_>, key: &str) -> Option<E164> {
-    let s = f.string(key, 32)?;
-    match E164::parse(&s) {
-        Ok(n) => Some(n),
-        Err(m) => {
-            f.error(key, m);
-            None
-        }
-    }
-}
 
 #[utoipa::path(post, path = "/api/v1/calls/originate", tag = "calls",
     responses((status = 200, description = "dispatched: {call_id, session_id, provider_call_id, status}"),
@@ -41,78 +30,73 @@ pub async fn originate(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     p.require(Scope::CallsWrite)?;
-    let mut f = Fields::new(&body);
-    f.deny_unknown(&["from_number", "to_number", "agent_id", "metadata"]);
-    let from = e164_field(&mut f, "from_number");
-    let to = e164_field(&mut f, "to_number");
-    let agent_id = f.opt_nullable_uuid("agent_id").flatten();
-    let metadata = match f.raw("metadata") {
-        None | Some(Value::Null) => Value::Null,
-        Some(v @ Value::Object(_)) if crate::domain::fields::has_nul(v) => {
-            f.error("metadata", "must not contain NUL characters");
-            Value::Null
-        }
-        Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(_) => {
-            f.error("metadata", "must be an object");
-            Value::Null
-        }
-    };
-    f.finish().map_err(ApiError::Validation)?;
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(ApiError::field("body", "is incomplete"));
-    };
+    let input = OriginateInput::parse(&body).map_err(ApiError::Validation)?;
     let (call_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
     // Committed with the call: a retry after a crash gets "pending".
     let settle = claimed.map(|axum::Extension(k)| {
         let (location, body) = pending(call_id, session_id);
         super::idempotency::provisional(&k, StatusCode::ACCEPTED, &location, &body)
     });
-    let mut cmd = Originate {
+    let cmd = Originate {
         call_id,
-        number_id: caller_id(&gw, p.tenant_id, &from, true).await?,
+        number_id: caller_id(&gw, p.tenant_id, &input.from_number, true).await?,
         settle,
         tenant_id: p.tenant_id,
-        from_number: from,
-        to_number: to,
-        agent_id,
-        metadata,
+        from_number: input.from_number,
+        to_number: input.to_number,
+        agent_id: input.agent_id,
+        metadata: input.metadata,
         session_id,
     };
     // Registered before the append, so the outcome cannot slip past.
     let expected = gw.outcomes.expect(call_id);
-    let ran = match gw.run(&p, &cmd, &[]).await {
-        // The caller id was remembered: it may have been released and
-        // attached again since, under another number id.
+    run_originate(&gw, &p, cmd).await?;
+    // From here on the call exists: whatever this answers (even a 5xx) is
+    // the answer an Idempotency-Key replays, never a second call.
+    let mut resp = answer(&gw, call_id, session_id, expected)
+        .await
+        .into_response();
+    resp.extensions_mut().insert(super::idempotency::Committed);
+    Ok(resp)
+}
+
+/// Appends the request. A remembered caller id may have been released and
+/// attached again since, under another number id: refused on it, the
+/// number is resolved again and the command runs once more.
+async fn run_originate(gw: &Gateway, p: &Principal, mut cmd: Originate) -> Result<(), ApiError> {
+    match gw.run(p, &cmd, &[]).await {
         Err(ApiError::CallerIdNotAllowed) if cmd.number_id.is_some() => {
-            let fresh = caller_id(&gw, p.tenant_id, &cmd.from_number, false).await?;
+            let fresh = caller_id(gw, p.tenant_id, &cmd.from_number, false).await?;
             if fresh == cmd.number_id {
                 return Err(ApiError::CallerIdNotAllowed);
             }
             cmd.number_id = fresh;
-            gw.run(&p, &cmd, &[]).await?
+            gw.run(p, &cmd, &[]).await.map(drop)
         }
-        r => r?,
-    };
-    drop(ran);
-    // From here on the call exists: whatever this answers (even a 5xx) is
-    // the answer an Idempotency-Key replays, never a second call.
-    let answer = match wait_for_outcome(&gw, call_id, expected).await {
+        r => r.map(drop),
+    }
+}
+
+/// The answer to an originate whose call exists: its outcome, or "pending".
+/// Trouble reading the outcome is not the call's outcome, so it answers
+/// pending too (follow Location), never an error that invites a retry.
+async fn answer(
+    gw: &Gateway,
+    call_id: Uuid,
+    session_id: Uuid,
+    expected: super::outcomes::Expected<'_>,
+) -> Result<Response, ApiError> {
+    let answer = match wait_for_outcome(gw, call_id, expected).await {
         Ok(outcome) => respond(call_id, session_id, outcome),
         Err(e) => Err(e),
     };
-    // Trouble reading the outcome is not the call's outcome: the call
-    // exists, so the honest answer is "pending, follow Location".
-    let answer = match answer {
+    match answer {
         Err(e) if e.status().is_server_error() && !matches!(e, ApiError::BadGateway { .. }) => {
             tracing::warn!(%call_id, error = %e, "outcome unreadable; answering pending");
             respond(call_id, session_id, None)
         }
         other => other,
-    };
-    let mut resp = answer.into_response();
-    resp.extensions_mut().insert(super::idempotency::Committed);
-    Ok(resp)
+    }
 }
 
 /// The number `e164` is for `tenant` (remembered when `cached` allows).

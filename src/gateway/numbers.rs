@@ -16,7 +16,7 @@ use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
 use crate::commands::state::NumberState;
 use crate::commands::{attach_number, release_number, update_number};
-use crate::domain::{Fields, E164};
+use crate::domain::Fields;
 use crate::write::with_written;
 
 const PROJECTION: &[&str] = &["numbers"];
@@ -87,13 +87,7 @@ pub async fn create(
         "inbound_enabled",
         "outbound_enabled",
     ]);
-    let e164 = f.string("e164", 32).and_then(|s| match E164::parse(&s) {
-        Ok(n) => Some(n),
-        Err(m) => {
-            f.error("e164", m);
-            None
-        }
-    });
+    let e164 = f.e164("e164");
     let kind = f.string("provider", 32).and_then(|s| {
         let k = ProviderKind::parse(&s);
         if k.is_none() {

@@ -23,6 +23,30 @@ pub enum Handled {
     Crashed,
 }
 
+/// What one handling of a message remembers between its steps.
+struct Handling<'a> {
+    cause: &'a Envelope,
+    final_attempt: bool,
+    call: Loaded<CallState>,
+    /// Set once this handling reserved a slot for the call.
+    reserved: bool,
+    /// A dispatch this handling got, kept across a version conflict (a
+    /// callback may land before the outcome is appended): appended again at
+    /// the new version, never thrown away for a second dial.
+    dispatched_already: Option<DialOutcome>,
+    /// The caps this handling admitted the call by, read from the store a
+    /// moment ago: the dial right after needs not read them again. A
+    /// handling that starts at the claim (a redelivery) reads them fresh.
+    judged_by: Option<CallLimits>,
+}
+
+/// What a step of a handling came to.
+enum Step {
+    /// Look at the call again (it moved on, or this step moved it).
+    Again,
+    Done(Handled),
+}
+
 /// A stream's state as stored now: the cached fold brought up to date with
 /// one query for what is newer (never a fold of the whole history).
 pub(super) async fn fold_stream<S>(
@@ -118,108 +142,125 @@ impl Worker {
 
     /// Moves the call as far as it can go. An unanswered dial is retried
     /// later (an `Err`, so the message is NAKed) until `give_up` has passed
-    /// since the claim, unless `final_attempt`.
+    /// since the claim, unless `final_attempt`. Each phase is one step;
+    /// a step that lost a version race says `Again` and the next step sees
+    /// the call as it is now.
     pub async fn handle_delivery(
         &self,
         cause: &Envelope,
         final_attempt: bool,
     ) -> anyhow::Result<Handled> {
-        // Set once this handling reserved a slot for the call.
-        let mut reserved = false;
-        // A dispatch this handling got, kept across a version conflict (a
-        // callback may land before the outcome is appended): appended again
-        // at the new version, never thrown away for a second dial.
-        let mut dispatched_already: Option<DialOutcome> = None;
-        // The caps this handling admitted the call by, read from the store a
-        // moment ago: the dial right after needs not read them again. A
-        // handling that starts at the claim (a redelivery) reads them fresh.
-        let mut judged_by: Option<CallLimits> = None;
-        let mut call = self.initial_state(cause).await?;
+        let call = self.initial_state(cause).await?;
+        let mut h = Handling {
+            cause,
+            final_attempt,
+            call,
+            reserved: false,
+            dispatched_already: None,
+            judged_by: None,
+        };
         for _ in 0..8 {
-            let state = call.state.clone();
-            match state.phase {
-                Phase::Requested => {
-                    let (admission, limits) = self.admit(state.tenant_id, cause.stream_id).await?;
-                    judged_by = Some(limits);
-                    let refused = matches!(admission, Admission::Refused(_));
-                    reserved |= !refused;
-                    if !self
-                        .append_call(cause, &mut call, call::admit(&state, admission))
-                        .await?
-                    {
-                        continue;
-                    }
-                    if refused {
-                        self.count("rejected");
-                        return Ok(Handled::Rejected);
-                    }
-                    if self.crash == Some(CrashPoint::AfterClaim) {
-                        return Ok(Handled::Crashed);
-                    }
-                }
-                Phase::Claimed => {
-                    let live = dial::is_live(&state);
-                    let outcome = match dispatched_already.take() {
-                        Some(d) => d,
-                        None => self.dial(&state, cause, live, judged_by.take()).await?,
-                    };
-                    if self.crash == Some(CrashPoint::AfterDial) {
-                        return Ok(Handled::Crashed);
-                    }
-                    if matches!(outcome, DialOutcome::Dispatched { .. }) {
-                        dispatched_already = Some(outcome.clone());
-                    }
-                    // An unanswered dial may have placed the call: try again
-                    // later with the same key (the rule: `dial::retry_later`).
-                    let now = chrono::Utc::now();
-                    if dial::retry_later(&state, &outcome, now, self.give_up, final_attempt) {
-                        anyhow::bail!(
-                            "call {}: the call processor is unavailable",
-                            cause.stream_id
-                        );
-                    }
-                    let dispatched = matches!(outcome, DialOutcome::Dispatched { .. });
-                    if !self
-                        .append_call(cause, &mut call, call::record_dial(&state, outcome))
-                        .await?
-                    {
-                        continue;
-                    }
-                    if self.crash == Some(CrashPoint::BeforeAck) {
-                        return Ok(Handled::Crashed);
-                    }
-                    self.count(if dispatched { "dispatched" } else { "failed" });
-                    return Ok(if dispatched {
-                        Handled::Dispatched
-                    } else {
-                        Handled::Failed
-                    });
-                }
-                Phase::None if call.fresh => {
-                    anyhow::bail!("call {} has no OriginateRequested yet", cause.stream_id)
-                }
-                Phase::None => {
-                    call = self
-                        .deps
-                        .store
-                        .load_fresh(cause.stream_id, CallState::apply)
-                        .await?;
-                }
-                Phase::Rejected | Phase::Failed if reserved => {
-                    // Another handler recorded the end first; the slot this
-                    // one reserved must not be held until its lease lapses.
-                    let now = self.deps.clock.now();
-                    self.caps
-                        .release(state.tenant_id, cause.stream_id, now, 0)
-                        .await?;
-                    return Ok(Handled::AlreadyDone);
-                }
-                Phase::Rejected | Phase::Dispatched | Phase::Failed => {
-                    return Ok(Handled::AlreadyDone)
-                }
+            let step = match h.call.state.phase {
+                Phase::Requested => self.on_requested(&mut h).await?,
+                Phase::Claimed => self.on_claimed(&mut h).await?,
+                Phase::None => self.on_unknown(&mut h).await?,
+                Phase::Rejected | Phase::Dispatched | Phase::Failed => self.on_ended(&h).await?,
+            };
+            if let Step::Done(handled) = step {
+                return Ok(handled);
             }
         }
         anyhow::bail!("call {} kept changing under this worker", cause.stream_id)
+    }
+
+    /// Admission: reserve in all four caps, then claim or refuse.
+    async fn on_requested(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
+        let state = h.call.state.clone();
+        let (admission, limits) = self.admit(state.tenant_id, h.cause.stream_id).await?;
+        h.judged_by = Some(limits);
+        let refused = matches!(admission, Admission::Refused(_));
+        h.reserved |= !refused;
+        if !self
+            .append_call(h.cause, &mut h.call, call::admit(&state, admission))
+            .await?
+        {
+            return Ok(Step::Again);
+        }
+        if refused {
+            self.count("rejected");
+            return Ok(Step::Done(Handled::Rejected));
+        }
+        if self.crash == Some(CrashPoint::AfterClaim) {
+            return Ok(Step::Done(Handled::Crashed));
+        }
+        Ok(Step::Again)
+    }
+
+    /// The dial, and its outcome recorded (or retried later, per
+    /// `dial::retry_later`: an unanswered dial may have placed the call).
+    async fn on_claimed(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
+        let state = h.call.state.clone();
+        let live = dial::is_live(&state);
+        let outcome = match h.dispatched_already.take() {
+            Some(d) => d,
+            None => self.dial(&state, h.cause, live, h.judged_by.take()).await?,
+        };
+        if self.crash == Some(CrashPoint::AfterDial) {
+            return Ok(Step::Done(Handled::Crashed));
+        }
+        let dispatched = matches!(outcome, DialOutcome::Dispatched { .. });
+        if dispatched {
+            h.dispatched_already = Some(outcome.clone());
+        }
+        let now = chrono::Utc::now();
+        if dial::retry_later(&state, &outcome, now, self.give_up, h.final_attempt) {
+            anyhow::bail!(
+                "call {}: the call processor is unavailable",
+                h.cause.stream_id
+            );
+        }
+        if !self
+            .append_call(h.cause, &mut h.call, call::record_dial(&state, outcome))
+            .await?
+        {
+            return Ok(Step::Again);
+        }
+        if self.crash == Some(CrashPoint::BeforeAck) {
+            return Ok(Step::Done(Handled::Crashed));
+        }
+        self.count(if dispatched { "dispatched" } else { "failed" });
+        Ok(Step::Done(if dispatched {
+            Handled::Dispatched
+        } else {
+            Handled::Failed
+        }))
+    }
+
+    /// A call the store does not hold (yet): read it fresh once, then give
+    /// the message back for later.
+    async fn on_unknown(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
+        if h.call.fresh {
+            anyhow::bail!("call {} has no OriginateRequested yet", h.cause.stream_id)
+        }
+        h.call = self
+            .deps
+            .store
+            .load_fresh(h.cause.stream_id, CallState::apply)
+            .await?;
+        Ok(Step::Again)
+    }
+
+    /// The call has its outcome. If another handler recorded an end first,
+    /// the slot this one reserved is freed now, not when its lease lapses.
+    async fn on_ended(&self, h: &Handling<'_>) -> anyhow::Result<Step> {
+        let phase = h.call.state.phase;
+        if h.reserved && matches!(phase, Phase::Rejected | Phase::Failed) {
+            let now = self.deps.clock.now();
+            self.caps
+                .release(h.call.state.tenant_id, h.cause.stream_id, now, 0)
+                .await?;
+        }
+        Ok(Step::Done(Handled::AlreadyDone))
     }
 
     fn count(&self, outcome: &str) {
