@@ -145,12 +145,20 @@ impl Worker {
     /// since the claim, unless `final_attempt`. Each phase is one step;
     /// a step that lost a version race says `Again` and the next step sees
     /// the call as it is now.
+    #[tracing::instrument(
+        name = "originate",
+        skip_all,
+        fields(call_id = %cause.stream_id, tenant_id = tracing::field::Empty,
+               correlation_id = %cause.correlation_id, worker = %self.worker_id)
+    )]
     pub async fn handle_delivery(
         &self,
         cause: &Envelope,
         final_attempt: bool,
     ) -> anyhow::Result<Handled> {
         let call = self.initial_state(cause).await?;
+        // The stored tenant, never the message's.
+        tracing::Span::current().record("tenant_id", tracing::field::display(call.state.tenant_id));
         let mut h = Handling {
             cause,
             final_attempt,

@@ -181,6 +181,12 @@ impl<'a> Reader<'a> {
 }
 
 /// Runs `cmd` as `meta`, retrying from fresh state on conflicts.
+#[tracing::instrument(
+    name = "command",
+    skip_all,
+    fields(command = std::any::type_name::<C>().rsplit("::").next().unwrap_or("?"),
+           tenant_id = %meta.tenant_id, command_id = %meta.command_id)
+)]
 pub async fn run<C: Command>(
     store: &Store,
     meta: &CommandMeta,
