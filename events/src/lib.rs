@@ -14,6 +14,7 @@
 
 pub mod canonical;
 pub mod catalogue;
+mod decode_error;
 pub mod dimension;
 pub mod envelope;
 pub mod status;

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::catalogue::DecodeError;
+use crate::decode_error::DecodeError;
 
 /// The types of the catalogue and the schema version this code writes.
 const CURRENT: &[(&str, u32)] = &[

@@ -18,28 +18,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use events::ProviderKind;
 use rand::Rng;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::wire::encode;
+pub use super::wire::OriginateRequest;
 use crate::secrets::redact::redact;
-use crate::secrets::PlainCredentials;
-
-/// One dial. Borrows the credentials for as long as the call takes; `Debug`
-/// is safe because `PlainCredentials` redacts its values.
-#[derive(Debug)]
-pub struct OriginateRequest<'a> {
-    pub call_id: Uuid,
-    pub session_id: Uuid,
-    pub provider: ProviderKind,
-    pub credentials: &'a PlainCredentials,
-    pub from_number: &'a str,
-    pub to_number: &'a str,
-    pub agent_id: Uuid,
-    pub status_callback_url: &'a str,
-}
 
 /// The Call Processor placed (or had already placed) the call.
 #[derive(Debug, Clone, PartialEq, Eq)]

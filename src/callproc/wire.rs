@@ -6,8 +6,24 @@ use bytes::Bytes;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use zeroize::Zeroizing;
 
-use super::client::OriginateRequest;
+use events::ProviderKind;
+use uuid::Uuid;
+
 use crate::secrets::PlainCredentials;
+
+/// One dial. Borrows the credentials for as long as the call takes; `Debug`
+/// is safe because `PlainCredentials` redacts its values.
+#[derive(Debug)]
+pub struct OriginateRequest<'a> {
+    pub call_id: Uuid,
+    pub session_id: Uuid,
+    pub provider: ProviderKind,
+    pub credentials: &'a PlainCredentials,
+    pub from_number: &'a str,
+    pub to_number: &'a str,
+    pub agent_id: Uuid,
+    pub status_callback_url: &'a str,
+}
 
 /// The request body, in a zeroizing buffer sized so it never reallocates
 /// (which would leave an unwiped copy): JSON escapes a byte as at most 6.

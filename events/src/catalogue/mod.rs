@@ -48,20 +48,7 @@ pub enum Event {
     MasterKeyAdded(MasterKeyAdded),
 }
 
-/// Why stored data could not be read as an `Event`.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("unknown event type {0:?}")]
-    UnknownType(String),
-    #[error("{event_type} has no upcaster from schema version {version}")]
-    UnknownVersion { event_type: String, version: u32 },
-    #[error("{event_type} v{version} payload does not match its schema: {source}")]
-    Payload {
-        event_type: String,
-        version: u32,
-        source: serde_json::Error,
-    },
-}
+pub use crate::decode_error::DecodeError;
 
 impl Event {
     /// The wire name, e.g. `ProviderCreated`.
