@@ -2,15 +2,19 @@
 //! processes against small caps. Judged by the simulator's own record (the
 //! most calls live at once) and by the store (admission times, totals).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{assert_one_outcome_per_call, scale, Cluster, Shape};
+use super::{assert_one_outcome_per_call, originate_many, scale, Cluster, Shape};
+
+const FROM: [&str; 4] = [
+    "+12025550101",
+    "+12025550102",
+    "+12025550103",
+    "+12025550104",
+];
 
 const CONCURRENT_MAX: u64 = 8;
 const CALLS_PER_MINUTE: u64 = 40;
@@ -23,12 +27,7 @@ async fn faults_caps_hold_across_gateways_and_worker_processes() {
         json!({"ring_delay_ms": 5, "answer_delay_ms": 5, "call_hold_ms": 150, "call_duration_s": 61}),
     )
     .await;
-    let from = [
-        "+12025550101",
-        "+12025550102",
-        "+12025550103",
-        "+12025550104",
-    ];
+    let from = FROM;
     let (tenant, t) = c
         .tenant(
             &from,
@@ -36,64 +35,19 @@ async fn faults_caps_hold_across_gateways_and_worker_processes() {
                               "daily_calls_max": 100_000, "daily_minutes_max": 1_000_000}),
         )
         .await;
-    let c = Arc::new(c);
-    let next = Arc::new(AtomicUsize::new(0));
-    let counts = Arc::new([(); 4].map(|_| AtomicUsize::new(0)));
-    let others = Arc::new(tokio::sync::Mutex::new(
-        Vec::<(u16, serde_json::Value)>::new(),
-    ));
-    let mut tasks = Vec::new();
-    for w in 0..32 {
-        let (c, t, next, counts, others) = (
-            c.clone(),
-            t.clone(),
-            next.clone(),
-            counts.clone(),
-            others.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return;
-                }
-                let gw = &c.gateway_urls[(i + w) % c.gateway_urls.len()];
-                let body =
-                    json!({"from_number": from[i % from.len()], "to_number": "+14155550100"});
-                let (s, answer) = c.post(gw, "/api/v1/calls/originate", &t, body).await;
-                let k = match s {
-                    StatusCode::OK => 0,
-                    StatusCode::TOO_MANY_REQUESTS => 1,
-                    StatusCode::ACCEPTED => 2,
-                    _ => {
-                        others.lock().await.push((s.as_u16(), answer));
-                        3
-                    }
-                };
-                counts[k].fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let [ok, refused, pending, other] = counts
-        .as_ref()
-        .each_ref()
-        .map(|a| a.load(Ordering::Relaxed));
+    let (answers, others) = originate_many(
+        c.http.clone(),
+        c.gateway_urls.clone(),
+        t.clone(),
+        &FROM,
+        total,
+        32,
+    )
+    .await;
+    let n = |s: u16| answers.get(&s).copied().unwrap_or(0);
+    let (ok, refused, pending, other) = (n(200), n(429), n(202), others.len());
     // Every call settles: nothing live in the simulator, nothing left open.
-    let settled = c
-        .until(Duration::from_secs(60), || async {
-            let r = c.sim_record().await;
-            let open: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM calls WHERE status NOT IN ('completed','busy','no_answer','failed','canceled','rejected')",
-            )
-            .fetch_one(&c.pool)
-            .await
-            .unwrap_or(1);
-            r["live"] == 0 && open == 0
-        })
-        .await;
+    let settled = c.until(Duration::from_secs(60), || c.settled()).await;
     let record = c.sim_record().await;
     let peak = record["peak_live"].as_u64().unwrap();
     let dialed = record["dials"].as_array().unwrap().len();
@@ -104,12 +58,7 @@ async fn faults_caps_hold_across_gateways_and_worker_processes() {
         c.elapsed().as_secs_f64()
     );
     assert!(settled, "calls still open: {:?}", c.statuses().await);
-    assert_eq!(
-        other,
-        0,
-        "only 200, 202 and 429 answers: {:?}",
-        others.lock().await
-    );
+    assert_eq!(other, 0, "only 200, 202 and 429 answers: {others:?}");
     assert!(peak <= CONCURRENT_MAX, "{peak} calls live at once");
     assert!(dialed > 0);
     assert_one_outcome_per_call(&c, &record).await;
@@ -151,5 +100,5 @@ async fn faults_caps_hold_across_gateways_and_worker_processes() {
     assert_eq!(usage["daily_calls"].as_u64(), Some(claims.len() as u64));
     assert_eq!(usage["daily_minutes"].as_i64(), Some(minutes));
     assert_eq!(usage["concurrent"], 0);
-    Arc::try_unwrap(c).ok().unwrap().stop().await;
+    c.stop().await;
 }

@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{assert_one_outcome_per_call, scale, Cluster, Shape};
+use super::{assert_one_outcome_per_call, originate_many, scale, Cluster, Shape, FINAL};
 
-const FINAL: &str = "('completed','busy','no_answer','failed','canceled','rejected')";
+const FROM: [&str; 2] = ["+12025550111", "+12025550112"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_killed_workers_and_a_flaky_call_processor_never_dial_twice() {
@@ -31,7 +31,7 @@ async fn faults_killed_workers_and_a_flaky_call_processor_never_dial_twice() {
                "fail_rate": 0.2, "timeout_rate": 0.2, "timeout_delay_ms": 1500}),
     )
     .await;
-    let from = ["+12025550111", "+12025550112"];
+    let from = FROM;
     let (_, t) = c
         .tenant(
             &from,
@@ -66,60 +66,14 @@ async fn faults_killed_workers_and_a_flaky_call_processor_never_dial_twice() {
             }
         })
     };
-    let next = Arc::new(AtomicUsize::new(0));
-    let answers = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (gw, http, t, next, answers) = (
-            gw.clone(),
-            http.clone(),
-            t.clone(),
-            next.clone(),
-            answers.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return;
-                }
-                let body =
-                    json!({"from_number": from[i % from.len()], "to_number": "+14155550100"});
-                let s = match http
-                    .post(format!("{gw}/api/v1/calls/originate"))
-                    .bearer_auth(&t)
-                    .json(&body)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 599,
-                };
-                *answers.lock().await.entry(s).or_default() += 1;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    let (answers, _) = originate_many(http, vec![gw], t.clone(), &FROM, total, 16).await;
     stop.store(true, Ordering::Relaxed);
     killer.await.unwrap();
     let c = Arc::try_unwrap(c).ok().unwrap().into_inner();
-    let answers = answers.lock().await.clone();
 
     // Everything settles once the killing stops: JetStream redelivers what
     // the dead workers held, the give-up rule ends unanswered dials.
-    let settled = c
-        .until(Duration::from_secs(90), || async {
-            let open: i64 = sqlx::query_scalar(&format!(
-                "SELECT count(*) FROM calls WHERE status NOT IN {FINAL}"
-            ))
-            .fetch_one(&c.pool)
-            .await
-            .unwrap_or(1);
-            open == 0 && c.sim_record().await["live"] == 0
-        })
-        .await;
+    let settled = c.until(Duration::from_secs(90), || c.settled()).await;
     let record = c.sim_record().await;
     let calls = assert_one_outcome_per_call(&c, &record).await;
     let statuses = c.statuses().await;

@@ -25,7 +25,7 @@ use switchboard::namespace::Namespace;
 use uuid::Uuid;
 
 use crate::app::{CALLBACK_SECRET, JWT_SECRET};
-use crate::support::{NatsProcess, RedisProcess};
+use crate::support::{free_port, NatsProcess, RedisProcess};
 
 /// Whether this run is the full form.
 pub fn full() -> bool {
@@ -39,14 +39,6 @@ pub fn scale(short: usize, full_: usize) -> usize {
     } else {
         short
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A PostgreSQL server of the suite's own, so it can be restarted without
@@ -386,36 +378,32 @@ impl Cluster {
         token: &str,
         body: Value,
     ) -> (StatusCode, Value) {
-        match self
-            .http
-            .post(format!("{base}{path}"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) => {
-                let s = r.status();
-                (s, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (StatusCode::from_u16(599).unwrap(), json!(e.to_string())),
-        }
+        answer(
+            self.http
+                .post(format!("{base}{path}"))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn get(&self, base: &str, path: &str, token: &str) -> (StatusCode, Value) {
-        match self
-            .http
-            .get(format!("{base}{path}"))
-            .bearer_auth(token)
-            .send()
-            .await
-        {
-            Ok(r) => {
-                let s = r.status();
-                (s, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (StatusCode::from_u16(599).unwrap(), json!(e.to_string())),
-        }
+        answer(self.http.get(format!("{base}{path}")).bearer_auth(token)).await
+    }
+
+    /// Calls not yet in a final state (1 when the store cannot be read).
+    pub async fn open_calls(&self) -> i64 {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM calls WHERE status NOT IN {FINAL}"
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(1)
+    }
+
+    /// Every call final and none live in the simulator.
+    pub async fn settled(&self) -> bool {
+        self.open_calls().await == 0 && self.sim_record().await["live"] == 0
     }
 
     /// The simulator's own record: `{dials, requests, live, peak_live}`.
@@ -487,6 +475,67 @@ impl Cluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A call's end states, as SQL.
+pub const FINAL: &str = "('completed','busy','no_answer','failed','canceled','rejected')";
+
+/// The status and JSON body of a request's answer; 599 when none came.
+async fn answer(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    match req.send().await {
+        Ok(r) => {
+            let s = r.status();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (StatusCode::from_u16(599).unwrap(), json!(e.to_string())),
+    }
+}
+
+/// `total` originations from `clients` concurrent clients, spread over
+/// `gateways`: how many got each status, and the answers other than 200,
+/// 202 and 429.
+pub async fn originate_many(
+    http: reqwest::Client,
+    gateways: Vec<String>,
+    token: String,
+    from: &'static [&'static str],
+    total: usize,
+    clients: usize,
+) -> (std::collections::BTreeMap<u16, usize>, Vec<(u16, Value)>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (http, gateways, token, next) =
+            (http.clone(), gateways.clone(), token.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return seen;
+                }
+                let gw = &gateways[(i + w) % gateways.len()];
+                let body =
+                    json!({"from_number": from[i % from.len()], "to_number": "+14155550100"});
+                let req = http
+                    .post(format!("{gw}/api/v1/calls/originate"))
+                    .bearer_auth(&token)
+                    .json(&body);
+                seen.push(answer(req).await);
+            }
+        }));
+    }
+    let (mut counts, mut others) = (std::collections::BTreeMap::new(), Vec::new());
+    for task in tasks {
+        for (status, body) in task.await.unwrap() {
+            *counts.entry(status.as_u16()).or_default() += 1;
+            if ![200, 202, 429].contains(&status.as_u16()) {
+                others.push((status.as_u16(), body));
+            }
+        }
+    }
+    (counts, others)
 }
 
 /// Checks that every call's stream holds at most one dial outcome, and that

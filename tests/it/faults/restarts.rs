@@ -163,19 +163,17 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
     // Quiescence: calls final, the relay and every projector at the head.
     let settled = c
         .until(Duration::from_secs(90), || async {
-            let open: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM calls WHERE status NOT IN ('completed','busy','no_answer','failed','canceled','rejected')",
-            )
-            .fetch_one(&c.pool)
-            .await
-            .unwrap_or(1);
             let head = crate::support::last_position(&c.pool).await;
-            let mut at_head = checkpoint::load(&c.pool, "relay").await.is_ok_and(|p| p >= head);
+            let mut at_head = checkpoint::load(&c.pool, "relay")
+                .await
+                .is_ok_and(|p| p >= head);
             for p in projection::all() {
                 let name = projection::checkpoint_name(&*p);
-                at_head &= checkpoint::load(&c.pool, &name).await.is_ok_and(|p| p >= head);
+                at_head &= checkpoint::load(&c.pool, &name)
+                    .await
+                    .is_ok_and(|p| p >= head);
             }
-            open == 0 && at_head && c.sim_record().await["live"] == 0
+            at_head && c.settled().await
         })
         .await;
     assert!(
