@@ -1,5 +1,6 @@
 //! The command line: flags and subcommands, each a thin call into a role.
 
+use events::TenantId;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -55,7 +56,7 @@ pub enum Command {
     Token {
         /// The tenant the token speaks for.
         #[arg(long)]
-        tenant: Uuid,
+        tenant: TenantId,
         /// Space-separated scopes.
         #[arg(
             long,
@@ -100,7 +101,7 @@ fn parse_scopes(s: &str) -> anyhow::Result<Vec<Scope>> {
 
 fn mint(
     settings: &Settings,
-    tenant: Uuid,
+    tenant: TenantId,
     sub: &str,
     scopes: &[Scope],
     ttl: Duration,
@@ -122,15 +123,15 @@ fn mint(
 }
 
 /// The tenant of `serve`'s printed dev token, kept across restarts.
-fn dev_tenant(settings: &Settings) -> Uuid {
+fn dev_tenant(settings: &Settings) -> TenantId {
     let path = settings.data_dir.join("dev_tenant");
     if let Some(id) = std::fs::read_to_string(&path)
         .ok()
-        .and_then(|s| Uuid::parse_str(s.trim()).ok())
+        .and_then(|s| s.trim().parse().ok())
     {
         return id;
     }
-    let id = Uuid::new_v4();
+    let id = TenantId::from(Uuid::new_v4());
     let _ = std::fs::create_dir_all(&settings.data_dir);
     let _ = std::fs::write(&path, id.to_string());
     id

@@ -4,7 +4,7 @@
 //! columns, same indexes): the PostgreSQL ceiling, at the same client count.
 
 use chrono::Utc;
-use events::{CallLimitsUpdated, Event, Hash32, NewEnvelope, StreamType};
+use events::{CallLimitsUpdated, Event, Hash32, NewEnvelope, StreamType, TenantId};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use switchboard::store::{CommandMeta, ExpectedVersion, Store, StreamAppend};
@@ -32,7 +32,7 @@ fn event(i: usize) -> Event {
 }
 
 /// Appends `event(i)` as the first event of a new stream.
-pub async fn append_one(store: &Store, tenant: Uuid, i: usize) -> anyhow::Result<()> {
+pub async fn append_one(store: &Store, tenant: TenantId, i: usize) -> anyhow::Result<()> {
     let sa = StreamAppend {
         stream_type: StreamType::CallLimits,
         stream_id: Uuid::now_v7(),
@@ -46,7 +46,7 @@ pub async fn append_one(store: &Store, tenant: Uuid, i: usize) -> anyhow::Result
 }
 
 /// The envelope `append_one` would store.
-fn envelope(tenant: Uuid, i: usize) -> (NewEnvelope, Hash32) {
+fn envelope(tenant: TenantId, i: usize) -> (NewEnvelope, Hash32) {
     let e = event(i);
     let command_id = Uuid::now_v7();
     let env = NewEnvelope {
@@ -69,7 +69,7 @@ fn envelope(tenant: Uuid, i: usize) -> (NewEnvelope, Hash32) {
     (env, hash)
 }
 
-async fn insert_raw(pool: &PgPool, tenant: Uuid, i: usize) -> anyhow::Result<()> {
+async fn insert_raw(pool: &PgPool, tenant: TenantId, i: usize) -> anyhow::Result<()> {
     let (env, hash) = envelope(tenant, i);
     sqlx::query(
         "INSERT INTO bench_raw (event_id, event_type, schema_version, stream_type, stream_id, \
@@ -117,7 +117,7 @@ pub async fn raw(url: &str, pool: &PgPool, clients: usize, ops: usize) -> anyhow
         .min_connections(clients as u32)
         .connect(url)
         .await?;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let p = raw_pool.clone();
     let op = move |_: usize, i: usize| {
         let p = p.clone();
@@ -131,7 +131,7 @@ pub async fn raw(url: &str, pool: &PgPool, clients: usize, ops: usize) -> anyhow
 
 /// `Store::append` from `clients` tasks.
 pub async fn store(store: &Store, clients: usize, ops: usize) -> anyhow::Result<Stats> {
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let s = store.clone();
     let op = move |_: usize, i: usize| {
         let s = s.clone();

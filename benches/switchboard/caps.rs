@@ -4,11 +4,11 @@
 //! random call id each) from as many connections: the script's ceiling on
 //! this Redis.
 
+use events::{CallId, TenantId};
 use std::process::Command;
 
 use switchboard::caps::{Caps, DEFAULT_LEASE};
 use switchboard::domain::CallLimits;
-use uuid::Uuid;
 
 use crate::env::{redis_url, BenchEnv};
 use crate::measure::{concurrent, Row, Target};
@@ -59,7 +59,7 @@ pub async fn run(env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
         d.clock.clone(),
         DEFAULT_LEASE,
     );
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let limits = CallLimits {
         concurrent_max: BIG,
         calls_per_minute: BIG,
@@ -67,12 +67,12 @@ pub async fn run(env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
         daily_minutes_max: BIG,
     };
     // Loads the counters (the epoch) and the script.
-    caps.reserve(tenant, Uuid::now_v7(), &limits).await?;
+    caps.reserve(tenant, CallId::new(), &limits).await?;
     let c = caps.clone();
     let ours = concurrent(OPS, CLIENTS, move |_, _| {
         let c = c.clone();
         async move {
-            c.reserve(tenant, Uuid::now_v7(), &limits).await?;
+            c.reserve(tenant, CallId::new(), &limits).await?;
             Ok(())
         }
     })

@@ -1,6 +1,7 @@
 //! The benchmark's own database, namespace and connections, made the way
 //! `switchboard serve` makes them, and removed again at the end.
 
+use events::TenantId;
 use std::time::Duration;
 
 use clap::Parser;
@@ -69,7 +70,7 @@ impl BenchEnv {
     }
 
     /// A token for `tenant` with every scope.
-    pub fn token(&self, tenant: Uuid) -> String {
+    pub fn token(&self, tenant: TenantId) -> String {
         mint_hs256(
             &JWT_SECRET.to_owned().into(),
             "switchboard-dev",

@@ -2,6 +2,7 @@
 //! as `serve` composes them, with the built-in Call Processor simulator
 //! (its callbacks included).
 
+use events::TenantId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ const BIG: u32 = 1_000_000_000;
 /// A tenant of the benchmark: its token, one provider and one number.
 #[derive(Clone)]
 struct Tenant {
-    id: Uuid,
+    id: TenantId,
     token: String,
     provider: String,
     number: String,
@@ -97,7 +98,7 @@ impl App {
     /// A tenant with a Twilio provider, a number pinned to an agent, and
     /// caps that admit everything.
     async fn tenant(&self, env: &BenchEnv) -> anyhow::Result<Tenant> {
-        let id = Uuid::new_v4();
+        let id = TenantId::new();
         let token = env.token(id);
         let creds = json!({"account_sid": format!("AC{}", "0f".repeat(16)), "auth_token": "tok"});
         let p = json!({"provider": "twilio", "label": "Bench", "credentials": creds});
@@ -402,7 +403,7 @@ fn errors_row(workload: &str, s: &Stats) -> Row {
 }
 
 /// `n` CallLimitsUpdated events on `tenant`'s stream, 1,000 per command.
-async fn fill_limits(env: &BenchEnv, tenant: Uuid, n: usize) -> anyhow::Result<()> {
+async fn fill_limits(env: &BenchEnv, tenant: TenantId, n: usize) -> anyhow::Result<()> {
     use switchboard::store::{CommandMeta, ExpectedVersion, StreamAppend};
     let id = events::call_limits_stream_id(tenant);
     let st = &env.deps.store;

@@ -13,7 +13,6 @@ use switchboard::relay::{DUPLICATE_WINDOW, NAME};
 use switchboard::store::{self, StoredEvent};
 use switchboard::{checkpoint, relay};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::measure::{concurrent, Row, Target};
 
@@ -38,7 +37,7 @@ async fn messages(js: &jetstream::Context, name: &str) -> anyhow::Result<u64> {
 async fn pending(deps: &Deps) -> anyhow::Result<Vec<StoredEvent>> {
     let from = checkpoint::load(&deps.pool, NAME).await?;
     let have = store::read_global(&deps.pool, from, N as i64).await?.len();
-    let (st, tenant) = (deps.store.clone(), Uuid::new_v4());
+    let (st, tenant) = (deps.store.clone(), events::TenantId::new());
     concurrent(N - have, 64, move |_, i| {
         let st = st.clone();
         async move { crate::append::append_one(&st, tenant, i).await }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::canonical;
+use crate::ids::TenantId;
 use crate::stream::StreamType;
 
 /// A SHA-256 digest, written as 64 lowercase hex digits.
@@ -60,7 +61,7 @@ pub struct NewEnvelope {
     pub stream_id: Uuid,
     /// 1-based position within the stream.
     pub version: i64,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Microsecond precision, since that is what PostgreSQL keeps; the hash
     /// must survive a round trip through the table.
     pub recorded_at: DateTime<Utc>,
@@ -159,7 +160,7 @@ mod tests {
             stream_type: StreamType::Provider,
             stream_id: Uuid::nil(),
             version: 1,
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::SYSTEM,
             recorded_at: NewEnvelope::storage_time(Utc::now()),
             command_id: Uuid::nil(),
             correlation_id: Uuid::nil(),

@@ -17,6 +17,7 @@ pub mod catalogue;
 mod decode_error;
 pub mod dimension;
 pub mod envelope;
+pub mod ids;
 pub mod status;
 pub mod stream;
 pub mod upcast;
@@ -26,5 +27,6 @@ pub use catalogue::{
 };
 pub use dimension::Dimension;
 pub use envelope::{Envelope, Hash32, NewEnvelope};
+pub use ids::{CallId, NumberId, ProviderId, TenantId};
 pub use status::CallStatus;
 pub use stream::{call_limits_stream_id, StreamType};

@@ -50,6 +50,6 @@ impl std::fmt::Display for StreamType {
 /// The id of a tenant's call_limits stream: derived from the tenant id
 /// (UUIDv5), since stream ids are unique across all stream types and the
 /// tenant stream already uses the tenant id itself.
-pub fn call_limits_stream_id(tenant_id: uuid::Uuid) -> uuid::Uuid {
-    uuid::Uuid::new_v5(&tenant_id, b"call_limits")
+pub fn call_limits_stream_id(tenant_id: crate::TenantId) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&tenant_id.uuid(), b"call_limits")
 }

@@ -3,6 +3,7 @@
 //! is final, and every event appends to the timeline.
 
 use chrono::{DateTime, Utc};
+use events::{CallId, NumberId, TenantId};
 use events::{Envelope, Event};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -15,13 +16,13 @@ use async_trait::async_trait;
 /// A row of `calls`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Row {
-    call_id: Uuid,
-    tenant_id: Uuid,
+    call_id: CallId,
+    tenant_id: TenantId,
     session_id: Uuid,
     from_number: String,
     to_number: String,
     agent_id: Uuid,
-    number_id: Uuid,
+    number_id: NumberId,
     provider: String,
     provider_call_id: Option<String>,
     status: String,
@@ -48,7 +49,7 @@ impl RowTable for Row {
     const COLUMNS: &'static str = COLUMNS;
 
     fn id(&self) -> Uuid {
-        self.call_id
+        self.call_id.uuid()
     }
 
     /// Applies `event` to the call's row (`None`: no row yet).
@@ -66,7 +67,7 @@ impl RowTable for Row {
                 )));
             }
             return Ok(Some(Row {
-                call_id: env.stream_id,
+                call_id: CallId::from(env.stream_id),
                 tenant_id: env.tenant_id,
                 session_id: r.session_id,
                 from_number: r.from_number.clone(),

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
+use events::{NumberId, ProviderId, TenantId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -62,11 +63,11 @@ impl Projection for Numbers {
 /// A row of `numbers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Row {
-    id: Uuid,
-    tenant_id: Uuid,
+    id: NumberId,
+    tenant_id: TenantId,
     e164: String,
     provider: String,
-    credentials_id: Uuid,
+    credentials_id: ProviderId,
     agent_id: Option<Uuid>,
     inbound_enabled: bool,
     outbound_enabled: bool,
@@ -81,7 +82,7 @@ impl crate::rows::RowTable for Row {
     const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, created_at, updated_at, version";
 
     fn id(&self) -> Uuid {
-        self.id
+        self.id.uuid()
     }
 
     /// What `Numbers::apply` does to the row.
@@ -100,7 +101,7 @@ impl crate::rows::RowTable for Row {
                     )));
                 }
                 Some(Row {
-                    id: env.stream_id,
+                    id: NumberId::from(env.stream_id),
                     tenant_id: env.tenant_id,
                     e164: e.e164.clone(),
                     provider: e.provider.as_str().to_owned(),

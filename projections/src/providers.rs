@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
+use events::{ProviderId, TenantId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -61,8 +62,8 @@ impl Projection for Providers {
 /// A row of `providers`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct Row {
-    id: Uuid,
-    tenant_id: Uuid,
+    id: ProviderId,
+    tenant_id: TenantId,
     provider: String,
     label: String,
     key_id: String,
@@ -79,7 +80,7 @@ impl crate::rows::RowTable for Row {
     const COLUMNS: &'static str = "id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, updated_at, version";
 
     fn id(&self) -> Uuid {
-        self.id
+        self.id.uuid()
     }
 
     /// What `Providers::apply` does to the row.
@@ -101,7 +102,7 @@ impl crate::rows::RowTable for Row {
                     )));
                 }
                 Some(Row {
-                    id: env.stream_id,
+                    id: ProviderId::from(env.stream_id),
                     tenant_id: env.tenant_id,
                     provider: e.provider.as_str().to_owned(),
                     label: e.label.clone(),

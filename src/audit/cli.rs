@@ -2,6 +2,7 @@
 
 use std::io::{BufWriter, Write};
 
+use ::events::TenantId;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
@@ -31,7 +32,7 @@ pub enum AuditCommand {
     Verify {
         /// Only this tenant's streams (default: every tenant).
         #[arg(long)]
-        tenant: Option<Uuid>,
+        tenant: Option<TenantId>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -49,7 +50,7 @@ pub enum AuditCommand {
 pub struct EventsArgs {
     /// Only this tenant (default: every tenant).
     #[arg(long)]
-    tenant: Option<Uuid>,
+    tenant: Option<TenantId>,
     /// Only this stream.
     #[arg(long)]
     stream: Option<Uuid>,
@@ -187,7 +188,7 @@ async fn state_cmd(
 
 async fn verify_cmd(
     pool: &sqlx::PgPool,
-    tenant: Option<Uuid>,
+    tenant: Option<TenantId>,
     format: Format,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<()> {

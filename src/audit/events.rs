@@ -1,5 +1,6 @@
 //! Replaying events in global order, filtered, a page at a time.
 
+use events::TenantId;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ pub const PAGE: i64 = 500;
 /// What to replay: one tenant's history or, with `tenant: None`, everyone's.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
-    pub tenant: Option<Uuid>,
+    pub tenant: Option<TenantId>,
     /// Stream, type, time window and the cursor to start after.
     pub filter: TenantFilter,
 }
@@ -28,7 +29,7 @@ impl EventQuery {
 }
 
 /// The tenant owning `stream`, when its head says so.
-async fn stream_tenant(pool: &PgPool, stream: Uuid) -> Result<Option<Uuid>, StoreError> {
+async fn stream_tenant(pool: &PgPool, stream: Uuid) -> Result<Option<TenantId>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT tenant_id FROM streams WHERE stream_id = $1")
             .bind(stream)

@@ -5,7 +5,7 @@
 //! plaintext (never stored) nor the ciphertext is shown.
 
 use chrono::{DateTime, Utc};
-use events::{Envelope, StreamType};
+use events::{Envelope, StreamType, TenantId};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -46,7 +46,7 @@ impl At {
 pub struct StreamAudit {
     pub stream_id: Uuid,
     pub stream_type: StreamType,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The version folded to (0: the stream did not exist yet).
     pub version: i64,
     /// The folded state; `null` before the stream's first event.
@@ -60,7 +60,7 @@ pub async fn state_at(
     stream_id: Uuid,
     at: At,
 ) -> Result<Option<StreamAudit>, StoreError> {
-    let head: Option<(String, Uuid)> =
+    let head: Option<(String, TenantId)> =
         sqlx::query_as("SELECT stream_type, tenant_id FROM streams WHERE stream_id = $1")
             .bind(stream_id)
             .fetch_optional(pool)

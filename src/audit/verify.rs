@@ -6,7 +6,7 @@
 //! events and its head disagree. Streams are taken a page at a time and
 //! each is held in memory only while it is checked.
 
-use events::Hash32;
+use events::{Hash32, TenantId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -69,7 +69,7 @@ async fn check(
 /// with each break and with progress; the report's `breaks` stays empty.
 pub async fn verify(
     pool: &PgPool,
-    tenant: Option<Uuid>,
+    tenant: Option<TenantId>,
     each: &mut (dyn FnMut(Found<'_>) + Send),
 ) -> Result<VerifyReport, StoreError> {
     let mut tx = pool.begin().await?;
@@ -130,7 +130,7 @@ pub async fn verify(
 /// `verify`, collecting the breaks into the report.
 pub async fn verify_collect(
     pool: &PgPool,
-    tenant: Option<Uuid>,
+    tenant: Option<TenantId>,
 ) -> Result<VerifyReport, StoreError> {
     let mut breaks = Vec::new();
     let mut report = verify(pool, tenant, &mut |found| {

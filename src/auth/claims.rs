@@ -3,12 +3,12 @@
 //! `Principal`: the tenant comes from the verified token and nowhere else
 //! (SPEC §3).
 
+use events::TenantId;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use uuid::Uuid;
 
 use super::AuthError;
 
@@ -35,7 +35,7 @@ pub struct Claims {
         skip_serializing_if = "Option::is_none"
     )]
     pub iat: Option<i64>,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Absent means no scopes: the token authenticates but authorizes nothing.
     #[serde(default)]
     pub scope: String,
@@ -168,7 +168,7 @@ fn is_invisible(c: char) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Every read and write is confined to this tenant.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The token's `sub`; recorded as the actor of resulting events.
     pub actor: String,
     pub scopes: BTreeSet<Scope>,
@@ -207,6 +207,7 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn actors_are_visible_and_never_the_system() {

@@ -2,11 +2,11 @@
 //! token `switchboard serve` prints. Production deployments mint elsewhere
 //! and configure a JWKS, which turns HS256 off.
 
+use events::TenantId;
 use std::time::Duration;
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use super::{Audience, Claims, Scope};
 
@@ -20,7 +20,7 @@ pub fn mint_hs256(
     secret: &SecretString,
     issuer: &str,
     audience: &str,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     sub: &str,
     scopes: &[Scope],
     ttl: Duration,
@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn minted_token_round_trips_through_the_verifier() {
         let secret = SecretString::from(SECRET);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::new();
         let scopes = [Scope::CallsWrite, Scope::TelephonyRead, Scope::CallsWrite];
         let token = mint_hs256(
             &secret,
@@ -91,7 +91,7 @@ mod tests {
             &SecretString::from(SECRET.repeat(2)),
             "iss",
             "aud",
-            Uuid::now_v7(),
+            TenantId::new(),
             "dev",
             &[],
             Duration::from_secs(60),

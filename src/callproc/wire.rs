@@ -3,10 +3,10 @@
 //! request into JSON (for a log line, an event, a response).
 
 use bytes::Bytes;
+use events::{CallId, ProviderKind};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use zeroize::Zeroizing;
 
-use events::ProviderKind;
 use uuid::Uuid;
 
 use crate::secrets::PlainCredentials;
@@ -15,7 +15,7 @@ use crate::secrets::PlainCredentials;
 /// is safe because `PlainCredentials` redacts its values.
 #[derive(Debug)]
 pub struct OriginateRequest<'a> {
-    pub call_id: Uuid,
+    pub call_id: CallId,
     pub session_id: Uuid,
     pub provider: ProviderKind,
     pub credentials: &'a PlainCredentials,
@@ -83,7 +83,7 @@ mod tests {
         let creds: PlainCredentials = [("auth_id", "MA1"), ("auth_token", "t\"\u{e9}\u{1}")]
             .into_iter()
             .collect();
-        let (call_id, session_id, agent_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::new_v4());
+        let (call_id, session_id, agent_id) = (CallId::new(), Uuid::now_v7(), Uuid::new_v4());
         let req = OriginateRequest {
             call_id,
             session_id,

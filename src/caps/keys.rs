@@ -4,10 +4,10 @@
 //! tenant's keys live in one Redis Cluster hash slot and one script may touch
 //! them all; different tenants spread over the cluster.
 
+use events::TenantId;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use uuid::Uuid;
 
 use crate::namespace::Namespace;
 
@@ -21,11 +21,11 @@ pub(crate) const WINDOW_MS: i64 = 60_000;
 /// One tenant's keys, `<ns>:caps:{<tenant>}:<part>`.
 pub(crate) struct TenantKeys {
     ns: Namespace,
-    tenant: Uuid,
+    tenant: TenantId,
 }
 
 impl TenantKeys {
-    pub(crate) fn new(ns: &Namespace, tenant: Uuid) -> TenantKeys {
+    pub(crate) fn new(ns: &Namespace, tenant: TenantId) -> TenantKeys {
         TenantKeys {
             ns: ns.clone(),
             tenant,
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let ns = Namespace::parse("sb").unwrap();
-        let t = Uuid::nil();
+        let t = TenantId::default();
         let keys = TenantKeys::new(&ns, t);
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         assert_eq!(

@@ -45,12 +45,12 @@ mod types;
 pub use snapshot::{snapshot_from_store, CallState, KnownCall, Snapshot};
 pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
 
+use events::{CallId, TenantId};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::domain::limits::CallLimits;
@@ -98,7 +98,12 @@ impl Caps {
     /// load generator may put a placeholder there), as words: what
     /// `scripts/bench` hands to redis-benchmark to measure the ceiling of
     /// the same script.
-    pub fn reserve_command(&self, tenant: Uuid, call_id: &str, limits: &CallLimits) -> Vec<String> {
+    pub fn reserve_command(
+        &self,
+        tenant: TenantId,
+        call_id: &str,
+        limits: &CallLimits,
+    ) -> Vec<String> {
         let keys = TenantKeys::new(&self.ns, tenant);
         let now = self.clock.now();
         let now_ms = now.timestamp_millis();
@@ -132,8 +137,8 @@ impl Caps {
     /// it, counts it in all four, atomically.
     pub async fn reserve(
         &self,
-        tenant: Uuid,
-        call_id: Uuid,
+        tenant: TenantId,
+        call_id: CallId,
         limits: &CallLimits,
     ) -> Result<Admission, CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
@@ -187,8 +192,8 @@ impl Caps {
     /// admitted (unknown, or released before) is left alone.
     pub async fn release(
         &self,
-        tenant: Uuid,
-        call_id: Uuid,
+        tenant: TenantId,
+        call_id: CallId,
         ended_at: DateTime<chrono::Utc>,
         billed_minutes: u64,
     ) -> Result<(), CapsError> {
@@ -218,7 +223,7 @@ impl Caps {
     }
 
     /// The live counters of `tenant` (rebuilt first if Redis lost them).
-    pub async fn usage(&self, tenant: Uuid) -> Result<Usage, CapsError> {
+    pub async fn usage(&self, tenant: TenantId) -> Result<Usage, CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
         let mut asked_again = false;
         for _ in 0..=MAX_REBUILDS {

@@ -19,8 +19,8 @@
 //! does.
 
 use chrono::Utc;
+use events::TenantId;
 use redis::aio::ConnectionManager;
-use uuid::Uuid;
 
 use super::keys::{ms, retention, TenantKeys, DAY_KEY_TTL_MS};
 use super::snapshot::snapshot_with;
@@ -35,7 +35,7 @@ const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '30s'";
 
 /// A stable 32-bit key for a tenant. Two tenants folding to one key only
 /// wait for each other's rebuild.
-pub(crate) fn tenant_key(tenant: Uuid) -> i32 {
+pub(crate) fn tenant_key(tenant: TenantId) -> i32 {
     let b = tenant.as_bytes();
     let word = |i: usize| i32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     word(0) ^ word(4) ^ word(8) ^ word(12)
@@ -47,7 +47,7 @@ const LOADED_HERE: &str = "return redis.call('GET', KEYS[1]) == \
 
 impl Caps {
     /// Loads `tenant`'s counters from the store unless they are loaded.
-    pub(crate) async fn rebuild(&self, tenant: Uuid) -> Result<(), CapsError> {
+    pub(crate) async fn rebuild(&self, tenant: TenantId) -> Result<(), CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
         let mut redis: ConnectionManager = self.redis.clone();
         let mut tx = self.pool.begin().await?;
@@ -98,11 +98,12 @@ impl Caps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn tenant_key_is_stable() {
-        assert_eq!(tenant_key(Uuid::nil()), 0);
-        let t = Uuid::from_u128(0x0102_0304_0000_0000_0000_0000_0000_0000);
+        assert_eq!(tenant_key(TenantId::default()), 0);
+        let t = TenantId::from(Uuid::from_u128(0x0102_0304_0000_0000_0000_0000_0000_0000));
         assert_eq!(tenant_key(t), 0x0102_0304);
     }
 }

@@ -1,11 +1,11 @@
 //! The caps counters as the event store has them: what a rebuild loads.
 
+use events::{CallId, TenantId};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::{json, Value};
 use sqlx::{PgExecutor, PgPool};
-use uuid::Uuid;
 
 use super::keys::{day_start, next_midnight, retention, WINDOW_MS};
 use super::CapsError;
@@ -31,7 +31,7 @@ impl CallState {
 /// A call the caps remember, so reserve and release stay idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownCall {
-    pub call_id: Uuid,
+    pub call_id: CallId,
     pub state: CallState,
     /// Its end, else its admission: when its retention starts.
     pub touched_at: DateTime<Utc>,
@@ -43,9 +43,9 @@ pub struct Snapshot {
     /// The UTC day of `now`, which the daily counters are for.
     pub day: NaiveDate,
     /// Calls holding a slot, with their lease expiry.
-    pub active: Vec<(Uuid, DateTime<Utc>)>,
+    pub active: Vec<(CallId, DateTime<Utc>)>,
     /// Admissions in the 60 s up to `now`, with their time.
-    pub recent: Vec<(Uuid, DateTime<Utc>)>,
+    pub recent: Vec<(CallId, DateTime<Utc>)>,
     pub daily_calls: u64,
     pub daily_minutes: u64,
     pub calls: Vec<KnownCall>,
@@ -55,7 +55,7 @@ impl Snapshot {
     /// The rebuild script's argument; numbers travel as strings, so Lua's
     /// doubles never reformat a millisecond timestamp.
     pub(crate) fn to_json(&self) -> Value {
-        let pairs = |v: &[(Uuid, DateTime<Utc>)]| -> Vec<Value> {
+        let pairs = |v: &[(CallId, DateTime<Utc>)]| -> Vec<Value> {
             v.iter()
                 .map(|(id, t)| json!([id.to_string(), t.timestamp_millis().to_string()]))
                 .collect()
@@ -96,7 +96,7 @@ WHERE tenant_id = $1 AND stream_type = 'call' AND recorded_at >= $2
   AND event_type IN ('OriginateClaimed', 'CallEnded', 'OriginateFailed')
 GROUP BY stream_id";
 
-type Row = (Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
+type Row = (CallId, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
 
 /// The counters of `tenant` at `now`, computed from the `events` table.
 ///
@@ -106,7 +106,7 @@ type Row = (Uuid, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
 /// are left out unless they ended today.
 pub async fn snapshot_from_store(
     pool: &PgPool,
-    tenant: Uuid,
+    tenant: TenantId,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Snapshot, CapsError> {
@@ -116,7 +116,7 @@ pub async fn snapshot_from_store(
 /// `snapshot_from_store` on any executor (the rebuild's locked transaction).
 pub(crate) async fn snapshot_with<'e>(
     db: impl PgExecutor<'e>,
-    tenant: Uuid,
+    tenant: TenantId,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Snapshot, sqlx::Error> {

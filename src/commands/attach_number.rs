@@ -1,7 +1,7 @@
 //! AttachNumber: a tenant registers an E.164 number on one of its providers.
 
 use async_trait::async_trait;
-use events::{Event, NumberAttached, ProviderKind, StreamType};
+use events::{Event, NumberAttached, NumberId, ProviderId, ProviderKind, StreamType, TenantId};
 use uuid::Uuid;
 
 use super::state::{NumberState, ProviderState};
@@ -13,11 +13,11 @@ use crate::write::{Command, Decision, Reader};
 #[derive(Debug, Clone)]
 pub struct AttachNumber {
     /// The new number's id (its stream), drawn by the caller.
-    pub number_id: Uuid,
-    pub tenant_id: Uuid,
+    pub number_id: NumberId,
+    pub tenant_id: TenantId,
     pub e164: E164,
     pub provider: ProviderKind,
-    pub credentials_id: Uuid,
+    pub credentials_id: ProviderId,
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
@@ -93,13 +93,13 @@ mod tests {
     use crate::commands::state::{fold, given};
     use events::ProviderDeleted;
 
-    fn cmd(tenant: Uuid, provider: ProviderKind) -> AttachNumber {
+    fn cmd(tenant: TenantId, provider: ProviderKind) -> AttachNumber {
         AttachNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             tenant_id: tenant,
             e164: E164::parse("+12025550123").unwrap(),
             provider,
-            credentials_id: Uuid::nil(),
+            credentials_id: ProviderId::default(),
             agent_id: None,
             inbound_enabled: true,
             outbound_enabled: true,
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn given_a_provider_of_the_tenant_then_attached() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let p: ProviderState = fold(
             given(t, vec![created(ProviderKind::Twilio)]),
             ProviderState::apply,
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn another_tenants_or_a_deleted_provider_is_not_found() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let p: ProviderState = fold(
             given(t, vec![created(ProviderKind::Twilio)]),
             ProviderState::apply,
@@ -127,7 +127,7 @@ mod tests {
         let other = decide(
             &NumberState::default(),
             &p,
-            cmd(Uuid::new_v4(), ProviderKind::Twilio),
+            cmd(TenantId::new(), ProviderKind::Twilio),
         );
         assert_eq!(other, Err(Rejection::NotFound("credentials_id")));
         let deleted: ProviderState = fold(
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_provider_of_another_kind_is_invalid() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let p: ProviderState = fold(
             given(t, vec![created(ProviderKind::Plivo)]),
             ProviderState::apply,

@@ -10,7 +10,7 @@ use events::{
     CallAnswered, CallEnded, CallRinging, CallStatus, Event, OriginateClaimed, OriginateDispatched,
     OriginateFailed, OriginateRejected, OriginateRequested, StreamType,
 };
-use uuid::Uuid;
+use events::{CallId, TenantId};
 
 use super::state::At;
 use super::Rejection;
@@ -34,7 +34,7 @@ pub enum Phase {
 /// A call stream folded.
 #[derive(Debug, Clone, Default)]
 pub struct CallState {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub version: i64,
     pub phase: Phase,
     pub request: Option<OriginateRequested>,
@@ -132,7 +132,7 @@ pub fn record_dial(state: &CallState, outcome: DialOutcome) -> Vec<Event> {
 /// RecordCallback: the Call Processor reports a call's status.
 #[derive(Debug, Clone)]
 pub struct RecordCallback {
-    pub call_id: Uuid,
+    pub call_id: CallId,
     /// Must match the call's, once the dial's outcome named one.
     pub provider_call_id: String,
     pub status: String,
@@ -223,22 +223,24 @@ mod tests {
     use super::*;
     use crate::commands::state::{fold, given};
     use events::ProviderKind;
+    use events::{NumberId, ProviderId};
+    use uuid::Uuid;
 
     fn requested() -> Event {
         Event::OriginateRequested(OriginateRequested {
             from_number: "+12025550123".into(),
             to_number: "+14155550100".into(),
             agent_id: Uuid::nil(),
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             provider: ProviderKind::Twilio,
-            credentials_id: Uuid::nil(),
+            credentials_id: ProviderId::default(),
             session_id: Uuid::nil(),
             metadata: serde_json::Value::Null,
         })
     }
 
     fn state(events: Vec<Event>) -> CallState {
-        fold(given(Uuid::nil(), events), CallState::apply)
+        fold(given(TenantId::default(), events), CallState::apply)
     }
 
     fn dispatched() -> Vec<Event> {

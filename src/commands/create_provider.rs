@@ -1,8 +1,7 @@
 //! CreateProvider: a tenant registers a carrier account.
 
 use async_trait::async_trait;
-use events::{EncryptedCredentials, Event, ProviderCreated, ProviderKind, StreamType};
-use uuid::Uuid;
+use events::{EncryptedCredentials, Event, ProviderCreated, ProviderId, ProviderKind, StreamType};
 
 use super::state::ProviderState;
 use super::Rejection;
@@ -13,7 +12,7 @@ use crate::write::{Command, Decision, Reader};
 #[derive(Debug, Clone)]
 pub struct CreateProvider {
     /// The new provider's id (its stream), drawn by the caller.
-    pub provider_id: Uuid,
+    pub provider_id: ProviderId,
     pub provider: ProviderKind,
     pub label: String,
     pub credentials: EncryptedCredentials,
@@ -55,7 +54,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::commands::state::{fold, given};
-    use uuid::Uuid;
+    use events::TenantId;
 
     pub(crate) fn sealed(tag: &str) -> EncryptedCredentials {
         EncryptedCredentials {
@@ -77,7 +76,7 @@ pub(crate) mod tests {
     fn given_nothing_when_created_then_provider_created() {
         let state = ProviderState::default();
         let cmd = CreateProvider {
-            provider_id: Uuid::nil(),
+            provider_id: ProviderId::default(),
             provider: ProviderKind::Twilio,
             label: "Production Twilio".into(),
             credentials: sealed("c1"),
@@ -91,11 +90,11 @@ pub(crate) mod tests {
     #[test]
     fn given_existing_when_created_again_then_conflict() {
         let state: ProviderState = fold(
-            given(Uuid::nil(), vec![created(ProviderKind::Plivo)]),
+            given(TenantId::default(), vec![created(ProviderKind::Plivo)]),
             ProviderState::apply,
         );
         let cmd = CreateProvider {
-            provider_id: Uuid::nil(),
+            provider_id: ProviderId::default(),
             provider: ProviderKind::Plivo,
             label: "x".into(),
             credentials: sealed("c2"),

@@ -1,8 +1,7 @@
 //! DeleteProvider: allowed only while no number references the provider.
 
 use async_trait::async_trait;
-use events::{Event, ProviderDeleted, StreamType};
-use uuid::Uuid;
+use events::{Event, ProviderDeleted, ProviderId, StreamType, TenantId};
 
 use super::state::ProviderState;
 use super::{check_if_match, Rejection};
@@ -14,8 +13,8 @@ pub const REFERENCED: &str = "provider has phone numbers attached; release them 
 
 #[derive(Debug, Clone)]
 pub struct DeleteProvider {
-    pub provider_id: Uuid,
-    pub tenant_id: Uuid,
+    pub provider_id: ProviderId,
+    pub tenant_id: TenantId,
     pub if_match: Option<i64>,
 }
 
@@ -61,12 +60,12 @@ mod tests {
 
     #[test]
     fn deleted_only_while_no_number_references_it() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let s: ProviderState = fold(
             given(t, vec![created(ProviderKind::Vobiz)]),
             ProviderState::apply,
         );
-        let p = Uuid::new_v4();
+        let p = ProviderId::new();
         let cmd = DeleteProvider {
             provider_id: p,
             tenant_id: t,
@@ -82,7 +81,7 @@ mod tests {
 
     #[test]
     fn given_deleted_then_not_found() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let s: ProviderState = fold(
             given(
                 t,
@@ -94,7 +93,7 @@ mod tests {
             ProviderState::apply,
         );
         let cmd = DeleteProvider {
-            provider_id: Uuid::new_v4(),
+            provider_id: ProviderId::new(),
             tenant_id: t,
             if_match: None,
         };

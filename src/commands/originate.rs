@@ -1,7 +1,7 @@
 //! Originate: a tenant's agent asks for an outbound call.
 
 use async_trait::async_trait;
-use events::{Event, OriginateRequested, StreamType};
+use events::{CallId, Event, NumberId, OriginateRequested, StreamType, TenantId};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -15,13 +15,13 @@ use crate::write::{Command, Decision, Reader};
 #[derive(Debug, Clone)]
 pub struct Originate {
     /// The new call's id (its stream), drawn by the caller.
-    pub call_id: Uuid,
+    pub call_id: CallId,
     /// The number `from_number` resolves to for this tenant, if any.
-    pub number_id: Option<Uuid>,
+    pub number_id: Option<NumberId>,
     /// The provisional answer of the request's Idempotency-Key, committed
     /// with the call so a retry after a crash never places a second one.
     pub settle: Option<Guard>,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub from_number: E164,
     pub to_number: E164,
     pub agent_id: Option<Uuid>,
@@ -120,7 +120,7 @@ impl Command for Originate {
 /// `number` is the folded stream of the number `from_number` resolves to for
 /// this tenant, if any; `number_id` its id.
 pub fn decide(
-    number: Option<(Uuid, &NumberState)>,
+    number: Option<(NumberId, &NumberState)>,
     cmd: Originate,
 ) -> Result<Vec<Event>, OriginateRefusal> {
     let Some((number_id, n)) = number.filter(|(_, n)| {
@@ -197,10 +197,10 @@ mod tests {
         );
     }
 
-    fn cmd(t: Uuid, agent: Option<Uuid>) -> Originate {
+    fn cmd(t: TenantId, agent: Option<Uuid>) -> Originate {
         Originate {
-            call_id: Uuid::nil(),
-            number_id: Some(Uuid::nil()),
+            call_id: CallId::default(),
+            number_id: Some(NumberId::default()),
             settle: None,
             tenant_id: t,
             from_number: E164::parse("+12025550123").unwrap(),
@@ -213,26 +213,29 @@ mod tests {
 
     #[test]
     fn the_pinned_agent_is_the_default() {
-        let (t, a) = (Uuid::new_v4(), Uuid::new_v4());
+        let (t, a) = (TenantId::new(), Uuid::new_v4());
         let n: NumberState = fold(given(t, vec![attached(Some(a))]), NumberState::apply);
-        let events = decide(Some((Uuid::nil(), &n)), cmd(t, None)).unwrap();
+        let events = decide(Some((NumberId::default(), &n)), cmd(t, None)).unwrap();
         assert!(matches!(&events[..], [Event::OriginateRequested(r)] if r.agent_id == a));
     }
 
     #[test]
     fn another_agent_on_a_pinned_number_conflicts_and_no_agent_is_invalid() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let n: NumberState = fold(
             given(t, vec![attached(Some(Uuid::new_v4()))]),
             NumberState::apply,
         );
-        let r = decide(Some((Uuid::nil(), &n)), cmd(t, Some(Uuid::new_v4())));
+        let r = decide(
+            Some((NumberId::default(), &n)),
+            cmd(t, Some(Uuid::new_v4())),
+        );
         assert!(matches!(
             r,
             Err(OriginateRefusal::Rejected(Rejection::Conflict(_)))
         ));
         let n: NumberState = fold(given(t, vec![attached(None)]), NumberState::apply);
-        let r = decide(Some((Uuid::nil(), &n)), cmd(t, None));
+        let r = decide(Some((NumberId::default(), &n)), cmd(t, None));
         assert!(matches!(
             r,
             Err(OriginateRefusal::Rejected(Rejection::Invalid(_)))
@@ -241,16 +244,18 @@ mod tests {
 
     #[test]
     fn unknown_foreign_or_outbound_disabled_numbers_get_the_same_answer() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let a = Some(Uuid::new_v4());
         assert_eq!(
             decide(None, cmd(t, a)),
             Err(OriginateRefusal::CallerIdNotAllowed)
         );
-        let foreign: NumberState =
-            fold(given(Uuid::new_v4(), vec![attached(a)]), NumberState::apply);
+        let foreign: NumberState = fold(
+            given(TenantId::new(), vec![attached(a)]),
+            NumberState::apply,
+        );
         assert_eq!(
-            decide(Some((Uuid::nil(), &foreign)), cmd(t, a)),
+            decide(Some((NumberId::default(), &foreign)), cmd(t, a)),
             Err(OriginateRefusal::CallerIdNotAllowed)
         );
         let off: NumberState = fold(
@@ -267,7 +272,7 @@ mod tests {
             NumberState::apply,
         );
         assert_eq!(
-            decide(Some((Uuid::nil(), &off)), cmd(t, a)),
+            decide(Some((NumberId::default(), &off)), cmd(t, a)),
             Err(OriginateRefusal::CallerIdNotAllowed)
         );
     }

@@ -1,8 +1,7 @@
 //! ReleaseNumber: the tenant gives the number up; anyone may attach it again.
 
 use async_trait::async_trait;
-use events::{Event, NumberReleased, StreamType};
-use uuid::Uuid;
+use events::{Event, NumberId, NumberReleased, StreamType, TenantId};
 
 use super::state::NumberState;
 use super::{check_if_match, Rejection};
@@ -11,8 +10,8 @@ use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct ReleaseNumber {
-    pub number_id: Uuid,
-    pub tenant_id: Uuid,
+    pub number_id: NumberId,
+    pub tenant_id: TenantId,
     pub if_match: Option<i64>,
 }
 
@@ -52,10 +51,10 @@ mod tests {
 
     #[test]
     fn released_once_then_not_found() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let attached = number_attached(None);
         let cmd = ReleaseNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             tenant_id: t,
             if_match: Some(1),
         };

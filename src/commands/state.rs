@@ -1,7 +1,7 @@
 //! Folding a stream's events into the state its decisions read.
 
 use chrono::{DateTime, Utc};
-use events::{EncryptedCredentials, Event, ProviderKind};
+use events::{EncryptedCredentials, Event, ProviderId, ProviderKind, TenantId};
 use uuid::Uuid;
 
 use crate::domain::CallLimits;
@@ -9,7 +9,7 @@ use crate::domain::CallLimits;
 /// Where an event sits, for folding: the envelope fields state cares about.
 #[derive(Debug, Clone, Copy)]
 pub struct At {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub version: i64,
     pub recorded_at: DateTime<Utc>,
 }
@@ -17,7 +17,7 @@ pub struct At {
 /// A provider stream folded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProviderState {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// 0 while the stream does not exist.
     pub version: i64,
     pub kind: Option<ProviderKind>,
@@ -48,7 +48,7 @@ impl ProviderState {
     }
 
     /// Exists and belongs to `tenant`.
-    pub fn visible_to(&self, tenant: Uuid) -> bool {
+    pub fn visible_to(&self, tenant: TenantId) -> bool {
         self.kind.is_some() && !self.deleted && self.tenant_id == tenant
     }
 }
@@ -56,11 +56,11 @@ impl ProviderState {
 /// A number stream folded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NumberState {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub version: i64,
     pub e164: String,
     pub provider: Option<ProviderKind>,
-    pub credentials_id: Uuid,
+    pub credentials_id: ProviderId,
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
@@ -94,7 +94,7 @@ impl NumberState {
         }
     }
 
-    pub fn visible_to(&self, tenant: Uuid) -> bool {
+    pub fn visible_to(&self, tenant: TenantId) -> bool {
         self.provider.is_some() && !self.released && self.tenant_id == tenant
     }
 }
@@ -132,7 +132,7 @@ pub fn fold<S: Default>(
 }
 
 /// Given-events for tests: `events` as versions 1.. of one stream of `tenant`.
-pub fn given(tenant: Uuid, events: Vec<Event>) -> Vec<(At, Event)> {
+pub fn given(tenant: TenantId, events: Vec<Event>) -> Vec<(At, Event)> {
     let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
     events
         .into_iter()
@@ -195,7 +195,7 @@ pub fn number_attached(agent: Option<Uuid>) -> Event {
     Event::NumberAttached(events::NumberAttached {
         e164: "+12025550123".into(),
         provider: ProviderKind::Twilio,
-        credentials_id: Uuid::nil(),
+        credentials_id: ProviderId::default(),
         agent_id: agent,
         inbound_enabled: true,
         outbound_enabled: true,

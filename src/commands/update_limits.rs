@@ -1,8 +1,7 @@
 //! UpdateLimits: PATCH any subset of the caps, or PUT all four.
 
 use async_trait::async_trait;
-use events::{call_limits_stream_id, Event, StreamType};
-use uuid::Uuid;
+use events::{call_limits_stream_id, Event, StreamType, TenantId};
 
 use super::state::LimitsState;
 use super::{check_if_match, Rejection};
@@ -13,7 +12,7 @@ use crate::write::{Command, Decision, Reader};
 /// Each `Some` replaces that cap; a PUT has all four.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateLimits {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The configured caps of a tenant that never set its own.
     pub defaults: CallLimits,
     pub concurrent_max: Option<u32>,
@@ -72,7 +71,6 @@ impl Command for UpdateLimits {
 mod tests {
     use super::*;
     use crate::commands::state::{fold, given};
-    use uuid::Uuid;
 
     #[test]
     fn a_patch_starts_from_the_defaults_when_never_set() {
@@ -102,7 +100,10 @@ mod tests {
             daily_minutes_max: 2400,
         };
         let s: LimitsState = fold(
-            given(Uuid::nil(), vec![Event::CallLimitsUpdated(set.into())]),
+            given(
+                TenantId::default(),
+                vec![Event::CallLimitsUpdated(set.into())],
+            ),
             LimitsState::apply,
         );
         let cmd = UpdateLimits {

@@ -1,7 +1,7 @@
 //! UpdateNumber (PATCH): pin, reassign or detach the agent; set directions.
 
 use async_trait::async_trait;
-use events::{Event, NumberAgentAssigned, NumberDirectionsChanged, StreamType};
+use events::{Event, NumberAgentAssigned, NumberDirectionsChanged, NumberId, StreamType, TenantId};
 use uuid::Uuid;
 
 use super::state::NumberState;
@@ -11,8 +11,8 @@ use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct UpdateNumber {
-    pub number_id: Uuid,
-    pub tenant_id: Uuid,
+    pub number_id: NumberId,
+    pub tenant_id: TenantId,
     /// `Some(None)` detaches the agent; `None` leaves it.
     pub agent_id: Option<Option<Uuid>>,
     pub inbound_enabled: Option<bool>,
@@ -66,9 +66,9 @@ mod tests {
 
     use crate::commands::state::number_attached as attached;
 
-    fn cmd(t: Uuid) -> UpdateNumber {
+    fn cmd(t: TenantId) -> UpdateNumber {
         UpdateNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             tenant_id: t,
             agent_id: None,
             inbound_enabled: None,
@@ -79,11 +79,11 @@ mod tests {
 
     #[test]
     fn reassign_then_detach() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let (a1, a2) = (Uuid::new_v4(), Uuid::new_v4());
         let s: NumberState = fold(given(t, vec![attached(Some(a1))]), NumberState::apply);
         let reassign = UpdateNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             agent_id: Some(Some(a2)),
             ..cmd(t)
         };
@@ -99,7 +99,7 @@ mod tests {
             NumberState::apply,
         );
         let detach = UpdateNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             agent_id: Some(None),
             ..cmd(t)
         };
@@ -113,16 +113,16 @@ mod tests {
 
     #[test]
     fn directions_change_only_when_different() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let s: NumberState = fold(given(t, vec![attached(None)]), NumberState::apply);
         let same = UpdateNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             inbound_enabled: Some(true),
             ..cmd(t)
         };
         assert!(decide(&s, same).unwrap().is_empty());
         let off = UpdateNumber {
-            number_id: Uuid::nil(),
+            number_id: NumberId::default(),
             outbound_enabled: Some(false),
             ..cmd(t)
         };

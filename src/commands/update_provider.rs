@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use events::{
     EncryptedCredentials, Event, ProviderCredentialsRotated, ProviderRelabeled, StreamType,
 };
-use uuid::Uuid;
+use events::{ProviderId, TenantId};
 
 use super::state::ProviderState;
 use super::{check_if_match, Rejection};
@@ -13,8 +13,8 @@ use crate::write::{Command, Decision, Reader};
 
 #[derive(Debug, Clone)]
 pub struct UpdateProvider {
-    pub provider_id: Uuid,
-    pub tenant_id: Uuid,
+    pub provider_id: ProviderId,
+    pub tenant_id: TenantId,
     pub label: Option<String>,
     /// Replaced whole, validated and sealed as on create.
     pub credentials: Option<EncryptedCredentials>,
@@ -64,16 +64,16 @@ mod tests {
     use crate::commands::state::{fold, given};
     use events::ProviderKind;
 
-    fn existing(tenant: Uuid) -> ProviderState {
+    fn existing(tenant: TenantId) -> ProviderState {
         fold(
             given(tenant, vec![created(ProviderKind::Twilio)]),
             ProviderState::apply,
         )
     }
 
-    fn cmd(tenant: Uuid) -> UpdateProvider {
+    fn cmd(tenant: TenantId) -> UpdateProvider {
         UpdateProvider {
-            provider_id: Uuid::nil(),
+            provider_id: ProviderId::default(),
             tenant_id: tenant,
             label: Some("Backup".into()),
             credentials: Some(sealed("c2")),
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn relabels_and_rotates() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let events = decide(&existing(t), cmd(t)).unwrap();
         assert_eq!(
             events,
@@ -100,9 +100,9 @@ mod tests {
 
     #[test]
     fn the_same_label_appends_nothing() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         let c = UpdateProvider {
-            provider_id: Uuid::nil(),
+            provider_id: ProviderId::default(),
             label: Some("Production Twilio".into()),
             credentials: None,
             ..cmd(t)
@@ -112,13 +112,13 @@ mod tests {
 
     #[test]
     fn another_tenant_gets_not_found_and_a_stale_version_412() {
-        let t = Uuid::new_v4();
+        let t = TenantId::new();
         assert_eq!(
-            decide(&existing(t), cmd(Uuid::new_v4())),
+            decide(&existing(t), cmd(TenantId::new())),
             Err(Rejection::NotFound("provider"))
         );
         let stale = UpdateProvider {
-            provider_id: Uuid::nil(),
+            provider_id: ProviderId::default(),
             if_match: Some(7),
             ..cmd(t)
         };

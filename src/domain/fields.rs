@@ -124,11 +124,11 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional UUID; `Some(None)` when present and null.
-    pub fn opt_nullable_uuid(&mut self, key: &str) -> Option<Option<Uuid>> {
+    pub fn opt_nullable_uuid<T: From<Uuid>>(&mut self, key: &str) -> Option<Option<T>> {
         match self.map.get(key)? {
             Value::Null => Some(None),
             Value::String(s) => match Uuid::parse_str(s) {
-                Ok(u) => Some(Some(u)),
+                Ok(u) => Some(Some(u.into())),
                 Err(_) => {
                     self.error(key, "must be a UUID");
                     None
@@ -142,7 +142,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A required UUID.
-    pub fn uuid(&mut self, key: &str) -> Option<Uuid> {
+    pub fn uuid<T: From<Uuid>>(&mut self, key: &str) -> Option<T> {
         if self.map.get(key).is_none_or(Value::is_null) {
             self.error(key, "is required");
             return None;

@@ -13,9 +13,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use events::{CallId, TenantId};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::json::parse_object;
 use super::{ApiError, Gateway};
@@ -79,7 +79,7 @@ pub async fn call_event(
 }
 
 /// The tenant of call `id` (a 404 for a call that does not exist).
-async fn call_tenant(gw: &Gateway, id: Uuid) -> Result<Uuid, ApiError> {
+async fn call_tenant(gw: &Gateway, id: CallId) -> Result<TenantId, ApiError> {
     let store = &gw.deps.store;
     let mut call = store.load(id, CallState::apply).await?;
     if call.head.version == 0 && !call.fresh {

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{Envelope, Event};
+use events::{CallId, Envelope, Event, NumberId, TenantId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -31,7 +31,7 @@ pub async fn originate(
 ) -> Result<Response, ApiError> {
     p.require(Scope::CallsWrite)?;
     let input = OriginateInput::parse(&body).map_err(ApiError::Validation)?;
-    let (call_id, session_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let (call_id, session_id) = (CallId::new(), Uuid::now_v7());
     // Committed with the call: a retry after a crash gets "pending".
     let settle = claimed.map(|axum::Extension(k)| {
         let (location, body) = pending(call_id, session_id);
@@ -82,7 +82,7 @@ async fn run_originate(gw: &Gateway, p: &Principal, mut cmd: Originate) -> Resul
 /// pending too (follow Location), never an error that invites a retry.
 async fn answer(
     gw: &Gateway,
-    call_id: Uuid,
+    call_id: CallId,
     session_id: Uuid,
     expected: super::outcomes::Expected<'_>,
 ) -> Result<Response, ApiError> {
@@ -102,17 +102,17 @@ async fn answer(
 /// The number `e164` is for `tenant` (remembered when `cached` allows).
 async fn caller_id(
     gw: &Gateway,
-    tenant: Uuid,
+    tenant: TenantId,
     e164: &E164,
     cached: bool,
-) -> Result<Option<Uuid>, ApiError> {
+) -> Result<Option<NumberId>, ApiError> {
     let key = (tenant, e164.as_str().to_owned());
     if cached {
         if let Some(id) = gw.caller_ids.get(&key) {
             return Ok(Some(id));
         }
     }
-    let id: Option<Uuid> = sqlx::query_scalar(
+    let id: Option<NumberId> = sqlx::query_scalar(
         "SELECT number_id FROM number_claims WHERE e164 = $1 AND tenant_id = $2",
     )
     .bind(e164.as_str())
@@ -133,7 +133,7 @@ async fn caller_id(
 /// wait; then looks in the store once, in case both lagged.
 async fn wait_for_outcome(
     gw: &Gateway,
-    call_id: Uuid,
+    call_id: CallId,
     mut expected: super::outcomes::Expected<'_>,
 ) -> Result<Option<(Envelope, Event)>, ApiError> {
     use super::outcomes::Delivered;
@@ -165,7 +165,7 @@ fn decode_outcome(env: Envelope) -> Result<(Envelope, Event), ApiError> {
 /// The call's outcome as stored, if it has one yet.
 async fn stored_outcome(
     gw: &Gateway,
-    call_id: Uuid,
+    call_id: CallId,
 ) -> Result<Option<(Envelope, Event)>, ApiError> {
     for stored in store::read_stream(&gw.deps.pool, call_id, None).await? {
         if super::outcomes::OUTCOME_TYPES.contains(&stored.envelope.event_type.as_str()) {
@@ -176,7 +176,7 @@ async fn stored_outcome(
 }
 
 fn respond(
-    call_id: Uuid,
+    call_id: CallId,
     session_id: Uuid,
     outcome: Option<(Envelope, Event)>,
 ) -> Result<Response, ApiError> {
@@ -225,7 +225,7 @@ fn respond(
 }
 
 /// The 202 answer of a call whose outcome is not known yet.
-fn pending(call_id: Uuid, session_id: Uuid) -> (String, Value) {
+fn pending(call_id: CallId, session_id: Uuid) -> (String, Value) {
     let location = format!("/api/v1/calls/{call_id}");
     (
         location,
@@ -262,7 +262,8 @@ fn rate_limit_headers(
 /// A call as the API shows it.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CallView {
-    pub call_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub call_id: CallId,
     pub session_id: Uuid,
     pub from_number: String,
     pub to_number: String,

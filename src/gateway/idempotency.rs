@@ -17,9 +17,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use events::TenantId;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::store::Guard;
 
@@ -134,7 +134,7 @@ enum Claim {
     Replay(Response),
 }
 
-async fn claim(gw: &Gateway, tenant: Uuid, key: &str, hash: &[u8]) -> Result<Claim, ApiError> {
+async fn claim(gw: &Gateway, tenant: TenantId, key: &str, hash: &[u8]) -> Result<Claim, ApiError> {
     let pool = &gw.deps.pool;
     // Expired keys and abandoned claims make way.
     sqlx::query(
@@ -201,7 +201,7 @@ async fn claim(gw: &Gateway, tenant: Uuid, key: &str, hash: &[u8]) -> Result<Cla
 /// it inside their own transaction (see `settle_provisionally`).
 #[derive(Debug, Clone)]
 pub struct ClaimedKey {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub key: String,
 }
 
@@ -237,7 +237,7 @@ pub struct Committed;
 
 async fn store(
     gw: &Gateway,
-    tenant: Uuid,
+    tenant: TenantId,
     key: &str,
     resp: Response,
 ) -> Result<Response, ApiError> {

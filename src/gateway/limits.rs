@@ -50,7 +50,7 @@ impl LimitsView {
 /// The caps in force for `tenant`, from the read table.
 pub async fn current(
     gw: &Gateway,
-    tenant: uuid::Uuid,
+    tenant: events::TenantId,
 ) -> Result<(CallLimits, i64, Option<DateTime<Utc>>), ApiError> {
     let row: Option<(i64, i64, i64, i64, i64, DateTime<Utc>)> = sqlx::query_as(
         "SELECT concurrent_max, calls_per_minute, daily_calls_max, daily_minutes_max, version, updated_at \

@@ -62,7 +62,7 @@ pub struct Gateway {
     pub outcomes: Arc<outcomes::Outcomes>,
     /// (tenant, e164) → number id, as last resolved; an originate refused
     /// on a remembered id resolves it again.
-    pub caller_ids: Arc<quick_cache::sync::Cache<(uuid::Uuid, String), uuid::Uuid>>,
+    pub caller_ids: Arc<quick_cache::sync::Cache<(events::TenantId, String), events::NumberId>>,
 }
 
 impl FromRef<Gateway> for Arc<Verifier> {

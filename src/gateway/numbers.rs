@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::ProviderKind;
+use events::{NumberId, ProviderId, ProviderKind};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -24,10 +24,12 @@ const PROJECTION: &[&str] = &["numbers"];
 /// A number as the API shows it.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NumberView {
-    pub id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: NumberId,
     pub e164: String,
     pub provider: String,
-    pub credentials_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub credentials_id: ProviderId,
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
@@ -37,7 +39,7 @@ pub struct NumberView {
 }
 
 impl NumberView {
-    fn from_state(id: Uuid, s: &NumberState) -> NumberView {
+    fn from_state(id: NumberId, s: &NumberState) -> NumberView {
         NumberView {
             id,
             e164: s.e164.clone(),
@@ -66,8 +68,8 @@ impl NumberView {
     }
 }
 
-fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("number"))
+fn id_from_path(raw: &str) -> Result<NumberId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("number"))
 }
 
 #[utoipa::path(post, path = "/api/v1/telephony/numbers", tag = "numbers",
@@ -103,7 +105,7 @@ pub async fn create(
     let (Some(e164), Some(kind), Some(credentials_id)) = (e164, kind, credentials_id) else {
         return Err(ApiError::field("body", "is incomplete"));
     };
-    let id = Uuid::now_v7();
+    let id = NumberId::new();
     let cmd = attach_number::AttachNumber {
         number_id: id,
         tenant_id: p.tenant_id,

@@ -9,14 +9,13 @@
 //! nothing). The request also looks in the store once before it gives up,
 //! so neither feed is ever the only way to learn an outcome.
 
+use events::{CallId, Envelope};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use events::Envelope;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::namespace::Namespace;
 use crate::store::Store;
@@ -37,7 +36,7 @@ pub enum Delivered {
     Hint,
 }
 
-type Waiting = HashMap<Uuid, oneshot::Sender<Delivered>>;
+type Waiting = HashMap<CallId, oneshot::Sender<Delivered>>;
 
 /// Requests waiting for their call's outcome, by call id.
 #[derive(Default)]
@@ -48,7 +47,7 @@ pub struct Outcomes {
 /// A registered wait; dropping it unregisters.
 pub struct Expected<'a> {
     outcomes: &'a Outcomes,
-    call_id: Uuid,
+    call_id: CallId,
     pub rx: oneshot::Receiver<Delivered>,
 }
 
@@ -65,7 +64,7 @@ impl Outcomes {
 
     /// Registers a wait for `call_id` (before its request is appended, so
     /// the outcome cannot slip past).
-    pub fn expect(&self, call_id: Uuid) -> Expected<'_> {
+    pub fn expect(&self, call_id: CallId) -> Expected<'_> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(call_id, tx);
         Expected {
@@ -79,12 +78,12 @@ impl Outcomes {
         if !OUTCOME_TYPES.contains(&env.event_type.as_str()) {
             return;
         }
-        if let Some(tx) = self.lock().remove(&env.stream_id) {
+        if let Some(tx) = self.lock().remove(&CallId::from(env.stream_id)) {
             let _ = tx.send(Delivered::Committed(Box::new(env.clone())));
         }
     }
 
-    fn hint(&self, call_id: Uuid) {
+    fn hint(&self, call_id: CallId) {
         if let Some(tx) = self.lock().remove(&call_id) {
             let _ = tx.send(Delivered::Hint);
         }
@@ -134,7 +133,7 @@ impl Outcomes {
                 // call id is read; the request takes the outcome from the
                 // store.
                 if let Some(id) = Namespace::stream_id_in(&msg.subject) {
-                    self.hint(id);
+                    self.hint(CallId::from(id));
                 }
             }
             tokio::select! {

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::ProviderKind;
+use events::{ProviderId, ProviderKind};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -27,7 +27,8 @@ const PROJECTION: &[&str] = &["providers"];
 /// A provider as the API shows it: credentials masked, never plaintext.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProviderView {
-    pub id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ProviderId,
     /// `twilio`, `plivo` or `vobiz`.
     pub provider: String,
     pub label: String,
@@ -40,7 +41,7 @@ pub struct ProviderView {
 }
 
 impl ProviderView {
-    fn from_state(id: Uuid, s: &ProviderState) -> ProviderView {
+    fn from_state(id: ProviderId, s: &ProviderState) -> ProviderView {
         ProviderView {
             id,
             provider: s
@@ -80,8 +81,8 @@ fn parse_kind(f: &mut Fields<'_>) -> Option<ProviderKind> {
     kind
 }
 
-fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("provider"))
+fn id_from_path(raw: &str) -> Result<ProviderId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("provider"))
 }
 
 /// Seals `creds` for provider `id` under the tenant's data key (created on
@@ -89,7 +90,7 @@ fn id_from_path(raw: &str) -> Result<Uuid, ApiError> {
 async fn seal(
     gw: &Gateway,
     p: &Principal,
-    id: Uuid,
+    id: ProviderId,
     creds: BTreeMap<String, String>,
 ) -> Result<events::EncryptedCredentials, ApiError> {
     let plain: PlainCredentials = creds.into_iter().collect();
@@ -116,7 +117,7 @@ pub async fn create(
     let (Some(kind), Some(label), Some(creds)) = (kind, label, creds) else {
         return Err(ApiError::field("body", "is incomplete"));
     };
-    let id = Uuid::now_v7();
+    let id = ProviderId::new();
     let credentials = seal(&gw, &p, id, creds).await?;
     let cmd = create_provider::CreateProvider {
         provider_id: id,

@@ -4,9 +4,9 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use events::TenantId;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use super::ops;
 use crate::config::Settings;
@@ -42,7 +42,7 @@ pub enum KeysCommand {
     ShredTenant {
         /// The tenant whose keys are destroyed.
         #[arg(long)]
-        tenant: Uuid,
+        tenant: TenantId,
         /// Confirms the irreversible shred.
         #[arg(long)]
         yes: bool,

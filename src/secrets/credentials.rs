@@ -8,14 +8,13 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use events::EncryptedCredentials;
-use uuid::Uuid;
+use events::{EncryptedCredentials, ProviderId, TenantId};
 use zeroize::Zeroizing;
 
 use super::plain::Exposed;
 use super::{cipher, mask, DataKey, PlainCredentials, SecretError};
 
-fn credentials_aad(tenant_id: Uuid, provider_id: Uuid, key_id: &str) -> Vec<u8> {
+fn credentials_aad(tenant_id: TenantId, provider_id: ProviderId, key_id: &str) -> Vec<u8> {
     let parts: [&[u8]; 3] = [
         tenant_id.as_bytes(),
         provider_id.as_bytes(),
@@ -27,8 +26,8 @@ fn credentials_aad(tenant_id: Uuid, provider_id: Uuid, key_id: &str) -> Vec<u8> 
 /// Seals `creds` for one provider of one tenant under `key`, and masks them.
 pub fn seal(
     key: &DataKey,
-    tenant_id: Uuid,
-    provider_id: Uuid,
+    tenant_id: TenantId,
+    provider_id: ProviderId,
     creds: &PlainCredentials,
 ) -> Result<EncryptedCredentials, SecretError> {
     // Worst case JSON escapes a byte as 6 (`\u00XX`): size the buffer so it
@@ -51,8 +50,8 @@ pub fn seal(
 /// Opens credentials sealed by `seal` for this tenant and provider.
 pub fn open(
     key: &DataKey,
-    tenant_id: Uuid,
-    provider_id: Uuid,
+    tenant_id: TenantId,
+    provider_id: ProviderId,
     sealed: &EncryptedCredentials,
 ) -> Result<PlainCredentials, SecretError> {
     if sealed.key_id != key.id() {
@@ -70,6 +69,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     const TOKEN: &str = "CANARY-token-\"quoted\"-\u{1}-é";
 
@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn round_trip_and_mask() {
         let key = DataKey::generate();
-        let (tenant, provider) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, provider) = (TenantId::new(), ProviderId::new());
         let sealed = seal(&key, tenant, provider, &twilio()).unwrap();
         assert_eq!(sealed.key_id, key.id());
         assert_eq!(sealed.masked["account_sid"], "AC…9f3a");
@@ -108,9 +108,9 @@ mod tests {
     #[test]
     fn moved_ciphertext_does_not_open() {
         let key = DataKey::generate();
-        let (tenant, provider) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, provider) = (TenantId::new(), ProviderId::new());
         let sealed = seal(&key, tenant, provider, &twilio()).unwrap();
-        for (t, p) in [(tenant, Uuid::now_v7()), (Uuid::now_v7(), provider)] {
+        for (t, p) in [(tenant, ProviderId::new()), (TenantId::new(), provider)] {
             let err = open(&key, t, p, &sealed).unwrap_err();
             assert!(matches!(err, SecretError::Decrypt), "{err}");
         }
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn tampered_or_malformed_ciphertext_fails() {
         let key = DataKey::generate();
-        let (tenant, provider) = (Uuid::now_v7(), Uuid::now_v7());
+        let (tenant, provider) = (TenantId::new(), ProviderId::new());
         let mut sealed = seal(&key, tenant, provider, &twilio()).unwrap();
         let mut raw = STANDARD.decode(&sealed.ciphertext).unwrap();
         raw[20] ^= 1;
@@ -156,8 +156,14 @@ mod tests {
     #[test]
     fn errors_redact_values() {
         let key = DataKey::generate();
-        let sealed = seal(&key, Uuid::nil(), Uuid::nil(), &twilio()).unwrap();
-        let err = open(&key, Uuid::nil(), Uuid::max(), &sealed).unwrap_err();
+        let sealed = seal(&key, TenantId::default(), ProviderId::default(), &twilio()).unwrap();
+        let err = open(
+            &key,
+            TenantId::default(),
+            ProviderId::from(Uuid::max()),
+            &sealed,
+        )
+        .unwrap_err();
         assert!(!format!("{err} {err:?}").contains("CANARY"));
     }
 }

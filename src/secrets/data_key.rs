@@ -8,11 +8,11 @@
 //! to its tenant, key id and master kid, so a wrapped key copied to another
 //! row does not open. Storage is in `tenant_keys.rs`.
 
+use events::TenantId;
 use std::fmt;
 
 use rand::rngs::OsRng;
 use rand::RngCore;
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{cipher, MasterKeyring, SecretError};
@@ -54,7 +54,7 @@ impl fmt::Debug for DataKey {
     }
 }
 
-fn wrap_aad(tenant_id: Uuid, key_id: &str, master_kid: &str) -> Vec<u8> {
+fn wrap_aad(tenant_id: TenantId, key_id: &str, master_kid: &str) -> Vec<u8> {
     let parts: [&[u8]; 3] = [
         tenant_id.as_bytes(),
         key_id.as_bytes(),
@@ -66,7 +66,7 @@ fn wrap_aad(tenant_id: Uuid, key_id: &str, master_kid: &str) -> Vec<u8> {
 /// Wraps `key` under the primary master key: `(master_kid, nonce || ct)`.
 pub(crate) fn wrap(
     ring: &MasterKeyring,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     key: &DataKey,
 ) -> Result<(String, Vec<u8>), SecretError> {
     let (kid, master) = ring.primary();
@@ -77,7 +77,7 @@ pub(crate) fn wrap(
 /// Unwraps a stored key; an empty `wrapped` means it was shredded.
 pub(crate) fn unwrap(
     ring: &MasterKeyring,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     key_id: &str,
     master_kid: &str,
     wrapped: &[u8],
@@ -112,7 +112,7 @@ mod tests {
     fn wrap_round_trips_and_binds_the_row() {
         let old = MasterKeyring::generate_entry("mk1");
         let ring1 = ring(&old);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::new();
         let key = DataKey::generate();
         let (kid, wrapped) = wrap(&ring1, tenant, &key).unwrap();
         assert_eq!(kid, "mk1");
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(back.bytes(), key.bytes());
         assert_eq!(back.id(), key.id());
 
-        let other_tenant = unwrap(&ring1, Uuid::now_v7(), key.id(), &kid, &wrapped);
+        let other_tenant = unwrap(&ring1, TenantId::new(), key.id(), &kid, &wrapped);
         assert!(matches!(other_tenant, Err(SecretError::Unwrap(_))));
         let other_id = unwrap(&ring1, tenant, "dk-other", &kid, &wrapped);
         assert!(matches!(other_id, Err(SecretError::Unwrap(_))));

@@ -33,11 +33,10 @@ pub mod redact;
 mod rotate;
 mod tenant_keys;
 
+use events::{EncryptedCredentials, ProviderId, TenantId};
 use std::sync::Arc;
 
-use events::EncryptedCredentials;
 use sqlx::{PgExecutor, PgPool};
-use uuid::Uuid;
 
 pub use credentials::{open, seal};
 pub use data_key::DataKey;
@@ -104,8 +103,8 @@ impl Secrets {
     pub async fn seal_for_provider(
         &self,
         pool: &PgPool,
-        tenant_id: Uuid,
-        provider_id: Uuid,
+        tenant_id: TenantId,
+        provider_id: ProviderId,
         creds: &PlainCredentials,
         actor: &str,
     ) -> anyhow::Result<EncryptedCredentials> {
@@ -117,8 +116,8 @@ impl Secrets {
     pub async fn open_for_provider(
         &self,
         db: impl PgExecutor<'_>,
-        tenant_id: Uuid,
-        provider_id: Uuid,
+        tenant_id: TenantId,
+        provider_id: ProviderId,
         sealed: &EncryptedCredentials,
     ) -> Result<PlainCredentials, SecretError> {
         let key = load_tenant_key(db, &self.ring, tenant_id, &sealed.key_id).await?;
@@ -134,7 +133,7 @@ impl Secrets {
     pub async fn shred_tenant(
         &self,
         db: impl PgExecutor<'_>,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
     ) -> Result<Vec<String>, SecretError> {
         shred_tenant(db, tenant_id).await
     }

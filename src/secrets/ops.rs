@@ -30,9 +30,10 @@
 //! (a new key id and `TenantKeyCreated`). Old secrets stay dead; new ones are
 //! new. Blocking the tenant altogether is a tenancy decision, not a key one.
 
-use events::{Event, StreamType, TenantKeyCreated, TenantKeyRewrapped, TenantKeyShredded};
+use events::{
+    Event, StreamType, TenantId, TenantKeyCreated, TenantKeyRewrapped, TenantKeyShredded,
+};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::data_key::{unwrap, wrap};
 use super::{tenant_keys, DataKey, MasterKeyring, SecretError};
@@ -47,7 +48,7 @@ const PAGE: i64 = 256;
 /// One data key moved to another master kid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewrapped {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub key_id: String,
     pub from_kid: String,
     pub to_kid: String,
@@ -56,7 +57,7 @@ pub struct Rewrapped {
 /// A key `rewrap` could not move (e.g. its master kid is not configured).
 #[derive(Debug)]
 pub struct RewrapFailure {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub key_id: String,
     pub error: SecretError,
 }
@@ -71,8 +72,12 @@ pub struct RewrapReport {
 }
 
 /// An append transaction by `actor` for `tenant`, holding its tenant stream.
-pub(super) async fn begin(pool: &PgPool, tenant: Uuid, actor: &str) -> anyhow::Result<AppendTx> {
-    match AppendTx::begin(pool, CommandMeta::new(tenant, actor), &[tenant]).await? {
+pub(super) async fn begin(
+    pool: &PgPool,
+    tenant: TenantId,
+    actor: &str,
+) -> anyhow::Result<AppendTx> {
+    match AppendTx::begin(pool, CommandMeta::new(tenant, actor), &[tenant.uuid()]).await? {
         Begin::Fresh(tx) => Ok(tx),
         // A fresh command id cannot have been used before.
         Begin::Duplicate(_) => anyhow::bail!("command id collision"),
@@ -80,15 +85,22 @@ pub(super) async fn begin(pool: &PgPool, tenant: Uuid, actor: &str) -> anyhow::R
 }
 
 /// Folds tenant stream `id` on `conn`.
-pub(super) async fn fold_tenant(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<TenantState> {
-    Ok(store::load(conn, id, TenantState::apply).await?)
+pub(super) async fn fold_tenant(
+    conn: &mut PgConnection,
+    id: TenantId,
+) -> anyhow::Result<TenantState> {
+    Ok(store::load(conn, id.uuid(), TenantState::apply).await?)
 }
 
-async fn append_tenant(tx: &mut AppendTx, tenant: Uuid, events: Vec<Event>) -> anyhow::Result<()> {
+async fn append_tenant(
+    tx: &mut AppendTx,
+    tenant: TenantId,
+    events: Vec<Event>,
+) -> anyhow::Result<()> {
     let state = fold_tenant(tx.conn(), tenant).await?;
     tx.append(&[StreamAppend {
         stream_type: StreamType::Tenant,
-        stream_id: tenant,
+        stream_id: tenant.uuid(),
         expected: ExpectedVersion::from_version(state.version),
         events,
     }])
@@ -102,7 +114,7 @@ async fn append_tenant(tx: &mut AppendTx, tenant: Uuid, events: Vec<Event>) -> a
 pub async fn live_or_create_key(
     pool: &PgPool,
     ring: &MasterKeyring,
-    tenant: Uuid,
+    tenant: TenantId,
     actor: &str,
 ) -> anyhow::Result<DataKey> {
     if let Some(key) = tenant_keys::live_key(pool, ring, tenant).await? {
@@ -138,9 +150,9 @@ pub async fn rewrap(
         moved: Vec::new(),
         failed: Vec::new(),
     };
-    let mut after = (Uuid::nil(), String::new());
+    let mut after = (TenantId::SYSTEM, String::new());
     loop {
-        let page: Vec<(Uuid, String)> = sqlx::query_as(
+        let page: Vec<(TenantId, String)> = sqlx::query_as(
             "SELECT tenant_id, key_id FROM tenant_keys \
              WHERE shredded_at IS NULL AND master_kid <> $1 AND (tenant_id, key_id) > ($2, $3) \
              ORDER BY tenant_id, key_id LIMIT $4",
@@ -174,7 +186,7 @@ async fn rewrap_one(
     pool: &PgPool,
     ring: &MasterKeyring,
     actor: &str,
-    tenant: Uuid,
+    tenant: TenantId,
     key_id: &str,
 ) -> anyhow::Result<Result<Option<Rewrapped>, SecretError>> {
     let mut tx = begin(pool, tenant, actor).await?;
@@ -221,7 +233,11 @@ async fn rewrap_one(
 /// Destroys the tenant's live data keys and appends `TenantKeyShredded` per
 /// key, in one transaction; returns the key ids shredded (empty when the
 /// tenant had no live key: nothing is written then).
-pub async fn shred_tenant(pool: &PgPool, tenant: Uuid, actor: &str) -> anyhow::Result<Vec<String>> {
+pub async fn shred_tenant(
+    pool: &PgPool,
+    tenant: TenantId,
+    actor: &str,
+) -> anyhow::Result<Vec<String>> {
     anyhow::ensure!(
         tenant != SYSTEM_TENANT,
         "the system tenant has no data keys"

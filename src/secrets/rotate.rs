@@ -18,7 +18,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use events::{Event, MasterKeyAdded, StreamType};
+use events::{Event, MasterKeyAdded, StreamType, TenantId};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -33,7 +33,7 @@ use crate::store::{ExpectedVersion, StreamAppend};
 pub const MASTER_KEY_FILE: &str = "master_key";
 
 /// The id of the system tenant and of its stream.
-pub const SYSTEM_TENANT: Uuid = Uuid::nil();
+pub const SYSTEM_TENANT: TenantId = TenantId::SYSTEM;
 
 /// What a rotation did. `Debug` never shows `new_value`.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ pub async fn rotate(settings: &Settings, pool: &PgPool, actor: &str) -> anyhow::
     let system = fold_tenant(tx.conn(), SYSTEM_TENANT).await?;
     tx.append(&[StreamAppend {
         stream_type: StreamType::Tenant,
-        stream_id: SYSTEM_TENANT,
+        stream_id: SYSTEM_TENANT.uuid(),
         expected: ExpectedVersion::from_version(system.version),
         events: vec![Event::MasterKeyAdded(MasterKeyAdded { kid: kid.clone() })],
     }])

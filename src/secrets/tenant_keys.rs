@@ -10,8 +10,8 @@
 //! so it is unreadable only once its master key is gone: rotate, `rewrap_all`,
 //! then remove the old kid from the configuration and the key store.
 
+use events::TenantId;
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use uuid::Uuid;
 
 use super::data_key::{unwrap, wrap};
 use super::{DataKey, MasterKeyring, SecretError};
@@ -29,7 +29,7 @@ const REWRAP_BATCH: i64 = 256;
 pub async fn get_or_create_data_key(
     conn: &mut PgConnection,
     ring: &MasterKeyring,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<(DataKey, bool), SecretError> {
     if let Some(key) = live_key(&mut *conn, ring, tenant_id).await? {
         return Ok((key, false));
@@ -59,7 +59,7 @@ pub async fn get_or_create_data_key(
 pub async fn live_key(
     conn: impl PgExecutor<'_>,
     ring: &MasterKeyring,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<Option<DataKey>, SecretError> {
     let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT key_id, master_kid, wrapped FROM tenant_keys \
@@ -76,7 +76,7 @@ pub async fn live_key(
 pub async fn load_tenant_key(
     db: impl PgExecutor<'_>,
     ring: &MasterKeyring,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     key_id: &str,
 ) -> Result<DataKey, SecretError> {
     let row: Option<(String, Vec<u8>, bool)> = sqlx::query_as(
@@ -101,10 +101,10 @@ pub async fn load_tenant_key(
 /// does not unwrap (e.g. its master kid is no longer configured).
 pub async fn rewrap_all(pool: &PgPool, ring: &MasterKeyring) -> Result<u64, SecretError> {
     let primary = ring.primary_kid();
-    let mut after = (Uuid::nil(), String::new());
+    let mut after = (TenantId::SYSTEM, String::new());
     let mut moved = 0;
     loop {
-        let rows: Vec<(Uuid, String, String, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<(TenantId, String, String, Vec<u8>)> = sqlx::query_as(
             "SELECT tenant_id, key_id, master_kid, wrapped FROM tenant_keys \
              WHERE shredded_at IS NULL AND master_kid <> $1 AND (tenant_id, key_id) > ($2, $3) \
              ORDER BY tenant_id, key_id LIMIT $4",
@@ -144,7 +144,7 @@ pub async fn rewrap_all(pool: &PgPool, ring: &MasterKeyring) -> Result<u64, Secr
 /// appends those events, or a pool.
 pub async fn shred_tenant(
     db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<Vec<String>, SecretError> {
     let ids = sqlx::query_scalar(
         "UPDATE tenant_keys SET wrapped = ''::bytea, shredded_at = now() \

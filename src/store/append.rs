@@ -11,7 +11,7 @@
 //! are computed here, before the call, from the heads the caller expects.
 
 use chrono::{DateTime, Utc};
-use events::{Event, Hash32, NewEnvelope, StreamType};
+use events::{Event, Hash32, NewEnvelope, NumberId, ProviderId, StreamType, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -65,12 +65,12 @@ pub struct CommandMeta {
     pub correlation_id: Uuid,
     pub causation_id: Option<Uuid>,
     pub actor: String,
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
 }
 
 impl CommandMeta {
     /// A fresh command by `actor` for `tenant_id`, correlated to itself.
-    pub fn new(tenant_id: Uuid, actor: impl Into<String>) -> Self {
+    pub fn new(tenant_id: TenantId, actor: impl Into<String>) -> Self {
         let command_id = Uuid::now_v7();
         CommandMeta {
             command_id,
@@ -91,17 +91,17 @@ pub enum Guard {
     /// another number holds it. At most one per command.
     ClaimNumber {
         e164: String,
-        tenant_id: Uuid,
-        number_id: Uuid,
-        credentials_id: Uuid,
+        tenant_id: TenantId,
+        number_id: NumberId,
+        credentials_id: ProviderId,
     },
     /// Releases the claim of `number_id`.
-    ReleaseNumber { number_id: Uuid },
+    ReleaseNumber { number_id: NumberId },
     /// Fails with `StoreError::Referenced` while a number uses the provider.
-    Unreferenced { credentials_id: Uuid },
+    Unreferenced { credentials_id: ProviderId },
     /// Records the provisional answer of an Idempotency-Key still in progress.
     SettleKey {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         key: String,
         status: u16,
         headers: serde_json::Value,

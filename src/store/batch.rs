@@ -80,7 +80,7 @@ impl Columns {
             let cmd = i as i32 + 1;
             let m = &p.meta;
             c.c_id.push(m.command_id);
-            c.c_tenant.push(m.tenant_id);
+            c.c_tenant.push(m.tenant_id.uuid());
             c.c_corr.push(m.correlation_id);
             c.c_cause.push(m.causation_id);
             c.c_actor.push(m.actor.clone());

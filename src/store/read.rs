@@ -9,6 +9,7 @@
 //! `global_position > checkpoint` never skips an event that commits late.
 
 use chrono::{DateTime, Utc};
+use events::TenantId;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
@@ -18,10 +19,10 @@ use super::{Position, StoreError};
 /// A stream's events in version order, up to `max_version` when given.
 pub async fn read_stream<'e>(
     db: impl PgExecutor<'e>,
-    stream_id: Uuid,
+    stream_id: impl Into<Uuid>,
     max_version: Option<i64>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    stream_versions(db, stream_id, 0, max_version.unwrap_or(i64::MAX)).await
+    stream_versions(db, stream_id.into(), 0, max_version.unwrap_or(i64::MAX)).await
 }
 
 /// A stream's events after version `after`, in version order: what a cached
@@ -29,10 +30,10 @@ pub async fn read_stream<'e>(
 /// the stream.
 pub async fn read_stream_after<'e>(
     db: impl PgExecutor<'e>,
-    stream_id: Uuid,
+    stream_id: impl Into<Uuid>,
     after: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    stream_versions(db, stream_id, after, i64::MAX).await
+    stream_versions(db, stream_id.into(), after, i64::MAX).await
 }
 
 /// Versions `after + 1 ..= upto` of a stream.
@@ -129,7 +130,7 @@ pub struct TenantFilter {
 /// A tenant's events in global order, filtered, up to `limit`.
 pub async fn read_tenant(
     pool: &PgPool,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     filter: &TenantFilter,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {

@@ -85,10 +85,15 @@ impl States {
 impl Store {
     /// The state of stream `id`: cached (possibly old, see the module), or
     /// read and folded once.
-    pub async fn load<S>(&self, id: Uuid, apply: Apply<S>) -> Result<Loaded<S>, StoreError>
+    pub async fn load<S>(
+        &self,
+        id: impl Into<Uuid>,
+        apply: Apply<S>,
+    ) -> Result<Loaded<S>, StoreError>
     where
         S: Clone + Default + Send + Sync + 'static,
     {
+        let id = id.into();
         match self.states().get::<S>(id) {
             Some((state, head)) => Ok(Loaded {
                 state,
@@ -101,10 +106,15 @@ impl Store {
 
     /// The state of stream `id` as stored now: the cached state brought up
     /// to date with the events after it (one query).
-    pub async fn load_fresh<S>(&self, id: Uuid, apply: Apply<S>) -> Result<Loaded<S>, StoreError>
+    pub async fn load_fresh<S>(
+        &self,
+        id: impl Into<Uuid>,
+        apply: Apply<S>,
+    ) -> Result<Loaded<S>, StoreError>
     where
         S: Clone + Default + Send + Sync + 'static,
     {
+        let id = id.into();
         let (state, head) = self
             .states()
             .get::<S>(id)

@@ -1,6 +1,6 @@
 //! The dial: decrypt the provider's credentials, ask the Call Processor.
 
-use events::Envelope;
+use events::{CallId, Envelope};
 
 use super::process::fold_stream;
 use super::Worker;
@@ -26,7 +26,7 @@ impl Worker {
         live: bool,
         judged_by: Option<CallLimits>,
     ) -> anyhow::Result<DialOutcome> {
-        let (tenant, call_id) = (state.tenant_id, cause.stream_id);
+        let (tenant, call_id) = (state.tenant_id, CallId::from(cause.stream_id));
         let Some(req) = &state.request else {
             anyhow::bail!("claimed call {call_id} has no request");
         };

@@ -1,6 +1,8 @@
 //! Handling one `OriginateRequested`: admit, claim, dial, record.
 
-use events::{call_limits_stream_id, Envelope, Event, OriginateRejected, StreamType};
+use events::{
+    call_limits_stream_id, CallId, Envelope, Event, OriginateRejected, StreamType, TenantId,
+};
 use uuid::Uuid;
 
 use super::{CrashPoint, Worker};
@@ -51,7 +53,7 @@ enum Step {
 /// one query for what is newer (never a fold of the whole history).
 pub(super) async fn fold_stream<S>(
     w: &Worker,
-    id: Uuid,
+    id: impl Into<Uuid>,
     apply: fn(&mut S, At, &Event),
 ) -> anyhow::Result<S>
 where
@@ -61,7 +63,7 @@ where
 }
 
 impl Worker {
-    fn meta(&self, cause: &Envelope, tenant_id: Uuid) -> CommandMeta {
+    fn meta(&self, cause: &Envelope, tenant_id: TenantId) -> CommandMeta {
         CommandMeta {
             command_id: Uuid::now_v7(),
             correlation_id: cause.correlation_id,
@@ -184,7 +186,9 @@ impl Worker {
     /// Admission: reserve in all four caps, then claim or refuse.
     async fn on_requested(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
-        let (admission, limits) = self.admit(state.tenant_id, h.cause.stream_id).await?;
+        let (admission, limits) = self
+            .admit(state.tenant_id, CallId::from(h.cause.stream_id))
+            .await?;
         h.judged_by = Some(limits);
         let refused = matches!(admission, Admission::Refused(_));
         h.reserved |= !refused;
@@ -265,7 +269,12 @@ impl Worker {
         if h.reserved && matches!(phase, Phase::Rejected | Phase::Failed) {
             let now = self.deps.clock.now();
             self.caps
-                .release(h.call.state.tenant_id, h.cause.stream_id, now, 0)
+                .release(
+                    h.call.state.tenant_id,
+                    CallId::from(h.cause.stream_id),
+                    now,
+                    0,
+                )
                 .await?;
         }
         Ok(Step::Done(Handled::AlreadyDone))
@@ -284,7 +293,11 @@ impl Worker {
     /// Reserves a slot in all four caps, against the caps in the store (not a
     /// projection: a 0 must hold from the moment it was accepted).
     /// Returns the caps it judged by too.
-    async fn admit(&self, tenant: Uuid, call_id: Uuid) -> anyhow::Result<(Admission, CallLimits)> {
+    async fn admit(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+    ) -> anyhow::Result<(Admission, CallLimits)> {
         let limits: LimitsState =
             fold_stream(self, call_limits_stream_id(tenant), LimitsState::apply).await?;
         let limits = limits.limits.unwrap_or(self.default_limits);

@@ -3,7 +3,7 @@
 //! end and the release only delays it; `Caps::release` counts each call
 //! once, so redeliveries change nothing.
 
-use events::{Envelope, Event};
+use events::{CallId, Envelope, Event};
 
 use super::Worker;
 
@@ -20,7 +20,12 @@ impl Worker {
             _ => return Ok(()),
         };
         self.caps
-            .release(env.tenant_id, env.stream_id, env.recorded_at, billed)
+            .release(
+                env.tenant_id,
+                CallId::from(env.stream_id),
+                env.recorded_at,
+                billed,
+            )
             .await?;
         Ok(())
     }

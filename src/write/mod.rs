@@ -44,7 +44,12 @@ pub struct Decision {
 
 impl Decision {
     /// Appends `events` to one stream decided on at `version`.
-    pub fn one(stream_type: StreamType, id: Uuid, version: i64, events: Vec<Event>) -> Self {
+    pub fn one(
+        stream_type: StreamType,
+        id: impl Into<Uuid>,
+        version: i64,
+        events: Vec<Event>,
+    ) -> Self {
         Decision::default().and(stream_type, id, version, events)
     }
 
@@ -52,13 +57,13 @@ impl Decision {
     pub fn and(
         mut self,
         stream_type: StreamType,
-        id: Uuid,
+        id: impl Into<Uuid>,
         version: i64,
         events: Vec<Event>,
     ) -> Self {
         self.appends.push(StreamAppend {
             stream_type,
-            stream_id: id,
+            stream_id: id.into(),
             expected: ExpectedVersion::from_version(version),
             events,
         });
@@ -144,10 +149,15 @@ impl<'a> Reader<'a> {
     }
 
     /// The state of stream `id`: cached on a first attempt, fresh after.
-    pub async fn load<S>(&self, id: Uuid, apply: Apply<S>) -> Result<Loaded<S>, StoreError>
+    pub async fn load<S>(
+        &self,
+        id: impl Into<Uuid>,
+        apply: Apply<S>,
+    ) -> Result<Loaded<S>, StoreError>
     where
         S: Clone + Default + Send + Sync + 'static,
     {
+        let id = id.into();
         let loaded = if self.fresh {
             self.store.load_fresh(id, apply).await?
         } else {
@@ -162,10 +172,11 @@ impl<'a> Reader<'a> {
 
     /// The state of a stream this command creates (an id it just drew): no
     /// read, the append checks that it does not exist.
-    pub fn new_stream<S>(&self, id: Uuid, apply: Apply<S>) -> Loaded<S>
+    pub fn new_stream<S>(&self, id: impl Into<Uuid>, apply: Apply<S>) -> Loaded<S>
     where
         S: Clone + Default + Send + Sync + 'static,
     {
+        let id = id.into();
         let loaded = Loaded {
             state: S::default(),
             head: Head::NONE,
@@ -243,10 +254,11 @@ pub async fn run<C: Command>(
 /// `loaded` with the events just written to stream `id` folded on.
 pub fn with_written<S: Clone>(
     loaded: &Loaded<S>,
-    id: Uuid,
+    id: impl Into<Uuid>,
     written: &[StoredEvent],
     apply: Apply<S>,
 ) -> Result<S, StoreError> {
+    let id = id.into();
     crate::store::fold_onto(
         loaded.state.clone(),
         written.iter().filter(|e| e.envelope.stream_id == id),

@@ -2,6 +2,7 @@
 //! in the test's own database and namespace, with an HTTP client that keeps
 //! every response body it saw (for the secrets canary).
 
+use events::TenantId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ impl TestApp {
     }
 
     /// A token for `tenant` with `scopes`.
-    pub fn token(&self, tenant: Uuid, scopes: &[Scope]) -> String {
+    pub fn token(&self, tenant: TenantId, scopes: &[Scope]) -> String {
         mint_hs256(
             &JWT_SECRET.to_owned().into(),
             "switchboard-dev",
@@ -123,7 +124,7 @@ impl TestApp {
     }
 
     /// A token with every scope.
-    pub fn admin(&self, tenant: Uuid) -> String {
+    pub fn admin(&self, tenant: TenantId) -> String {
         self.token(tenant, &Scope::ALL)
     }
 

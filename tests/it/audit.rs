@@ -1,6 +1,7 @@
 //! The audit API through HTTP: a scripted history replays in exactly its
 //! order, filtered and paged, never showing another tenant's events.
 
+use events::TenantId;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -55,7 +56,7 @@ async fn all_pages(app: &TestApp, token: &str, path: &str, limit: usize) -> Vec<
 #[tokio::test]
 async fn audit_replays_a_scripted_history_in_order() {
     let app = TestApp::spawn().await;
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a, b) = (TenantId::new(), TenantId::new());
     let (ta, tb) = (app.admin(a), app.admin(b));
     let p1 = app.twilio(&ta, "secret-a1").await;
     let r = app

@@ -3,6 +3,7 @@
 //! the live tables equal a rebuild from the store (no event missed or
 //! applied twice) and the projection keeps serving new writes.
 
+use events::TenantId;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,7 +103,7 @@ async fn oid(app: &TestApp, table: &str) -> i64 {
 #[tokio::test]
 async fn audit_rebuild_under_concurrent_writes_equals_the_live_projection() {
     let app = TestApp::spawn().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let token = app.admin(tenant);
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU32::new(0));

@@ -1,6 +1,7 @@
 //! `GET /api/v1/audit/streams/{id}?at=`: a stream's state at a past moment
 //! is what the API showed at that moment.
 
+use events::TenantId;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -23,7 +24,7 @@ fn z(t: DateTime<Utc>) -> String {
 #[tokio::test]
 async fn audit_state_at_a_past_moment_is_what_was_seen_then() {
     let app = TestApp::spawn().await;
-    let a = Uuid::new_v4();
+    let a = TenantId::new();
     let ta = app.admin(a);
     let id = app.twilio(&ta, "secret-token-1").await;
     let before = Utc::now() - chrono::Duration::seconds(60);
@@ -79,7 +80,7 @@ async fn audit_state_at_a_past_moment_is_what_was_seen_then() {
         assert_eq!(r.body["errors"][0]["field"], "at");
     }
     // Another tenant's stream is answered like a missing one.
-    let other = app.admin(Uuid::new_v4());
+    let other = app.admin(TenantId::new());
     let theirs = app
         .get(&format!("/api/v1/audit/streams/{id}"), &other)
         .await;

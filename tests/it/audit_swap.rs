@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::support::{last_position, meta, TestEnv};
 
 async fn create_providers(pool: &sqlx::PgPool, n: usize) {
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     for i in 0..n {
         let created = Event::ProviderCreated(ProviderCreated {
             provider: ProviderKind::Twilio,

@@ -3,6 +3,7 @@
 //! table are each found and named, and the CLI exits with an error.
 
 use clap::Parser;
+use events::TenantId;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchboard::audit::verify;
@@ -43,7 +44,7 @@ fn named(report: &Value, stream: &str) -> (String, i64, Option<String>) {
 #[tokio::test]
 async fn audit_verify_names_altered_removed_and_reordered_events() {
     let app = TestApp::spawn().await;
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let (a, b) = (TenantId::new(), TenantId::new());
     let (ta, tb) = (app.admin(a), app.admin(b));
     let mut providers = Vec::new();
     for i in 0..3 {

@@ -3,6 +3,7 @@
 //! repeats, retries and lost answers, and credentials that never leak.
 //! Needs no PostgreSQL, NATS or Redis.
 
+use events::{CallId, ProviderKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +11,6 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
-use events::ProviderKind;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use switchboard::callproc::sim::{self, SimConfig, SimHandle};
@@ -97,7 +97,7 @@ fn creds() -> PlainCredentials {
     .collect()
 }
 
-fn request<'a>(call_id: Uuid, creds: &'a PlainCredentials, url: &'a str) -> OriginateRequest<'a> {
+fn request<'a>(call_id: CallId, creds: &'a PlainCredentials, url: &'a str) -> OriginateRequest<'a> {
     OriginateRequest {
         call_id,
         session_id: Uuid::now_v7(),
@@ -124,7 +124,7 @@ async fn callproc_dial_gets_id_and_signed_callbacks_in_order() {
     let (sim, _sim) = start_sim(fast_config()).await;
     let (url, mut rx, _rx) = start_receiver().await;
     let creds = creds();
-    let call_id = Uuid::now_v7();
+    let call_id = CallId::new();
     let dialed = client_for(&sim, ms(2000), 3)
         .originate(&request(call_id, &creds, &url))
         .await
@@ -160,7 +160,7 @@ async fn callproc_same_call_id_five_times_dials_once() {
     let (sim, _sim) = start_sim(fast_config()).await;
     let (url, _rx, _stop) = start_receiver().await;
     let creds = creds();
-    let call_id = Uuid::now_v7();
+    let call_id = CallId::new();
     let client = client_for(&sim, ms(2000), 3);
     let req = request(call_id, &creds, &url);
     let first = client.originate(&req).await.unwrap();
@@ -188,7 +188,7 @@ async fn callproc_fail_rate_one_is_unavailable_after_max_attempts() {
     .await;
     let creds = creds();
     let err = client_for(&sim, ms(2000), 3)
-        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .originate(&request(CallId::new(), &creds, "http://127.0.0.1:9/cb"))
         .await
         .unwrap_err();
     match &err {
@@ -214,7 +214,7 @@ async fn callproc_lost_answer_is_retried_with_the_same_key() {
     let (url, _rx, _stop) = start_receiver().await;
     let creds = creds();
     let dialed = client_for(&sim, ms(150), 3)
-        .originate(&request(Uuid::now_v7(), &creds, &url))
+        .originate(&request(CallId::new(), &creds, &url))
         .await
         .expect("the retry gets the first dial's answer");
     let dials = sim.dials();
@@ -232,7 +232,7 @@ async fn callproc_reject_is_final() {
     .await;
     let creds = creds();
     let err = client_for(&sim, ms(2000), 4)
-        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .originate(&request(CallId::new(), &creds, "http://127.0.0.1:9/cb"))
         .await
         .unwrap_err();
     let expected = DialError::Rejected {
@@ -270,7 +270,7 @@ async fn callproc_error_text_never_carries_a_credential() {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let creds = creds();
     let err = CallProcessorClient::new(url, ms(2000), 2)
-        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .originate(&request(CallId::new(), &creds, "http://127.0.0.1:9/cb"))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -297,7 +297,7 @@ async fn callproc_https_url_speaks_tls() {
     });
     let creds = creds();
     let err = CallProcessorClient::new(url, ms(2000), 1)
-        .originate(&request(Uuid::now_v7(), &creds, "http://127.0.0.1:9/cb"))
+        .originate(&request(CallId::new(), &creds, "http://127.0.0.1:9/cb"))
         .await
         .unwrap_err();
     let bytes = first.await.unwrap();

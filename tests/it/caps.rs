@@ -5,10 +5,10 @@
 mod fixture;
 mod rebuild;
 
+use events::CallId;
 use std::time::Duration;
 
 use switchboard::caps::{Admission, Dimension, Refusal, DEFAULT_LEASE};
-use uuid::Uuid;
 
 use fixture::{at, limits, Fixture};
 
@@ -140,7 +140,7 @@ async fn zero_refuses_at_once_and_changes_no_key() {
 async fn reserve_and_release_are_idempotent_per_call() {
     let f = Fixture::new(at("2026-03-01T12:00:00Z"), DEFAULT_LEASE).await;
     let l = limits(1, 100, 100, 100);
-    let call = Uuid::now_v7();
+    let call = CallId::new();
     for _ in 0..3 {
         // Redelivery: admitted again without counting, even at the limit.
         assert_eq!(f.reserve(call, &l).await, Admission::Admitted);
@@ -152,7 +152,7 @@ async fn reserve_and_release_are_idempotent_per_call() {
     );
     f.release(call, 3).await;
     f.release(call, 3).await;
-    f.release(Uuid::now_v7(), 9).await; // never admitted: no-op
+    f.release(CallId::new(), 9).await; // never admitted: no-op
     assert_eq!(f.reserve(call, &l).await, Admission::Admitted); // done
     let u = f.usage().await;
     assert_eq!((u.concurrent, u.daily_calls, u.daily_minutes), (0, 1, 3));

@@ -2,16 +2,16 @@
 //! on costs a retry from fresh state, never a wrong write or a wrong refusal,
 //! and reading it never folds the whole history.
 
+use events::TenantId;
 use switchboard::commands::state::LimitsState;
 use switchboard::commands::update_limits::UpdateLimits;
 use switchboard::domain::CallLimits;
 use switchboard::store::{CommandMeta, Store};
 use switchboard::write::{self, RunError};
-use uuid::Uuid;
 
 use crate::support::TestEnv;
 
-fn patch(tenant: Uuid, daily_minutes_max: u32, if_match: Option<i64>) -> UpdateLimits {
+fn patch(tenant: TenantId, daily_minutes_max: u32, if_match: Option<i64>) -> UpdateLimits {
     UpdateLimits {
         tenant_id: tenant,
         defaults: CallLimits::SHIPPED_DEFAULTS,
@@ -26,7 +26,7 @@ async fn a_state_cached_by_one_process_and_moved_on_by_another_is_decided_again(
     let env = TestEnv::new().await;
     // Two processes: two stores over one database, each with its cache.
     let (one, two) = (Store::new(env.pool.clone()), Store::new(env.pool.clone()));
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let run = |st: &Store, cmd: UpdateLimits| {
         let st = st.clone();
         async move { write::run(&st, &CommandMeta::new(tenant, "test"), &cmd).await }
@@ -62,7 +62,7 @@ async fn a_state_cached_by_one_process_and_moved_on_by_another_is_decided_again(
 async fn a_fresh_read_reads_only_what_is_newer() {
     let env = TestEnv::new().await;
     let st = Store::new(env.pool.clone());
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let id = events::call_limits_stream_id(tenant);
     for i in 0..50 {
         write::run(

@@ -1,6 +1,7 @@
 //! A gateway configured with a JWKS: keys chosen by kid, each pinned to its
 //! own algorithm, and HS256 off, all through HTTP.
 
+use events::TenantId;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -12,7 +13,7 @@ use crate::app::{TestApp, JWT_SECRET};
 #[allow(dead_code)]
 mod keys;
 
-fn claims(tenant: Uuid) -> serde_json::Value {
+fn claims(tenant: TenantId) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
     json!({"iss": "switchboard-dev", "aud": "switchboard", "sub": "svc", "exp": now + 600,
            "tenant_id": tenant, "scope": "telephony:read"})
@@ -38,7 +39,7 @@ async fn jwks_keys_by_kid_and_no_hs256() {
     let path = std::env::temp_dir().join(format!("sb-jwks-{}.json", Uuid::new_v4().simple()));
     std::fs::write(&path, jwks.to_string()).unwrap();
     let app = TestApp::spawn_with(&["--jwt-jwks", path.to_str().unwrap()]).await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let c = claims(tenant);
     let rsa = EncodingKey::from_rsa_pem(keys::RSA_PRIVATE_PEM.as_bytes()).unwrap();
     let ed = EncodingKey::from_ed_pem(keys::ED25519_PRIVATE_PEM.as_bytes()).unwrap();

@@ -1,16 +1,16 @@
 //! Invariants under races: one holder per e164 across tenants, and never a
 //! number on a deleted provider.
 
+use events::TenantId;
 use reqwest::StatusCode;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::app::TestApp;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_attaches_of_one_e164_from_two_tenants_make_one_holder() {
     let app = TestApp::spawn().await;
-    let tokens = [app.admin(Uuid::new_v4()), app.admin(Uuid::new_v4())];
+    let tokens = [app.admin(TenantId::new()), app.admin(TenantId::new())];
     let providers = [
         app.twilio(&tokens[0], "a").await,
         app.twilio(&tokens[1], "b").await,
@@ -54,7 +54,7 @@ async fn fifty_concurrent_attaches_of_one_e164_from_two_tenants_make_one_holder(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attach_racing_delete_provider_never_leaves_a_number_on_a_deleted_provider() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     for i in 0..200 {
         let pid = app.twilio(&t, "tok").await;
         let (a, b) = (app.base.clone(), app.base.clone());

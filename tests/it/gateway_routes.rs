@@ -1,5 +1,6 @@
 //! The happy path of every route, and the seed documentation's cases.
 
+use events::TenantId;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use crate::app::TestApp;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn providers_numbers_and_limits_happy_paths() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
 
     // Providers: create, get, list, patch (relabel + rotate), delete.
     let pid = app.twilio(&t, "tok-1").await;
@@ -198,7 +199,7 @@ async fn providers_numbers_and_limits_happy_paths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_cases() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let before = app.event_count().await;
 
     // Half a Twilio config: 400 naming the missing field, nothing stored.

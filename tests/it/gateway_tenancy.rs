@@ -1,5 +1,6 @@
 //! Tenant isolation and authentication through HTTP.
 
+use events::TenantId;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -11,7 +12,7 @@ use crate::app::{TestApp, JWT_SECRET};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenant_sees_nothing_of_tenant_a() {
     let app = TestApp::spawn().await;
-    let (a, b) = (app.admin(Uuid::new_v4()), app.admin(Uuid::new_v4()));
+    let (a, b) = (app.admin(TenantId::new()), app.admin(TenantId::new()));
     let agent = Uuid::new_v4();
     let pid = app.twilio(&a, "tok").await;
     let nid = app.attach(&a, "+12025550123", &pid, Some(agent)).await.body["id"]
@@ -60,7 +61,7 @@ async fn another_tenant_sees_nothing_of_tenant_a() {
     app.stop().await;
 }
 
-fn claims(tenant: Uuid) -> serde_json::Value {
+fn claims(tenant: TenantId) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
     json!({"iss": "switchboard-dev", "aud": "switchboard", "sub": "x", "exp": now + 600, "iat": now,
            "tenant_id": tenant, "scope": "telephony:read"})
@@ -78,7 +79,7 @@ fn hs(claims: &serde_json::Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_401_and_missing_scopes_403() {
     let app = TestApp::spawn().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let b64 = |v: &serde_json::Value| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())

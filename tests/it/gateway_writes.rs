@@ -1,6 +1,7 @@
 //! Write semantics: Idempotency-Key, If-Match, malformed bodies; every 4xx
 //! appends nothing.
 
+use events::TenantId;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -10,7 +11,7 @@ use crate::app::TestApp;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_replays_and_refuses_a_different_body() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let body = json!({"provider": "vobiz", "label": "V", "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}});
     let key = [("Idempotency-Key", "create-vobiz-1")];
     let first = app
@@ -68,7 +69,7 @@ async fn idempotency_key_replays_and_refuses_a_different_body() {
     );
     assert_eq!(app.event_count().await, count);
     // Keys belong to a tenant: another tenant's same key is its own.
-    let t2 = app.admin(Uuid::new_v4());
+    let t2 = app.admin(TenantId::new());
     let r = app
         .send(
             Method::POST,
@@ -110,7 +111,7 @@ async fn idempotency_key_replays_and_refuses_a_different_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_match_guards_patch_and_delete() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let pid = app.twilio(&t, "tok").await;
     let path = format!("/api/v1/telephony/providers/{pid}");
     let count = app.event_count().await;
@@ -175,7 +176,7 @@ async fn if_match_guards_patch_and_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_problems_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let pid = app.twilio(&t, "tok").await;
     let count = app.event_count().await;
     let url = format!("{}/api/v1/telephony/providers", app.base);
@@ -323,7 +324,7 @@ async fn malformed_requests_get_problems_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_changes_nothing_appends_nothing_and_answers_the_state() {
     let app = TestApp::spawn().await;
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let caps = json!({"concurrent_max": 3, "daily_minutes_max": 90});
     let first = app.patch("/api/v1/call-limits", &t, caps.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
@@ -364,7 +365,7 @@ async fn a_write_that_changes_nothing_appends_nothing_and_answers_the_state() {
 async fn idempotency_key_is_authorized_before_it_replays() {
     use switchboard::auth::Scope;
     let app = TestApp::spawn().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let admin = app.admin(tenant);
     let reader = app.token(tenant, &[Scope::TelephonyRead]);
     let body = json!({"provider": "vobiz", "label": "V", "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}});

@@ -1,6 +1,6 @@
 //! Hash chains: recomputed chains match, and tampering in the table is found.
 
-use events::Hash32;
+use events::{Hash32, TenantId};
 use switchboard::store::{self, verify_chain};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ async fn check(env: &TestEnv, stream: Uuid) -> Result<(), store::ChainBreak> {
 #[tokio::test]
 async fn chains_verify_and_tampering_is_named() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let streams: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
     for s in &streams {
         append_n(&env.pool, tenant, *s, 0, 3).await;
@@ -119,7 +119,7 @@ async fn a_corrupt_head_or_a_wrong_stream_type_refuses_the_append() {
     use events::{Event, ProviderDeleted, StreamType};
     use switchboard::store::{ExpectedVersion, StoreError, StreamAppend};
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let append = |stream: Uuid, stream_type: StreamType| {
         let pool = env.pool.clone();
         async move {

@@ -8,7 +8,7 @@ mod rotate;
 mod shred;
 
 use clap::Parser;
-use events::{EncryptedCredentials, Event};
+use events::{EncryptedCredentials, Event, ProviderId, TenantId};
 use sqlx::PgPool;
 use switchboard::cli::Cli;
 use switchboard::config::Settings;
@@ -37,8 +37,8 @@ pub fn temp_dir() -> std::path::PathBuf {
 pub async fn seal(
     pool: &PgPool,
     ring: MasterKeyring,
-    tenant: Uuid,
-    provider: Uuid,
+    tenant: TenantId,
+    provider: ProviderId,
 ) -> EncryptedCredentials {
     let plain: PlainCredentials = [("auth_token", format!("token-{provider}"))]
         .into_iter()
@@ -53,8 +53,8 @@ pub async fn seal(
 pub async fn open(
     pool: &PgPool,
     ring: MasterKeyring,
-    t: Uuid,
-    p: Uuid,
+    t: TenantId,
+    p: ProviderId,
     sealed: &EncryptedCredentials,
 ) -> Result<String, SecretError> {
     let plain = Secrets::new(ring)
@@ -63,7 +63,7 @@ pub async fn open(
     Ok(plain.expose("auth_token").unwrap().to_owned())
 }
 
-pub async fn master_kid(pool: &PgPool, tenant: Uuid) -> String {
+pub async fn master_kid(pool: &PgPool, tenant: TenantId) -> String {
     sqlx::query_scalar(
         "SELECT master_kid FROM tenant_keys WHERE tenant_id = $1 AND shredded_at IS NULL",
     )

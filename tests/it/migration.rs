@@ -2,6 +2,7 @@
 //! old order (transaction id, position) into that order, keeps every hash
 //! chain, and turns each checkpoint into the same place in the new order.
 
+use events::TenantId;
 use std::borrow::Cow;
 
 use sqlx::migrate::Migrator;
@@ -75,7 +76,7 @@ async fn a_history_in_the_old_order_is_renumbered_into_it() {
     // New appends continue after the history.
     let out = switchboard::store::append(
         &pool,
-        switchboard::store::CommandMeta::new(Uuid::new_v4(), "t"),
+        switchboard::store::CommandMeta::new(TenantId::new(), "t"),
         &[switchboard::store::StreamAppend {
             stream_type: events::StreamType::Provider,
             stream_id: Uuid::new_v4(),

@@ -6,6 +6,7 @@ mod caps;
 mod crashes;
 mod forged;
 
+use events::TenantId;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,7 +18,7 @@ use crate::app::{Resp, TestApp};
 
 /// A tenant with a Twilio provider and `from` attached, pinned to an agent.
 pub async fn tenant_with_number(app: &TestApp, from: &str) -> String {
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let pid = app.twilio(&t, "tok").await;
     let r = app.attach(&t, from, &pid, Some(Uuid::new_v4())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -196,7 +197,7 @@ async fn the_seed_flow_with_events_on_nats_in_order() {
         (Some(1), Some(2))
     );
     // Another tenant's view of the call: not found.
-    let other = app.admin(Uuid::new_v4());
+    let other = app.admin(TenantId::new());
     assert_eq!(
         app.get(&format!("/api/v1/calls/{call_id}"), &other)
             .await
@@ -212,7 +213,7 @@ async fn caller_id_rules_and_bad_input() {
     let app = TestApp::spawn().await;
     let from = "+12025550123";
     let a = tenant_with_number(&app, from).await;
-    let b = app.admin(Uuid::new_v4());
+    let b = app.admin(TenantId::new());
     let count = app.event_count().await;
     // Held by another tenant vs held by nobody: the very same answer.
     let held = originate(&app, &b, from).await;
@@ -290,7 +291,7 @@ async fn caller_id_rules_and_bad_input() {
         (r.status, r.body["errors"][0]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("metadata"))
     );
-    let scopeless = app.token(Uuid::new_v4(), &[switchboard::auth::Scope::TelephonyRead]);
+    let scopeless = app.token(TenantId::new(), &[switchboard::auth::Scope::TelephonyRead]);
     assert_eq!(
         originate(&app, &scopeless, from).await.status,
         StatusCode::FORBIDDEN

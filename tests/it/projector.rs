@@ -63,7 +63,7 @@ impl Projection for Recording {
 #[tokio::test]
 async fn tables_and_checkpoint_commit_together() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     for _ in 0..10 {
         append_n(&env.pool, tenant, Uuid::new_v4(), 0, 4).await;
     }
@@ -108,7 +108,7 @@ async fn tables_and_checkpoint_commit_together() {
 async fn a_poison_event_stops_the_projector_and_is_reported() {
     let env = TestEnv::new().await;
     let deps = env.deps().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     // A ProviderCreated whose payload does not match the schema.
     let poison = Uuid::now_v7();
     sqlx::query(
@@ -177,7 +177,14 @@ fn creds(tag: &str) -> EncryptedCredentials {
     }
 }
 
-async fn put(env: &TestEnv, tenant: Uuid, ty: StreamType, id: Uuid, from: i64, events: Vec<Event>) {
+async fn put(
+    env: &TestEnv,
+    tenant: TenantId,
+    ty: StreamType,
+    id: Uuid,
+    from: i64,
+    events: Vec<Event>,
+) {
     let sa = StreamAppend {
         stream_type: ty,
         stream_id: id,
@@ -191,11 +198,11 @@ async fn put(env: &TestEnv, tenant: Uuid, ty: StreamType, id: Uuid, from: i64, e
 async fn a_rebuild_equals_the_live_tables() {
     let env = TestEnv::new().await;
     for t in 0..3 {
-        let tenant = Uuid::new_v4();
+        let tenant = TenantId::new();
         let mut providers = Vec::new();
         for p in 0..4 {
             let id = Uuid::now_v7();
-            providers.push(id);
+            providers.push(ProviderId::from(id));
             put(
                 &env,
                 tenant,
@@ -275,7 +282,7 @@ async fn a_rebuild_equals_the_live_tables() {
             &env,
             tenant,
             StreamType::Provider,
-            providers[3],
+            providers[3].uuid(),
             3,
             vec![Event::ProviderDeleted(ProviderDeleted {})],
         )
@@ -286,7 +293,7 @@ async fn a_rebuild_equals_the_live_tables() {
                 from_number: format!("+1202555{t}{c:03}"),
                 to_number: "+14155550100".into(),
                 agent_id: Uuid::new_v4(),
-                number_id: Uuid::new_v4(),
+                number_id: NumberId::new(),
                 provider: ProviderKind::Twilio,
                 credentials_id: providers[0],
                 session_id: Uuid::now_v7(),
@@ -325,7 +332,7 @@ async fn a_rebuild_equals_the_live_tables() {
                 &env,
                 tenant,
                 StreamType::CallLimits,
-                tenant,
+                tenant.uuid(),
                 v,
                 vec![Event::CallLimitsUpdated(CallLimitsUpdated {
                     concurrent_max: v as u32,

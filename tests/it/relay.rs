@@ -1,11 +1,11 @@
 //! The relay: every event reaches JetStream exactly once, in per-stream
 //! order, across relay restarts, NATS restarts and competing relays.
 
+use events::{Envelope, TenantId};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use events::Envelope;
 use switchboard::app::Deps;
 use switchboard::relay::Relay;
 use switchboard::store::{self, Position};
@@ -49,7 +49,7 @@ async fn count(js: &jetstream::Context, deps: &Deps) -> u64 {
 /// Appends `commands` commands of 3 events spread over 10 streams.
 async fn write(
     env: &TestEnv,
-    tenant: Uuid,
+    tenant: TenantId,
     streams: &[Uuid],
     versions: &mut HashMap<Uuid, i64>,
     commands: usize,
@@ -85,7 +85,7 @@ async fn assert_exactly_once_in_order(env: &TestEnv, js: &jetstream::Context, de
 async fn relay_stopped_midstream_and_restarted_publishes_everything_once() {
     let env = TestEnv::new().await;
     let deps = env.deps().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
     let mut versions = HashMap::new();
     write(&env, tenant, &streams, &mut versions, 100).await;
@@ -122,7 +122,7 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
     let env = TestEnv::new().await;
     let mut nats = NatsProcess::start();
     let deps = env.deps_with_nats(&nats.url()).await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
     let mut versions = HashMap::new();
     write(&env, tenant, &streams, &mut versions, 50).await;
@@ -159,7 +159,7 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
 async fn two_relays_publish_once_and_the_standby_takes_over() {
     let env = TestEnv::new().await;
     let deps = env.deps().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
     let mut versions = HashMap::new();
     write(&env, tenant, &streams, &mut versions, 60).await;

@@ -3,6 +3,7 @@
 //! through, and when the leading relay and projectors die, the standbys
 //! carry on.
 
+use events::TenantId;
 use reqwest::StatusCode;
 use serde_json::json;
 use switchboard::callproc::sim::{self, SimConfig};
@@ -79,7 +80,7 @@ async fn roles_in_separate_processes_with_standbys() {
         &JWT_SECRET.to_owned().into(),
         "switchboard-dev",
         "switchboard",
-        Uuid::new_v4(),
+        TenantId::new(),
         "tester",
         &switchboard::auth::Scope::ALL,
         std::time::Duration::from_secs(600),

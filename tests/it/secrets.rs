@@ -1,6 +1,7 @@
 //! Secrets: a canary auth_token never leaves in plaintext, and a ciphertext
 //! moved to another record does not decrypt.
 
+use events::{ProviderId, TenantId};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -53,7 +54,7 @@ async fn a_canary_token_never_appears_anywhere() {
                 .push(String::from_utf8_lossy(&m.payload).into_owned());
         }
     });
-    let t = app.admin(Uuid::new_v4());
+    let t = app.admin(TenantId::new());
     let pid = app.twilio(&t, CANARY).await;
     // Rotate to another canary-bearing token, fail validation with one, read.
     let r = app
@@ -133,11 +134,11 @@ async fn a_canary_token_never_appears_anywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ciphertext_moved_to_another_provider_or_tenant_fails_to_decrypt() {
     let app = TestApp::spawn().await;
-    let (ta, tb) = (Uuid::new_v4(), Uuid::new_v4());
+    let (ta, tb) = (TenantId::new(), TenantId::new());
     let (a, b) = (app.admin(ta), app.admin(tb));
-    let pa = Uuid::parse_str(&app.twilio(&a, CANARY).await).unwrap();
-    let pa2 = Uuid::parse_str(&app.twilio(&a, "other").await).unwrap();
-    let pb = Uuid::parse_str(&app.twilio(&b, "b").await).unwrap();
+    let pa: ProviderId = app.twilio(&a, CANARY).await.parse().unwrap();
+    let pa2: ProviderId = app.twilio(&a, "other").await.parse().unwrap();
+    let pb: ProviderId = app.twilio(&b, "b").await.parse().unwrap();
     let sealed = |id: Uuid| {
         let pool = app.env.pool.clone();
         async move {
@@ -154,7 +155,7 @@ async fn a_ciphertext_moved_to_another_provider_or_tenant_fails_to_decrypt() {
     };
     let ring = MasterKeyring::from_secret(&app.settings.master_key().unwrap()).unwrap();
     let secrets = Secrets::new(ring);
-    let ca = sealed(pa).await;
+    let ca = sealed(pa.uuid()).await;
     let opened = secrets
         .open_for_provider(&app.env.pool, ta, pa, &ca)
         .await
@@ -174,7 +175,7 @@ async fn a_ciphertext_moved_to_another_provider_or_tenant_fails_to_decrypt() {
             .is_err(),
         "moved to another tenant"
     );
-    let cb = sealed(pb).await;
+    let cb = sealed(pb.uuid()).await;
     assert!(secrets
         .open_for_provider(&app.env.pool, ta, pa, &cb)
         .await

@@ -1,7 +1,7 @@
 //! Appends: expected versions under races, idempotent commands, and
 //! all-or-nothing multi-stream appends.
 
-use events::{Event, ProviderDeleted, ProviderRelabeled, StreamType};
+use events::{Event, ProviderDeleted, ProviderRelabeled, StreamType, TenantId};
 use switchboard::store::{self, AppendOutcome, ExpectedVersion, StoreError, StreamAppend};
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ fn relabel(stream: Uuid, expected: ExpectedVersion, label: &str) -> StreamAppend
 #[tokio::test]
 async fn concurrent_appenders_each_version_won_by_exactly_one() {
     let env = TestEnv::new().await;
-    let (tenant, stream) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tenant, stream) = (TenantId::new(), Uuid::new_v4());
     const ROUNDS: i64 = 25;
     const RACERS: usize = 8;
     for round in 0..ROUNDS {
@@ -64,7 +64,7 @@ async fn concurrent_appenders_each_version_won_by_exactly_one() {
 #[tokio::test]
 async fn same_command_id_twice_writes_once() {
     let env = TestEnv::new().await;
-    let (tenant, stream) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tenant, stream) = (TenantId::new(), Uuid::new_v4());
     let m = meta(tenant);
     let sa = relabel(stream, ExpectedVersion::NoStream, "a");
     let first = store::append(&env.pool, m.clone(), std::slice::from_ref(&sa))
@@ -110,7 +110,7 @@ async fn same_command_id_twice_writes_once() {
 #[tokio::test]
 async fn multi_stream_append_with_one_conflict_writes_nothing() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     store::append(
         &env.pool,

@@ -1,9 +1,9 @@
 //! Group commit: commands appended together are checked one by one, and a
 //! `Store` shared by many tasks keeps every guarantee of a lone append.
 
+use events::{Event, NumberId, ProviderId, ProviderRelabeled, StreamType, TenantId};
 use std::collections::HashSet;
 
-use events::{Event, ProviderRelabeled, StreamType};
 use switchboard::store::{
     self, append_batch, AppendOutcome, BatchCommand, ExpectedVersion, Guard, Store, StoreError,
     StreamAppend,
@@ -23,7 +23,7 @@ fn relabel(stream: Uuid, expected: ExpectedVersion, label: &str) -> StreamAppend
     }
 }
 
-fn command(tenant: Uuid, appends: Vec<StreamAppend>, guards: Vec<Guard>) -> BatchCommand {
+fn command(tenant: TenantId, appends: Vec<StreamAppend>, guards: Vec<Guard>) -> BatchCommand {
     BatchCommand {
         meta: meta(tenant),
         appends,
@@ -31,19 +31,19 @@ fn command(tenant: Uuid, appends: Vec<StreamAppend>, guards: Vec<Guard>) -> Batc
     }
 }
 
-fn claim(e164: &str, tenant: Uuid) -> Guard {
+fn claim(e164: &str, tenant: TenantId) -> Guard {
     Guard::ClaimNumber {
         e164: e164.into(),
         tenant_id: tenant,
-        number_id: Uuid::new_v4(),
-        credentials_id: Uuid::new_v4(),
+        number_id: NumberId::new(),
+        credentials_id: ProviderId::new(),
     }
 }
 
 #[tokio::test]
 async fn one_commands_failure_fails_that_command_only() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let (a, b, c, d, e) = (
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -73,7 +73,7 @@ async fn one_commands_failure_fails_that_command_only() {
             ),
             // The same number in the same batch: the first claim holds it.
             command(
-                Uuid::new_v4(),
+                TenantId::new(),
                 vec![relabel(d, ExpectedVersion::NoStream, "d")],
                 vec![claim("+12025550100", tenant)],
             ),
@@ -118,8 +118,8 @@ async fn one_commands_failure_fails_that_command_only() {
 #[tokio::test]
 async fn guards_commit_with_their_command() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
-    let (provider, number) = (Uuid::new_v4(), Uuid::new_v4());
+    let tenant = TenantId::new();
+    let (provider, number) = (ProviderId::new(), NumberId::new());
     let claim = Guard::ClaimNumber {
         e164: "+12025550101".into(),
         tenant_id: tenant,
@@ -129,7 +129,7 @@ async fn guards_commit_with_their_command() {
     let first = store::append_guarded(
         &env.pool,
         meta(tenant),
-        &[relabel(number, ExpectedVersion::NoStream, "n")],
+        &[relabel(number.uuid(), ExpectedVersion::NoStream, "n")],
         vec![claim.clone()],
     )
     .await;
@@ -154,7 +154,11 @@ async fn guards_commit_with_their_command() {
     store::append_guarded(
         &env.pool,
         meta(tenant),
-        &[relabel(number, ExpectedVersion::Exact(1), "released")],
+        &[relabel(
+            number.uuid(),
+            ExpectedVersion::Exact(1),
+            "released",
+        )],
         vec![Guard::ReleaseNumber { number_id: number }],
     )
     .await
@@ -176,7 +180,7 @@ async fn guards_commit_with_their_command() {
 async fn a_shared_store_under_many_tasks_keeps_versions_chains_and_order() {
     let env = TestEnv::new().await;
     let st = Store::new(env.pool.clone());
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let shared = Uuid::new_v4();
     let mut tasks = Vec::new();
     for t in 0..64 {

@@ -2,11 +2,11 @@
 //! passes an event that commits late, and delivers each event exactly once
 //! in a stable order.
 
+use events::{Event, ProviderRelabeled, StreamType, TenantId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use events::{Event, ProviderRelabeled, StreamType};
 use switchboard::store::{self, AppendTx, Begin, ExpectedVersion, Position, StreamAppend};
 use uuid::Uuid;
 
@@ -35,7 +35,7 @@ fn relabels(stream: Uuid, from: i64, n: usize) -> StreamAppend {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_held_append_holds_writers_back_and_readers_see_every_event_once_in_order() {
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
 
     // A writer that appends and holds its transaction open: it holds the
     // append lock, so every other append waits for it.
@@ -146,7 +146,7 @@ async fn each_stream_keeps_version_order_in_the_global_order() {
     // shared stream's versions appear in the global order one after the
     // other, whichever command won each version.
     let env = TestEnv::new().await;
-    let tenant = Uuid::new_v4();
+    let tenant = TenantId::new();
     let (a, s) = (Uuid::new_v4(), Uuid::new_v4());
     let mut tasks = Vec::new();
     for i in 0..40 {

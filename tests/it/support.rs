@@ -1,10 +1,10 @@
 //! Test isolation: a fresh database and namespace per test, and throwaway
 //! nats-server processes for tests that stop and restart NATS.
 
+use events::{Event, ProviderDeleted, TenantId};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use events::{Event, ProviderDeleted};
 use sqlx::PgPool;
 use switchboard::app::Deps;
 use switchboard::namespace::Namespace;
@@ -91,13 +91,13 @@ impl TestEnv {
 }
 
 /// A command appending one event to a fresh stream of `tenant`.
-pub fn meta(tenant: Uuid) -> CommandMeta {
+pub fn meta(tenant: TenantId) -> CommandMeta {
     CommandMeta::new(tenant, "test")
 }
 
 /// Appends `n` versions to `stream` (a provider stream; the payloads are
 /// irrelevant to the store), starting after `from`.
-pub async fn append_n(pool: &PgPool, tenant: Uuid, stream: Uuid, from: i64, n: usize) {
+pub async fn append_n(pool: &PgPool, tenant: TenantId, stream: Uuid, from: i64, n: usize) {
     let sa = StreamAppend {
         stream_type: events::StreamType::Provider,
         stream_id: stream,

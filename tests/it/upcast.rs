@@ -16,7 +16,7 @@ use crate::support::{meta, TestEnv};
 /// way an older release of the code would have: hash-chained and all.
 async fn store_old_event(
     env: &TestEnv,
-    tenant: Uuid,
+    tenant: TenantId,
     stream: Uuid,
     event_type: &str,
     schema_version: u32,
@@ -77,7 +77,7 @@ async fn store_old_event(
 #[tokio::test]
 async fn a_stored_v1_call_ended_reads_as_v2_everywhere() {
     let env = TestEnv::new().await;
-    let (tenant, call) = (Uuid::new_v4(), Uuid::now_v7());
+    let (tenant, call) = (TenantId::new(), Uuid::now_v7());
     let sa = StreamAppend {
         stream_type: StreamType::Call,
         stream_id: call,
@@ -87,9 +87,9 @@ async fn a_stored_v1_call_ended_reads_as_v2_everywhere() {
                 from_number: "+12025550123".into(),
                 to_number: "+14155550100".into(),
                 agent_id: Uuid::new_v4(),
-                number_id: Uuid::new_v4(),
+                number_id: NumberId::new(),
                 provider: ProviderKind::Twilio,
-                credentials_id: Uuid::new_v4(),
+                credentials_id: ProviderId::new(),
                 session_id: Uuid::now_v7(),
                 metadata: serde_json::Value::Null,
             }),

@@ -5,15 +5,16 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::provider::ProviderKind;
+use crate::ids::{NumberId, ProviderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OriginateRequested {
     pub from_number: String,
     pub to_number: String,
     pub agent_id: Uuid,
-    pub number_id: Uuid,
+    pub number_id: NumberId,
     pub provider: ProviderKind,
-    pub credentials_id: Uuid,
+    pub credentials_id: ProviderId,
     /// UUIDv7 the tenant's conversation viewer deep-links to.
     pub session_id: Uuid,
     /// Opaque client data, passed through.

@@ -4,13 +4,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::provider::ProviderKind;
+use crate::ids::ProviderId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumberAttached {
     pub e164: String,
     pub provider: ProviderKind,
     /// The provider stream whose credentials dial from this number.
-    pub credentials_id: Uuid,
+    pub credentials_id: ProviderId,
     /// The agent the number is pinned to, if any.
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,

@@ -4,9 +4,9 @@ use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use axum::routing::get;
 use axum::Router;
+use events::TenantId;
 use secrecy::SecretString;
 use tower::ServiceExt;
-use uuid::Uuid;
 
 use super::*;
 use crate::auth::mint_hs256;
@@ -59,7 +59,7 @@ fn token(scopes: &[Scope]) -> String {
         &SecretString::from(SECRET),
         "iss",
         "aud",
-        Uuid::now_v7(),
+        TenantId::new(),
         "me",
         scopes,
         d,

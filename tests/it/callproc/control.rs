@@ -49,7 +49,7 @@ async fn callproc_credentials_never_leak() {
     let (sim, _sim) = start_sim(fast_config()).await;
     let (url, mut rx, _stop) = start_receiver().await;
     let creds = creds();
-    let call_id = Uuid::now_v7();
+    let call_id = CallId::new();
     let client = client_for(&sim, ms(2000), 2);
     client
         .originate(&request(call_id, &creds, &url))
@@ -89,11 +89,11 @@ async fn callproc_credentials_never_leak() {
         })
         .unwrap();
     let rejected = client
-        .originate(&request(Uuid::now_v7(), &creds, &url))
+        .originate(&request(CallId::new(), &creds, &url))
         .await;
     let dead = CallProcessorClient::new("http://127.0.0.1:9".into(), ms(500), 2)
         .with_backoff(ms(5), ms(5));
-    let unavailable = dead.originate(&request(Uuid::now_v7(), &creds, &url)).await;
+    let unavailable = dead.originate(&request(CallId::new(), &creds, &url)).await;
     let req_debug = format!("{:?}", request(call_id, &creds, &url));
     for shown in [
         format!("{rejected:?}"),
@@ -149,7 +149,7 @@ async fn callproc_put_config_changes_the_outcome() {
 
     let creds = creds();
     client_for(&sim, ms(2000), 1)
-        .originate(&request(Uuid::now_v7(), &creds, &url))
+        .originate(&request(CallId::new(), &creds, &url))
         .await
         .unwrap();
     let got = next_callbacks(&mut rx, 2).await;
@@ -169,7 +169,7 @@ async fn callproc_hangup_ends_an_answered_call() {
     .await;
     let (url, mut rx, _stop) = start_receiver().await;
     let creds = creds();
-    let call_id = Uuid::now_v7();
+    let call_id = CallId::new();
     client_for(&sim, ms(2000), 1)
         .originate(&request(call_id, &creds, &url))
         .await

@@ -1,6 +1,7 @@
 //! The caps test fixture: a test's own database, namespace, tenant and
 //! ManualClock, and the namespace's keys in Redis.
 
+use events::{CallId, TenantId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use redis::aio::ConnectionManager;
 use switchboard::caps::{Admission, Caps, Refusal, Usage};
 use switchboard::clock::{Clock, ManualClock};
 use switchboard::domain::limits::CallLimits;
-use uuid::Uuid;
 
 use crate::support::{redis_url, TestEnv};
 
@@ -33,7 +33,7 @@ pub struct Fixture {
     pub caps: Caps,
     pub clock: Arc<ManualClock>,
     pub redis: ConnectionManager,
-    pub tenant: Uuid,
+    pub tenant: TenantId,
 }
 
 impl Fixture {
@@ -55,7 +55,7 @@ impl Fixture {
             caps,
             clock,
             redis,
-            tenant: Uuid::new_v4(),
+            tenant: TenantId::new(),
         }
     }
 
@@ -63,26 +63,26 @@ impl Fixture {
         self.clock.advance(TimeDelta::milliseconds(ms));
     }
 
-    pub async fn reserve(&self, call: Uuid, l: &CallLimits) -> Admission {
+    pub async fn reserve(&self, call: CallId, l: &CallLimits) -> Admission {
         self.caps.reserve(self.tenant, call, l).await.unwrap()
     }
 
     /// Reserves a fresh call and asserts it is admitted.
-    pub async fn admit(&self, l: &CallLimits) -> Uuid {
-        let call = Uuid::now_v7();
+    pub async fn admit(&self, l: &CallLimits) -> CallId {
+        let call = CallId::new();
         assert_eq!(self.reserve(call, l).await, Admission::Admitted);
         call
     }
 
     /// Reserves a fresh call and asserts it is refused.
     pub async fn refuse(&self, l: &CallLimits) -> Refusal {
-        match self.reserve(Uuid::now_v7(), l).await {
+        match self.reserve(CallId::new(), l).await {
             Admission::Refused(r) => r,
             Admission::Admitted => panic!("admitted past the caps"),
         }
     }
 
-    pub async fn release(&self, call: Uuid, minutes: u64) {
+    pub async fn release(&self, call: CallId, minutes: u64) {
         let now = self.clock.now();
         self.caps
             .release(self.tenant, call, now, minutes)

@@ -1,22 +1,21 @@
 //! Caps under races, and rebuilt from the event store after Redis lost them.
 
+use events::{CallEnded, CallId, Event, OriginateClaimed, OriginateFailed, StreamType};
 use std::collections::HashSet;
 
 use chrono::Utc;
-use events::{CallEnded, Event, OriginateClaimed, OriginateFailed, StreamType};
 use switchboard::caps::{snapshot_from_store, Admission, CallState, Dimension, DEFAULT_LEASE};
 use switchboard::clock::Clock;
 use switchboard::store::{self, ExpectedVersion, StreamAppend};
-use uuid::Uuid;
 
 use super::fixture::{at, limits, Fixture};
 use crate::support::meta;
 
 /// Appends `event` to call stream `call` at version `after + 1`.
-async fn append(f: &Fixture, call: Uuid, after: i64, event: Event) {
+async fn append(f: &Fixture, call: CallId, after: i64, event: Event) {
     let sa = StreamAppend {
         stream_type: StreamType::Call,
-        stream_id: call,
+        stream_id: call.uuid(),
         expected: ExpectedVersion::from_version(after),
         events: vec![event],
     };
@@ -41,7 +40,7 @@ fn ended(minutes: u64) -> Event {
 }
 
 /// What a worker does: reserve, then claim the call in the store.
-async fn admit_and_claim(f: &Fixture, l: &switchboard::domain::limits::CallLimits) -> Uuid {
+async fn admit_and_claim(f: &Fixture, l: &switchboard::domain::limits::CallLimits) -> CallId {
     let call = f.admit(l).await;
     append(f, call, 0, claimed()).await;
     call
@@ -54,7 +53,7 @@ async fn caps_fifty_racing_reserves_admit_exactly_the_limit() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (caps, tenant) = (f.caps.clone(), f.tenant);
-            tokio::spawn(async move { caps.reserve(tenant, Uuid::now_v7(), &l).await })
+            tokio::spawn(async move { caps.reserve(tenant, CallId::new(), &l).await })
         })
         .collect();
     let mut admitted = 0;
@@ -74,7 +73,7 @@ async fn caps_fifty_racing_reserves_admit_exactly_the_limit() {
 
     // Ten workers racing for one call: all told "admitted", counted once.
     let other = Fixture::new(at("2026-03-01T12:00:00Z"), DEFAULT_LEASE).await;
-    let call = Uuid::now_v7();
+    let call = CallId::new();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let (caps, tenant) = (other.caps.clone(), other.tenant);
@@ -180,7 +179,7 @@ async fn caps_flushall_mid_run_racing_workers_rebuild_and_caps_hold() {
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let (caps, tenant) = (f.caps.clone(), f.tenant);
-            tokio::spawn(async move { caps.reserve(tenant, Uuid::now_v7(), &l).await })
+            tokio::spawn(async move { caps.reserve(tenant, CallId::new(), &l).await })
         })
         .collect();
     let mut admitted = 0;

@@ -13,6 +13,7 @@ mod caps;
 mod kills;
 mod restarts;
 
+use events::TenantId;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -328,7 +329,7 @@ impl Cluster {
     }
 
     /// A token of `tenant` with every scope.
-    pub fn token(&self, tenant: Uuid) -> String {
+    pub fn token(&self, tenant: TenantId) -> String {
         mint_hs256(
             &JWT_SECRET.to_owned().into(),
             "switchboard-dev",
@@ -341,8 +342,8 @@ impl Cluster {
     }
 
     /// A tenant with a Twilio provider, `numbers` caller ids and `limits`.
-    pub async fn tenant(&self, numbers: &[&str], limits: Value) -> (Uuid, String) {
-        let tenant = Uuid::new_v4();
+    pub async fn tenant(&self, numbers: &[&str], limits: Value) -> (TenantId, String) {
+        let tenant = TenantId::new();
         let t = self.token(tenant);
         let gw = &self.gateway_urls[0];
         let r = self

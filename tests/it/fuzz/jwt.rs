@@ -2,6 +2,7 @@
 //! claim is as the verifier demands, and then the principal is exactly the
 //! claims'; no string verifies without the key.
 
+use events::TenantId;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -100,9 +101,9 @@ proptest! {
             prop_assert!(c["aud"] == json!("aud") || c["aud"].as_array().is_some_and(|a| a.contains(&json!("aud"))));
             prop_assert!(c["exp"].as_i64().is_some_and(|e| e > t - 120), "expired: {}", c);
             prop_assert!(c.get("iat").is_none_or(|v| v.as_i64().is_some_and(|i| i <= t + 120)), "{}", c);
-            let tenant: Uuid = c["tenant_id"].as_str().unwrap().parse().unwrap();
+            let tenant: TenantId = c["tenant_id"].as_str().unwrap().parse().unwrap();
             prop_assert_eq!(p.tenant_id, tenant);
-            prop_assert!(!tenant.is_nil());
+            prop_assert!(tenant != TenantId::SYSTEM);
             let sub = c["sub"].as_str().unwrap();
             prop_assert!(acceptable_actor(sub));
             prop_assert_eq!(p.actor.as_str(), sub);

@@ -1,9 +1,8 @@
 //! Rewrap: every live key moves to the newest master key, audited.
 
-use events::Event;
+use events::{Event, ProviderId, TenantId};
 use switchboard::secrets::ops;
 use switchboard::secrets::{MasterKeyring, SecretError};
-use uuid::Uuid;
 
 use super::{open, seal, settings, stream, temp_dir};
 use crate::support::TestEnv;
@@ -15,7 +14,9 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
     let dev = settings(&env, &dir, &[]);
     let old_value = secrecy::ExposeSecret::expose_secret(&dev.master_key().unwrap()).to_owned();
     let ring1 = || MasterKeyring::parse(&old_value).unwrap();
-    let tenants: Vec<(Uuid, Uuid)> = (0..3).map(|_| (Uuid::new_v4(), Uuid::new_v4())).collect();
+    let tenants: Vec<(TenantId, ProviderId)> = (0..3)
+        .map(|_| (TenantId::new(), ProviderId::new()))
+        .collect();
     let mut sealed = Vec::new();
     for (i, (t, p)) in tenants.iter().enumerate() {
         if i == 2 {
@@ -29,7 +30,7 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
     let after = chrono::Utc::now();
     assert_eq!(report.master_kid, "mk2");
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let mut moved: Vec<Uuid> = report.moved.iter().map(|m| m.tenant_id).collect();
+    let mut moved: Vec<TenantId> = report.moved.iter().map(|m| m.tenant_id).collect();
     moved.sort();
     let mut expected = vec![tenants[0].0, tenants[1].0];
     expected.sort();
@@ -59,7 +60,7 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
     ));
 
     // The audit trail: who, when, which key, under which kid.
-    let events = stream(&pool, tenants[0].0).await;
+    let events = stream(&pool, tenants[0].0.uuid()).await;
     let (last, event) = events.last().unwrap();
     let Event::TenantKeyRewrapped(e) = event else {
         panic!("{event:?}")
@@ -73,7 +74,7 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
     assert!(
         at >= before - chrono::Duration::seconds(1) && at <= after + chrono::Duration::seconds(1)
     );
-    assert!(stream(&pool, tenants[2].0)
+    assert!(stream(&pool, tenants[2].0.uuid())
         .await
         .iter()
         .all(|(_, e)| !matches!(e, Event::TenantKeyRewrapped(_))));
@@ -84,7 +85,7 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
         .unwrap()
         .moved
         .is_empty());
-    let (td, pd) = (Uuid::new_v4(), Uuid::new_v4());
+    let (td, pd) = (TenantId::new(), ProviderId::new());
     seal(&pool, ring1(), td, pd).await;
     let report = ops::rewrap(&pool, &newest_only(), "bob").await.unwrap();
     assert!(report.moved.is_empty());
@@ -92,7 +93,7 @@ async fn rewrap_moves_every_tenant_key_to_the_newest_version() {
     assert_eq!(report.failed[0].tenant_id, td);
     assert!(matches!(&report.failed[0].error, SecretError::UnknownMasterKid(k) if k == "mk1"));
     assert_eq!(
-        stream(&pool, td).await.len(),
+        stream(&pool, td.uuid()).await.len(),
         1,
         "no event for a key that did not move"
     );

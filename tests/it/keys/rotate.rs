@@ -1,11 +1,10 @@
 //! Rotation: a new primary, old ciphertexts still open, audited.
 
+use events::{Event, ProviderId, TenantId};
 use std::os::unix::fs::PermissionsExt;
 
-use events::Event;
 use switchboard::secrets::ops::{self, SYSTEM_TENANT};
 use switchboard::secrets::MasterKeyring;
-use uuid::Uuid;
 
 use super::{master_kid, open, seal, settings, stream, temp_dir};
 use crate::support::TestEnv;
@@ -21,7 +20,7 @@ async fn rotation_adds_a_version_and_old_ciphertexts_stay_readable() {
     );
     let old_value = secrecy::ExposeSecret::expose_secret(&dev.master_key().unwrap()).to_owned();
     let ring1 = || MasterKeyring::parse(&old_value).unwrap();
-    let (ta, pa) = (Uuid::new_v4(), Uuid::new_v4());
+    let (ta, pa) = (TenantId::new(), ProviderId::new());
     let sealed_a = seal(&pool, ring1(), ta, pa).await;
 
     let done = ops::rotate(&dev, &pool, "alice").await.unwrap();
@@ -59,7 +58,7 @@ async fn rotation_adds_a_version_and_old_ciphertexts_stay_readable() {
         format!("token-{pa}")
     );
     // ...and new tenant keys are wrapped under the new primary.
-    let (tb, pb) = (Uuid::new_v4(), Uuid::new_v4());
+    let (tb, pb) = (TenantId::new(), ProviderId::new());
     let sealed_b = seal(&pool, ring2(), tb, pb).await;
     assert_eq!(master_kid(&pool, tb).await, "mk2");
     assert_eq!(
@@ -88,7 +87,7 @@ async fn rotation_adds_a_version_and_old_ciphertexts_stay_readable() {
     let prod = settings(&env, &dir, &["--env", "production"]);
     assert!(ops::rotate(&prod, &pool, "alice").await.is_err());
 
-    let system = stream(&pool, SYSTEM_TENANT).await;
+    let system = stream(&pool, SYSTEM_TENANT.uuid()).await;
     let added: Vec<_> = system
         .iter()
         .map(|(s, e)| (s.envelope.actor.as_str(), s.envelope.tenant_id, e.clone()))
@@ -97,8 +96,8 @@ async fn rotation_adds_a_version_and_old_ciphertexts_stay_readable() {
     assert_eq!(
         added,
         [
-            ("alice", Uuid::nil(), kid("mk2")),
-            ("alice", Uuid::nil(), kid("mk3"))
+            ("alice", TenantId::SYSTEM, kid("mk2")),
+            ("alice", TenantId::SYSTEM, kid("mk3"))
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);

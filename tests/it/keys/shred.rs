@@ -1,6 +1,6 @@
 //! Shredding one tenant: its calls fail undialed, everyone else's work.
 
-use events::Event;
+use events::{Event, TenantId};
 use reqwest::StatusCode;
 use serde_json::json;
 use switchboard::secrets::ops;
@@ -28,7 +28,7 @@ fn dialed(app: &TestApp, call_id: &serde_json::Value) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shredding_a_tenant_kills_its_credentials_and_no_one_elses() {
     let app = TestApp::spawn().await;
-    let (ta, tb) = (Uuid::new_v4(), Uuid::new_v4());
+    let (ta, tb) = (TenantId::new(), TenantId::new());
     let (a, b) = (app.admin(ta), app.admin(tb));
     for (token, from) in [(&a, "+12025550101"), (&b, "+12025550102")] {
         let provider = app.twilio(token, "secret-token").await;
@@ -55,7 +55,7 @@ async fn shredding_a_tenant_kills_its_credentials_and_no_one_elses() {
     assert_eq!(r.body["status"], "dispatched");
     assert_eq!(dialed(&app, &r.body["call_id"]), 1);
 
-    let events = stream(pool, ta).await;
+    let events = stream(pool, ta.uuid()).await;
     let (last, event) = events.last().unwrap();
     let shred = Event::TenantKeyShredded(events::TenantKeyShredded {
         key_id: shredded[0].clone(),
@@ -69,7 +69,7 @@ async fn shredding_a_tenant_kills_its_credentials_and_no_one_elses() {
         "nothing live is left"
     );
     assert_eq!(
-        stream(pool, ta).await.len(),
+        stream(pool, ta.uuid()).await.len(),
         events.len(),
         "and nothing is recorded"
     );
@@ -80,7 +80,7 @@ async fn shredding_a_tenant_kills_its_credentials_and_no_one_elses() {
         .attach(&a, "+12025550103", &provider, Some(Uuid::new_v4()))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let (_, created) = stream(pool, ta).await.pop().unwrap();
+    let (_, created) = stream(pool, ta.uuid()).await.pop().unwrap();
     let Event::TenantKeyCreated(created) = created else {
         panic!("{created:?}")
     };

@@ -307,7 +307,7 @@ async fn redis_out_of_reach_is_a_503_problem() {
     let mut env = crate::support::TestEnv::new().await;
     env.redis_url = redis.url();
     let app = TestApp::spawn_on(env, &[], None, true).await;
-    let t = app.admin(uuid::Uuid::new_v4());
+    let t = app.admin(events::TenantId::new());
     assert_eq!(
         app.get("/api/v1/call-limits/usage", &t).await.status,
         StatusCode::OK

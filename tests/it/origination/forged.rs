@@ -3,6 +3,7 @@
 //! tenant and dials only stored calls, and a waiting originate takes its
 //! outcome from the store, never from a NATS message.
 
+use events::{CallId, TenantId};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -20,7 +21,7 @@ async fn a_worker_takes_the_call_and_its_tenant_from_the_store() {
     let t = tenant_with_number(&app, from).await;
     let r = originate(&app, &t, from).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "no worker runs: {}", r.body);
-    let call_id: Uuid = r.body["call_id"].as_str().unwrap().parse().unwrap();
+    let call_id: CallId = r.body["call_id"].as_str().unwrap().parse().unwrap();
     let requested = switchboard::store::read_stream(&app.env.pool, call_id, None)
         .await
         .unwrap()
@@ -44,7 +45,7 @@ async fn a_worker_takes_the_call_and_its_tenant_from_the_store() {
     // A message naming another tenant: the stored tenant is charged and
     // every event the worker writes is the stored tenant's.
     let mut forged = requested.clone();
-    let stranger = Uuid::new_v4();
+    let stranger = TenantId::new();
     forged.inner.tenant_id = stranger;
     let handled = worker.handle(&forged).await.unwrap();
     assert_eq!(handled, switchboard::worker::Handled::Dispatched);
