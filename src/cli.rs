@@ -204,7 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.cancel();
         });
     }
-    let mut started = roles::start(&settings, deps, roles, shutdown).await?;
+    let started = roles::start(&settings, deps, roles).await?;
     println!("switchboard listening on http://{}", started.addr);
     if roles.gateway && settings.jwt_jwks.is_none() && !settings.is_production() {
         let tenant = dev_tenant(&settings);
@@ -218,6 +218,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("dev tenant {tenant}; a token with every scope, valid 24 h:");
         println!("export SWITCHBOARD_TOKEN={token}");
     }
-    while started.tasks.join_next().await.is_some() {}
+    // Until SIGTERM or a failing role; either way every role stops in
+    // order, and a failure is the process's exit error, naming the role.
+    started.roles.run(shutdown).await?;
     Ok(())
 }

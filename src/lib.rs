@@ -26,5 +26,6 @@ pub mod relay;
 pub mod roles;
 pub mod secrets;
 pub mod store;
+pub mod supervisor;
 pub mod worker;
 pub mod write;

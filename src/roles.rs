@@ -3,9 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-
 use crate::app::Deps;
 use crate::callproc::sim::{SimConfig, SimHandle};
 use crate::callproc::CallProcessorClient;
@@ -16,6 +13,7 @@ use crate::http;
 use crate::projection::{self, Runner};
 use crate::relay::Relay;
 use crate::secrets::{MasterKeyring, Secrets};
+use crate::supervisor::{Stage, Supervisor};
 use crate::worker::Worker;
 
 /// Which roles a process runs.
@@ -38,13 +36,15 @@ impl Roles {
     }
 }
 
-/// A started process: where it listens, and its tasks.
+/// A started process: where it listens, and its roles.
 pub struct Started {
     pub addr: SocketAddr,
     pub gateway: Option<Gateway>,
     /// The built-in Call Processor simulator, when no URL was configured.
     pub sim: Option<SimHandle>,
-    pub tasks: JoinSet<()>,
+    /// Every role's task; `roles.run(shutdown)` until SIGTERM, or
+    /// `roles.stop()`, stops them in order.
+    pub roles: Supervisor,
 }
 
 /// The relay of `deps`' database, woken by this process's commits too.
@@ -70,32 +70,26 @@ pub fn runner(deps: &Deps, projection: Arc<dyn projections::Projection>) -> Runn
     }
 }
 
-/// Starts the background roles of `roles` on `deps`; they stop on `shutdown`.
-pub fn spawn_background(
-    deps: &Deps,
-    roles: Roles,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<()>,
-) {
+/// Starts the background roles of `roles` on `deps`: the relay and the
+/// projectors, in the pipeline stage.
+pub fn spawn_background(deps: &Deps, roles: Roles, sup: &mut Supervisor) {
     if roles.relay {
-        tasks.spawn(relay(deps).run(shutdown.clone()));
+        let relay = relay(deps);
+        sup.spawn_loop(Stage::Pipeline, "relay", |stop| relay.run(stop));
     }
     if roles.projectors {
         for p in projection::all() {
-            tasks.spawn(runner(deps, p).run(shutdown.clone()));
+            let role = format!("projector:{}", p.name());
+            let runner = runner(deps, p);
+            sup.spawn_loop(Stage::Pipeline, role, |stop| runner.run(stop));
         }
     }
 }
 
 /// Starts `roles` and the HTTP listener (every process serves health,
 /// readiness and metrics; the gateway role adds `/api`). Returns once
-/// listening; everything stops on `shutdown`.
-pub async fn start(
-    settings: &Settings,
-    deps: Deps,
-    roles: Roles,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Started> {
+/// listening, with the roles in `Started::roles`.
+pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Result<Started> {
     // The read tables exist before anything reads them, whichever process
     // runs the projectors.
     for p in projection::all() {
@@ -114,8 +108,8 @@ pub async fn start(
         deps.clock.clone(),
         settings.call_lease,
     );
-    let mut tasks = JoinSet::new();
-    spawn_background(&deps, roles, &shutdown, &mut tasks);
+    let mut sup = Supervisor::new();
+    spawn_background(&deps, roles, &mut sup);
     let mut sim = None;
     if roles.worker {
         if !roles.gateway && settings.public_url.is_none() {
@@ -130,7 +124,8 @@ pub async fn start(
             None => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let config = SimConfig::with_secret(settings.callback_secret()?);
-                let handle = crate::callproc::sim::spawn(l, config, shutdown.clone()).await;
+                let handle =
+                    crate::callproc::sim::spawn(l, config, sup.token(Stage::Simulator)).await;
                 let url = handle.base_url();
                 sim = Some(handle);
                 url
@@ -159,30 +154,29 @@ pub async fn start(
             give_up: settings.dial_give_up,
             crash: None,
         };
-        tasks.spawn(worker.run(shutdown.clone()));
+        sup.spawn_loop(Stage::Worker, "worker", |stop| worker.run(stop));
     }
     let mut router = http::ops_router(deps.clone());
     let gw = if roles.gateway {
         let gw = Gateway::from_settings(settings, deps.clone(), caps)?;
-        gw.spawn_followers(&shutdown, &mut tasks);
+        gw.spawn_followers(&mut sup);
         router = router.merge(gateway::router(gw.clone()));
         Some(gw)
     } else {
         None
     };
     let router = http::with_request_ids(router);
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(e) = http::serve(listener, router, stop.clone()).await {
-            tracing::error!(error = %e, "http server failed");
-        }
-        stop.cancel();
+    let stop = sup.token(Stage::Http);
+    sup.spawn(Stage::Http, "http", async move {
+        http::serve(listener, router, stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("http server: {e}"))
     });
     Ok(Started {
         addr,
         gateway: gw,
         sim,
-        tasks,
+        roles: sup,
     })
 }
 

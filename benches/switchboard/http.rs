@@ -12,8 +12,6 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use switchboard::callproc::sim::{ConfigPatch, SimHandle};
 use switchboard::roles::{self, Roles};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::env::BenchEnv;
@@ -46,8 +44,7 @@ pub struct App {
     base: String,
     client: reqwest::Client,
     sim: SimHandle,
-    stop: CancellationToken,
-    tasks: JoinSet<()>,
+    roles: switchboard::supervisor::Supervisor,
     metrics: Arc<switchboard::metrics::Metrics>,
 }
 
@@ -63,9 +60,7 @@ fn fresh_e164() -> String {
 
 impl App {
     pub async fn start(env: &BenchEnv) -> anyhow::Result<App> {
-        let stop = CancellationToken::new();
-        let started =
-            roles::start(&env.settings, env.deps.clone(), Roles::all(), stop.clone()).await?;
+        let started = roles::start(&env.settings, env.deps.clone(), Roles::all()).await?;
         let sim = started
             .sim
             .ok_or_else(|| anyhow::anyhow!("no built-in simulator"))?;
@@ -85,8 +80,7 @@ impl App {
                 .pool_max_idle_per_host(256)
                 .build()?,
             sim,
-            stop,
-            tasks: started.tasks,
+            roles: started.roles,
             metrics: env.deps.metrics.clone(),
         })
     }
@@ -367,7 +361,7 @@ impl App {
     }
 
     /// Waits for the relay to publish everything, then stops every role.
-    pub async fn stop(mut self, pool: &PgPool) -> anyhow::Result<()> {
+    pub async fn stop(self, pool: &PgPool) -> anyhow::Result<()> {
         for _ in 0..1_000 {
             let last: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
                 .fetch_one(pool)
@@ -382,8 +376,7 @@ impl App {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = &self.sim;
-        self.stop.cancel();
-        while self.tasks.join_next().await.is_some() {}
+        self.roles.stop().await;
         Ok(())
     }
 }

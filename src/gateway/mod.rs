@@ -176,24 +176,22 @@ impl Gateway {
 
     /// Starts what feeds the gateway's waits: call outcomes (from this
     /// process's commits and from NATS) and other processes' projection
-    /// progress. They stop on `shutdown`.
-    pub fn spawn_followers(
-        &self,
-        shutdown: &tokio_util::sync::CancellationToken,
-        tasks: &mut tokio::task::JoinSet<()>,
-    ) {
+    /// progress. They run in the pipeline stage, so requests still draining
+    /// when the HTTP stage stops get their answers.
+    pub fn spawn_followers(&self, sup: &mut crate::supervisor::Supervisor) {
+        use crate::supervisor::Stage;
         let d = &self.deps;
-        tasks.spawn(
-            self.outcomes
-                .clone()
-                .follow_store(d.store.clone(), shutdown.clone()),
-        );
-        tasks.spawn(self.outcomes.clone().follow_nats(
-            d.nats.clone(),
-            d.ns.clone(),
-            shutdown.clone(),
-        ));
-        let (progress, pool, stop) = (d.progress.clone(), d.pool.clone(), shutdown.clone());
-        tasks.spawn(async move { progress.listen(pool, stop).await });
+        let (outcomes, store) = (self.outcomes.clone(), d.store.clone());
+        sup.spawn_loop(Stage::Pipeline, "gateway:outcomes-store", |stop| {
+            outcomes.follow_store(store, stop)
+        });
+        let (outcomes, nats, ns) = (self.outcomes.clone(), d.nats.clone(), d.ns.clone());
+        sup.spawn_loop(Stage::Pipeline, "gateway:outcomes-nats", |stop| {
+            outcomes.follow_nats(nats, ns, stop)
+        });
+        let (progress, pool) = (d.progress.clone(), d.pool.clone());
+        sup.spawn_loop(Stage::Pipeline, "gateway:progress", |stop| async move {
+            progress.listen(pool, stop).await
+        });
     }
 }

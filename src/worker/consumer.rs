@@ -71,40 +71,42 @@ pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, Vec<P
 
 impl Worker {
     /// Runs both consumers until `shutdown` (or, in tests, a crash point).
+    /// On `shutdown` it stops pulling and finishes the calls it holds; what
+    /// is still unfinished when the supervisor's grace runs out is aborted
+    /// and redelivered to another worker (never dialed twice: see "No
+    /// double dial" in ARCHITECTURE.md).
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            let r = tokio::select! {
-                r = self.run_once(&shutdown) => r,
-                _ = shutdown.cancelled() => return,
-            };
-            match r {
+            match self.run_once(&shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "worker stopped; restarting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
             }
         }
     }
 
     async fn run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let (originate, release) = ensure_consumers(self).await?;
-        let crashed = CancellationToken::new();
-        let w = self.clone();
-        let stop = shutdown.clone();
-        let releaser = tokio::spawn(async move { w.release_loop(release, stop).await });
-        let r = tokio::select! {
-            r = self.originate_loop(originate, crashed.clone()) => r,
-            _ = crashed.cancelled() => Ok(()),
+        let (originate, release) = tokio::select! {
+            c = ensure_consumers(self) => c?,
+            _ = shutdown.cancelled() => return Ok(()),
         };
-        releaser.abort();
-        r
+        // The releaser is this role's too: it ends with the originate loop
+        // (dropping the set aborts it).
+        let mut own = tokio::task::JoinSet::new();
+        let (w, stop) = (self.clone(), shutdown.clone());
+        own.spawn(async move { w.release_loop(release, stop).await });
+        self.originate_loop(originate, shutdown).await
     }
 
     async fn originate_loop(
         &self,
         consumer: PullConsumer,
-        crashed: CancellationToken,
+        shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         // Pull no more than this worker can start: a message that waits in a
@@ -116,52 +118,74 @@ impl Worker {
             .messages()
             .await
             .map_err(|e| anyhow::anyhow!("originate messages: {e}"))?;
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| anyhow::anyhow!("originate message: {e}"))?;
+        // One task per message, owned here: when this loop ends, so do they.
+        let mut calls = tokio::task::JoinSet::new();
+        let crashed = CancellationToken::new();
+        let pulled = loop {
+            // Finished handlings are reaped as we go, so the set stays small.
+            while calls.try_join_next().is_some() {}
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = crashed.cancelled() => return Ok(()),
+            };
+            let Some(msg) = next else { break Ok(()) };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => break Err(anyhow::anyhow!("originate message: {e}")),
+            };
             let (w, crash, permits) = (self.clone(), crashed.clone(), permits.clone());
-            tokio::spawn(async move {
-                // From the moment the message is here, tell JetStream we are
-                // on it (a dial can outlast the ack wait, and a message may
-                // wait for a free permit): it is not handed to another
-                // worker meanwhile.
-                let progress = async {
-                    let every = (w.ack_wait / 3).max(Duration::from_millis(100));
-                    loop {
-                        tokio::time::sleep(every).await;
-                        let _ = msg.ack_with(AckKind::Progress).await;
-                    }
-                };
-                let work = async {
-                    let _permit = permits.acquire_owned().await;
-                    w.handle_message(&msg.payload).await
-                };
-                let handled = tokio::select! {
-                    h = work => h,
-                    _ = progress => unreachable!("the progress loop never ends"),
-                };
-                match handled {
-                    Ok(Handled::Crashed) => crash.cancel(),
-                    Ok(_) => {
-                        if let Err(e) = msg.ack().await {
-                            tracing::warn!(error = %e, "ack failed; the call will be redelivered and skipped");
-                        }
-                    }
-                    Err(e) => {
-                        // Back off further on each delivery, up to 30 s.
-                        let delivered =
-                            msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 30) as u64;
-                        tracing::warn!(error = %e, delivered, "originate not finished; retrying later");
-                        let delay =
-                            Duration::from_millis(500 * delivered).min(Duration::from_secs(30));
-                        let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
-                    }
+            calls.spawn(async move { w.serve_message(msg, permits, crash).await });
+        };
+        // Stopping (or the stream broke): finish the calls held.
+        tokio::select! {
+            _ = async { while calls.join_next().await.is_some() {} } => {}
+            _ = crashed.cancelled() => {}
+        }
+        pulled
+    }
+
+    /// One delivery: handled under a permit, with progress acks meanwhile,
+    /// then acked, or nak'ed with a growing delay to retry later.
+    async fn serve_message(
+        &self,
+        msg: async_nats::jetstream::Message,
+        permits: Arc<Semaphore>,
+        crash: CancellationToken,
+    ) {
+        // From the moment the message is here, tell JetStream we are on it
+        // (a dial can outlast the ack wait, and a message may wait for a
+        // free permit): it is not handed to another worker meanwhile.
+        let progress = async {
+            let every = (self.ack_wait / 3).max(Duration::from_millis(100));
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = msg.ack_with(AckKind::Progress).await;
+            }
+        };
+        let work = async {
+            let _permit = permits.acquire_owned().await;
+            self.handle_message(&msg.payload).await
+        };
+        let handled = tokio::select! {
+            h = work => h,
+            _ = progress => unreachable!("the progress loop never ends"),
+        };
+        match handled {
+            Ok(Handled::Crashed) => crash.cancel(),
+            Ok(_) => {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the call will be redelivered and skipped");
                 }
-            });
-            if crashed.is_cancelled() {
-                return Ok(());
+            }
+            Err(e) => {
+                // Back off further on each delivery, up to 30 s.
+                let delivered = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 30) as u64;
+                tracing::warn!(error = %e, delivered, "originate not finished; retrying later");
+                let delay = Duration::from_millis(500 * delivered).min(Duration::from_secs(30));
+                let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
             }
         }
-        Ok(())
     }
 
     /// Frees slots as calls end, until `shutdown`; a broken message stream

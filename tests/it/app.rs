@@ -35,6 +35,8 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub sim: Option<switchboard::callproc::sim::SimHandle>,
     pub shutdown: CancellationToken,
+    /// The app's roles, and workers a test started itself.
+    roles: switchboard::supervisor::Supervisor,
     tasks: JoinSet<()>,
 }
 
@@ -94,7 +96,7 @@ impl TestApp {
             worker: with_worker,
             ..Roles::all()
         };
-        let started = roles::start(&settings, deps.clone(), roles, shutdown.clone())
+        let started = roles::start(&settings, deps.clone(), roles)
             .await
             .expect("start switchboard");
         TestApp {
@@ -106,7 +108,8 @@ impl TestApp {
             bodies: Arc::new(Mutex::new(Vec::new())),
             sim: started.sim.or(own_sim),
             shutdown,
-            tasks: started.tasks,
+            roles: started.roles,
+            tasks: JoinSet::new(),
         }
     }
 
@@ -272,6 +275,7 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.roles.stop().await;
         let js = self.deps.js.clone();
         self.env.cleanup(Some(&js)).await;
     }

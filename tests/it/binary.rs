@@ -29,11 +29,19 @@ async fn serve_prints_a_dev_token_and_places_a_call() {
         .env("SWITCHBOARD_NAMESPACE", &ns)
         .env("SWITCHBOARD_LISTEN", format!("127.0.0.1:{port}"))
         .env("SWITCHBOARD_DATA_DIR", &data_dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,switchboard::supervisor=info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start switchboard serve");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -114,6 +122,19 @@ async fn serve_prints_a_dev_token_and_places_a_call() {
     }
     let status = exited.expect("serve stops within 15 s of SIGTERM");
     assert!(status.success(), "{status}");
+    // The stages stopped in order: requests drained before the worker, the
+    // worker before the relay and projectors, the simulator last.
+    let log = log.join().unwrap();
+    let stopped: Vec<&str> = log
+        .iter()
+        .filter(|l| l.contains("stopped"))
+        .filter_map(|l| l.split("stage=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        stopped,
+        ["http", "worker", "pipeline", "simulator"],
+        "{log:#?}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
     if let Ok(admin) = sqlx::PgPool::connect(&format!("{}/postgres", pg_base())).await {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))

@@ -15,23 +15,20 @@ use crate::app::{settings_for, CALLBACK_SECRET, JWT_SECRET};
 use crate::support::TestEnv;
 
 struct Proc {
-    stop: CancellationToken,
     started: roles::Started,
 }
 
 async fn start(env: &TestEnv, roles: Roles, extra: &[String]) -> Proc {
     let settings = settings_for(env, extra.to_vec());
-    let stop = CancellationToken::new();
-    let started = roles::start(&settings, env.deps().await, roles, stop.clone())
+    let started = roles::start(&settings, env.deps().await, roles)
         .await
         .unwrap();
-    Proc { stop, started }
+    Proc { started }
 }
 
 impl Proc {
-    async fn kill(mut self) {
-        self.stop.cancel();
-        while self.started.tasks.join_next().await.is_some() {}
+    async fn kill(self) {
+        self.started.roles.stop().await;
     }
 }
 
@@ -167,13 +164,7 @@ async fn misconfigured_roles_refuse_to_start() {
     let env = TestEnv::new().await;
     // Production never dials into the built-in simulator.
     let prod = settings_for(&env, vec!["--env".into(), "production".into()]);
-    let r = roles::start(
-        &prod,
-        env.deps().await,
-        Roles::all(),
-        CancellationToken::new(),
-    )
-    .await;
+    let r = roles::start(&prod, env.deps().await, Roles::all()).await;
     let err = r.err().expect("refused").to_string();
     assert!(err.contains("SWITCHBOARD_CALL_PROCESSOR_URL"), "{err}");
     // A worker alone cannot receive callbacks: it must name a gateway.
@@ -181,13 +172,7 @@ async fn misconfigured_roles_refuse_to_start() {
         &env,
         vec!["--call-processor-url".into(), "http://127.0.0.1:9".into()],
     );
-    let r = roles::start(
-        &alone,
-        env.deps().await,
-        only(|r| r.worker = true),
-        CancellationToken::new(),
-    )
-    .await;
+    let r = roles::start(&alone, env.deps().await, only(|r| r.worker = true)).await;
     let err = r.err().expect("refused").to_string();
     assert!(err.contains("SWITCHBOARD_PUBLIC_URL"), "{err}");
     env.cleanup(None).await;
