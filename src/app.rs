@@ -36,7 +36,7 @@ impl Deps {
     /// Creates the database if missing, applies migrations, and connects to
     /// NATS and Redis.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Deps> {
-        let pool = db::prepare(&settings.database_url, settings.db_max_connections).await?;
+        let pool = db::prepare(&settings.db.url, settings.db.max_connections).await?;
         let nats = async_nats::ConnectOptions::new()
             .name("switchboard")
             .retry_on_initial_connect()

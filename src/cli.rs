@@ -107,14 +107,14 @@ fn mint(
     ttl: Duration,
 ) -> anyhow::Result<String> {
     anyhow::ensure!(
-        settings.jwt_jwks.is_none(),
+        settings.auth.jwks.is_none(),
         "a JWKS is configured: HS256 dev tokens are off"
     );
     let secret = settings.jwt_secret()?;
     Ok(mint_hs256(
         &secret,
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
+        &settings.auth.issuer,
+        &settings.auth.audience,
         tenant,
         sub,
         scopes,
@@ -123,18 +123,12 @@ fn mint(
 }
 
 /// The tenant of `serve`'s printed dev token, kept across restarts.
-fn dev_tenant(settings: &Settings) -> TenantId {
-    let path = settings.data_dir.join("dev_tenant");
-    if let Some(id) = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return id;
-    }
-    let id = TenantId::from(Uuid::new_v4());
-    let _ = std::fs::create_dir_all(&settings.data_dir);
-    let _ = std::fs::write(&path, id.to_string());
-    id
+fn dev_tenant(settings: &Settings) -> anyhow::Result<TenantId> {
+    let kept = settings
+        .dev_files()
+        .value("dev_tenant", || Uuid::new_v4().to_string())?;
+    kept.parse()
+        .map_err(|_| anyhow::anyhow!("{kept:?} in the data dir's dev_tenant is not a UUID"))
 }
 
 /// Runs the parsed command line.
@@ -142,7 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     let roles = match cli.command {
         Command::Migrate => {
-            crate::db::prepare(&settings.database_url, 2).await?;
+            crate::db::prepare(&settings.db.url, 2).await?;
             println!("migrations applied");
             return Ok(());
         }
@@ -206,8 +200,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let started = roles::start(&settings, deps, roles).await?;
     println!("switchboard listening on http://{}", started.addr);
-    if roles.gateway && settings.jwt_jwks.is_none() && !settings.is_production() {
-        let tenant = dev_tenant(&settings);
+    if roles.gateway && settings.auth.jwks.is_none() && !settings.is_production() {
+        let tenant = dev_tenant(&settings)?;
         let token = mint(
             &settings,
             tenant,

@@ -106,7 +106,7 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
         deps.pool.clone(),
         deps.ns.clone(),
         deps.clock.clone(),
-        settings.call_lease,
+        settings.caps.call_lease,
     );
     let mut sup = Supervisor::new();
     spawn_background(&deps, roles, &mut sup);
@@ -116,7 +116,7 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
             // Callbacks go to a gateway; a worker alone has none to offer.
             anyhow::bail!("a worker without a gateway needs SWITCHBOARD_PUBLIC_URL (a gateway's base URL) for status callbacks");
         }
-        let base = match &settings.call_processor_url {
+        let base = match &settings.call_processor.url {
             Some(url) => url.clone(),
             None if settings.is_production() => {
                 anyhow::bail!("SWITCHBOARD_CALL_PROCESSOR_URL must be set when SWITCHBOARD_ENV=production (no simulator in production)")
@@ -139,8 +139,8 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
             secrets: Arc::new(Secrets::new(ring)),
             client: CallProcessorClient::new(
                 base,
-                settings.call_processor_timeout,
-                settings.call_processor_attempts,
+                settings.call_processor.timeout,
+                settings.call_processor.attempts,
             ),
             callback_url: format!("{public_url}{}", crate::gateway::callbacks::PATH),
             worker_id: format!(
@@ -149,9 +149,9 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             default_limits: settings.default_limits(),
-            ack_wait: settings.worker_ack_wait,
-            concurrency: settings.worker_concurrency,
-            give_up: settings.dial_give_up,
+            ack_wait: settings.worker.ack_wait,
+            concurrency: settings.worker.concurrency,
+            give_up: settings.call_processor.give_up,
             crash: None,
         };
         sup.spawn_loop(Stage::Worker, "worker", |stop| worker.run(stop));

@@ -75,7 +75,7 @@ fn parse_cursor(s: &str) -> Result<Position, String> {
 }
 
 pub async fn run(settings: &Settings, cmd: AuditCommand) -> anyhow::Result<()> {
-    let pool = crate::db::connect(&settings.database_url, 4).await?;
+    let pool = crate::db::connect(&settings.db.url, 4).await?;
     let mut out = BufWriter::new(std::io::stdout());
     let result = match cmd {
         AuditCommand::Events(args) => events_cmd(&pool, args, &mut out).await,

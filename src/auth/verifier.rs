@@ -100,10 +100,10 @@ impl Verifier {
         settings: &Settings,
         hs256_secret: impl FnOnce() -> anyhow::Result<SecretString>,
     ) -> anyhow::Result<Verifier> {
-        let (iss, aud) = (&settings.jwt_issuer, &settings.jwt_audience);
-        match &settings.jwt_jwks {
+        let (iss, aud) = (&settings.auth.issuer, &settings.auth.audience);
+        match &settings.auth.jwks {
             Some(path) => {
-                if settings.jwt_secret.is_some() {
+                if settings.auth.jwt_secret.is_some() {
                     tracing::warn!(
                         "SWITCHBOARD_JWT_SECRET is ignored: a JWKS is set, HS256 is off"
                     );

@@ -53,7 +53,7 @@ pub enum KeysCommand {
 
 /// A pool on a migrated database (never creates one).
 async fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
-    let pool = crate::db::connect(&settings.database_url, 2).await?;
+    let pool = crate::db::connect(&settings.db.url, 2).await?;
     let ready = crate::db::migrations_applied(&pool).await.unwrap_or(false);
     anyhow::ensure!(
         ready,

@@ -29,8 +29,7 @@ use super::MasterKeyring;
 use crate::config::Settings;
 use crate::store::{ExpectedVersion, StreamAppend};
 
-/// The file dev mode keeps the keyring in, under the data dir.
-pub const MASTER_KEY_FILE: &str = "master_key";
+pub use crate::config::MASTER_KEY_FILE;
 
 /// The id of the system tenant and of its stream.
 pub const SYSTEM_TENANT: TenantId = TenantId::SYSTEM;
@@ -58,15 +57,14 @@ pub fn current_value(settings: &Settings) -> anyhow::Result<SecretString> {
     if settings.is_production() {
         anyhow::bail!("SWITCHBOARD_MASTER_KEY must be set when SWITCHBOARD_ENV=production");
     }
-    let path = settings.data_dir.join(MASTER_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(v) => Ok(SecretString::from(v)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+    let dev = settings.dev_files();
+    match dev.existing(MASTER_KEY_FILE)? {
+        Some(v) => Ok(SecretString::from(v)),
+        None => anyhow::bail!(
             "no master key configured and none generated at {}: set SWITCHBOARD_MASTER_KEY \
              or point --data-dir at the service's data dir",
-            path.display()
+            dev.path(MASTER_KEY_FILE).display()
         ),
-        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
     }
 }
 
@@ -118,7 +116,7 @@ pub async fn rotate(settings: &Settings, pool: &PgPool, actor: &str) -> anyhow::
             new_value: Some(SecretString::from(new_value.to_string())),
         });
     }
-    let path = settings.data_dir.join(MASTER_KEY_FILE);
+    let path = settings.dev_files().path(MASTER_KEY_FILE);
     // Replace the file, then commit; if the commit fails, put the old value
     // back, so the file and the audit trail agree.
     write_atomic(&path, &new_value)?;

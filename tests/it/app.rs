@@ -243,7 +243,7 @@ impl TestApp {
             self.deps.pool.clone(),
             self.deps.ns.clone(),
             self.deps.clock.clone(),
-            self.settings.call_lease,
+            self.settings.caps.call_lease,
         );
         switchboard::worker::Worker {
             deps: self.deps.clone(),
@@ -251,15 +251,15 @@ impl TestApp {
             secrets: Arc::new(switchboard::secrets::Secrets::new(ring)),
             client: switchboard::callproc::CallProcessorClient::new(
                 self.sim.as_ref().unwrap().base_url(),
-                self.settings.call_processor_timeout,
-                self.settings.call_processor_attempts,
+                self.settings.call_processor.timeout,
+                self.settings.call_processor.attempts,
             ),
             callback_url: format!("{}{}", self.base, switchboard::gateway::callbacks::PATH),
             worker_id: format!("test-{}", &Uuid::new_v4().simple().to_string()[..6]),
             default_limits: self.settings.default_limits(),
-            ack_wait: self.settings.worker_ack_wait,
+            ack_wait: self.settings.worker.ack_wait,
             concurrency: 16,
-            give_up: self.settings.dial_give_up,
+            give_up: self.settings.call_processor.give_up,
             crash,
         }
     }

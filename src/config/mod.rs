@@ -2,11 +2,17 @@
 //! environment variables (SPEC §2), then passed down. Nothing below this
 //! module reads the environment.
 
+mod dev_files;
+mod duration;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
+
+pub use dev_files::{DevFiles, MASTER_KEY_FILE};
+pub use duration::parse_ttl;
 
 use crate::domain::CallLimits;
 use crate::namespace::Namespace;
@@ -18,27 +24,13 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
-/// Settings shared by every subcommand; each flag has an environment variable.
+/// Settings shared by every subcommand; each flag has an environment
+/// variable. Grouped by concern (each group is its own struct, and its own
+/// heading in `--help`); the flag and variable names are the stable API.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/switchboard",
-        global = true
-    )]
-    pub database_url: String,
-    /// Connections each process may hold to PostgreSQL. Every role of every
-    /// process counts against the server's `max_connections` (or a pooler's
-    /// limit): size it as (server limit - headroom) / processes.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
-        default_value_t = 32,
-        value_parser = clap::value_parser!(u32).range(2..=1000),
-        global = true
-    )]
-    pub db_max_connections: u32,
+    #[command(flatten)]
+    pub db: DatabaseSettings,
     #[arg(
         long,
         env = "NATS_URL",
@@ -63,31 +55,11 @@ pub struct Settings {
     /// Base of the status_callback_url given to the Call Processor.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// HS256 secret; generated under the data dir in dev mode.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_JWT_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
-    pub jwt_secret: Option<SecretString>,
-    /// Path of a JWKS file; when set, HS256 is off.
-    #[arg(long, env = "SWITCHBOARD_JWT_JWKS", global = true)]
-    pub jwt_jwks: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_JWT_ISSUER",
-        default_value = "switchboard-dev",
-        global = true
-    )]
-    pub jwt_issuer: String,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_JWT_AUDIENCE",
-        default_value = "switchboard",
-        global = true
-    )]
-    pub jwt_audience: String,
+    /// How long `POST /calls/originate` waits for the outcome before 202.
+    #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = parse_ttl, global = true)]
+    pub originate_wait: std::time::Duration,
+    #[command(flatten)]
+    pub auth: AuthSettings,
     /// `kid:base64(32 bytes)`, comma-separated, first is primary.
     #[arg(
         long,
@@ -96,16 +68,12 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub master_key: Option<SecretString>,
-    /// Unset: the built-in simulator.
-    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_URL", global = true)]
-    pub call_processor_url: Option<String>,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_CALLBACK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
-    pub callback_secret: Option<SecretString>,
+    #[command(flatten)]
+    pub call_processor: CallProcessorSettings,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    #[command(flatten)]
+    pub caps: CapsSettings,
     #[arg(
         long,
         env = "SWITCHBOARD_NAMESPACE",
@@ -124,69 +92,7 @@ pub struct Settings {
         global = true
     )]
     pub environment: Environment,
-    /// Caps of a tenant that never set its own (SPEC §4 ships 10, 10, 1000, 600).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEFAULT_CONCURRENT_MAX",
-        default_value_t = 10,
-        global = true
-    )]
-    pub default_concurrent_max: u32,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEFAULT_CALLS_PER_MINUTE",
-        default_value_t = 10,
-        global = true
-    )]
-    pub default_calls_per_minute: u32,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEFAULT_DAILY_CALLS_MAX",
-        default_value_t = 1000,
-        global = true
-    )]
-    pub default_daily_calls_max: u32,
-    #[arg(
-        long,
-        env = "SWITCHBOARD_DEFAULT_DAILY_MINUTES_MAX",
-        default_value_t = 600,
-        global = true
-    )]
-    pub default_daily_minutes_max: u32,
-    /// How long `POST /calls/originate` waits for the outcome before 202.
-    #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = parse_ttl, global = true)]
-    pub originate_wait: std::time::Duration,
-    /// How long JetStream waits for a worker's acknowledgement before it
-    /// redelivers a call to another worker.
-    #[arg(long, env = "SWITCHBOARD_WORKER_ACK_WAIT", default_value = "30s", value_parser = parse_ttl, global = true)]
-    pub worker_ack_wait: std::time::Duration,
-    /// Calls one worker handles at once.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_WORKER_CONCURRENCY",
-        default_value_t = 128,
-        global = true
-    )]
-    pub worker_concurrency: usize,
-    /// Timeout of one request to the Call Processor.
-    #[arg(long, env = "SWITCHBOARD_CALL_PROCESSOR_TIMEOUT", default_value = "5s", value_parser = parse_ttl, global = true)]
-    pub call_processor_timeout: std::time::Duration,
-    /// Attempts per dial (5xx and timeouts are retried with backoff).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_CALL_PROCESSOR_ATTEMPTS",
-        default_value_t = 3,
-        global = true
-    )]
-    pub call_processor_attempts: u32,
-    /// How long a dial the Call Processor never answered is retried (with
-    /// the same Idempotency-Key) before the call is recorded as failed.
-    #[arg(long, env = "SWITCHBOARD_DIAL_GIVE_UP", default_value = "60s", value_parser = parse_ttl, global = true)]
-    pub dial_give_up: std::time::Duration,
-    /// How long an admitted call holds a concurrent slot without an end.
-    #[arg(long, env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = parse_ttl, global = true)]
-    pub call_lease: std::time::Duration,
-    /// Where dev-mode secrets are generated and kept.
+    /// Where dev-mode secrets (and the dev tenant) are generated and kept.
     #[arg(
         long,
         env = "SWITCHBOARD_DATA_DIR",
@@ -194,6 +100,179 @@ pub struct Settings {
         global = true
     )]
     pub data_dir: PathBuf,
+}
+
+/// The event store.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseSettings {
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/switchboard",
+        global = true
+    )]
+    pub url: String,
+    /// Connections each process may hold to PostgreSQL. Every role of every
+    /// process counts against the server's `max_connections` (or a pooler's
+    /// limit): size it as (server limit - headroom) / processes.
+    #[arg(
+        id = "db_max_connections",
+        long = "db-max-connections",
+        env = "SWITCHBOARD_DB_MAX_CONNECTIONS",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(2..=1000),
+        global = true
+    )]
+    pub max_connections: u32,
+}
+
+/// Who may call the API: HS256 with a shared secret, or a JWKS file.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthSettings {
+    /// HS256 secret; generated under the data dir in dev mode.
+    #[arg(
+        long = "jwt-secret",
+        env = "SWITCHBOARD_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<SecretString>,
+    /// Path of a JWKS file; when set, HS256 is off.
+    #[arg(
+        id = "jwt_jwks",
+        long = "jwt-jwks",
+        env = "SWITCHBOARD_JWT_JWKS",
+        global = true
+    )]
+    pub jwks: Option<PathBuf>,
+    #[arg(
+        id = "jwt_issuer",
+        long = "jwt-issuer",
+        env = "SWITCHBOARD_JWT_ISSUER",
+        default_value = "switchboard-dev",
+        global = true
+    )]
+    pub issuer: String,
+    #[arg(
+        id = "jwt_audience",
+        long = "jwt-audience",
+        env = "SWITCHBOARD_JWT_AUDIENCE",
+        default_value = "switchboard",
+        global = true
+    )]
+    pub audience: String,
+}
+
+/// The Call Processor that dials (SPEC §7), and how it is talked to.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Call Processor")]
+pub struct CallProcessorSettings {
+    /// Unset: the built-in simulator (refused in production).
+    #[arg(
+        id = "call_processor_url",
+        long = "call-processor-url",
+        env = "SWITCHBOARD_CALL_PROCESSOR_URL",
+        global = true
+    )]
+    pub url: Option<String>,
+    /// Signs the Call Processor's status callbacks.
+    #[arg(
+        long = "callback-secret",
+        env = "SWITCHBOARD_CALLBACK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub callback_secret: Option<SecretString>,
+    /// Timeout of one request to the Call Processor.
+    #[arg(id = "call_processor_timeout",
+        long = "call-processor-timeout", env = "SWITCHBOARD_CALL_PROCESSOR_TIMEOUT", default_value = "5s", value_parser = parse_ttl, global = true)]
+    pub timeout: std::time::Duration,
+    /// Attempts per dial (5xx and timeouts are retried with backoff).
+    #[arg(
+        id = "call_processor_attempts",
+        long = "call-processor-attempts",
+        env = "SWITCHBOARD_CALL_PROCESSOR_ATTEMPTS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub attempts: u32,
+    /// How long a dial the Call Processor never answered is retried (with
+    /// the same Idempotency-Key) before the call is recorded as failed.
+    #[arg(id = "dial_give_up",
+        long = "dial-give-up", env = "SWITCHBOARD_DIAL_GIVE_UP", default_value = "60s", value_parser = parse_ttl, global = true)]
+    pub give_up: std::time::Duration,
+}
+
+/// The originate worker's consumption of JetStream.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Worker")]
+pub struct WorkerSettings {
+    /// How long JetStream waits for a worker's acknowledgement before it
+    /// redelivers a call to another worker.
+    #[arg(id = "worker_ack_wait",
+        long = "worker-ack-wait", env = "SWITCHBOARD_WORKER_ACK_WAIT", default_value = "30s", value_parser = parse_ttl, global = true)]
+    pub ack_wait: std::time::Duration,
+    /// Calls one worker handles at once.
+    #[arg(
+        id = "worker_concurrency",
+        long = "worker-concurrency",
+        env = "SWITCHBOARD_WORKER_CONCURRENCY",
+        default_value_t = 128,
+        global = true
+    )]
+    pub concurrency: usize,
+}
+
+/// Cost caps: the defaults of a tenant that never set its own (SPEC §4
+/// ships 10, 10, 1000, 600), and how long a call may hold a slot.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cost caps")]
+pub struct CapsSettings {
+    #[arg(
+        long = "default-concurrent-max",
+        env = "SWITCHBOARD_DEFAULT_CONCURRENT_MAX",
+        default_value_t = 10,
+        global = true
+    )]
+    pub default_concurrent_max: u32,
+    #[arg(
+        long = "default-calls-per-minute",
+        env = "SWITCHBOARD_DEFAULT_CALLS_PER_MINUTE",
+        default_value_t = 10,
+        global = true
+    )]
+    pub default_calls_per_minute: u32,
+    #[arg(
+        long = "default-daily-calls-max",
+        env = "SWITCHBOARD_DEFAULT_DAILY_CALLS_MAX",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub default_daily_calls_max: u32,
+    #[arg(
+        long = "default-daily-minutes-max",
+        env = "SWITCHBOARD_DEFAULT_DAILY_MINUTES_MAX",
+        default_value_t = 600,
+        global = true
+    )]
+    pub default_daily_minutes_max: u32,
+    /// How long an admitted call holds a concurrent slot without an end.
+    #[arg(long = "call-lease", env = "SWITCHBOARD_CALL_LEASE", default_value = "4h", value_parser = parse_ttl, global = true)]
+    pub call_lease: std::time::Duration,
+}
+
+impl CapsSettings {
+    pub fn default_limits(&self) -> CallLimits {
+        CallLimits {
+            concurrent_max: self.default_concurrent_max,
+            calls_per_minute: self.default_calls_per_minute,
+            daily_calls_max: self.default_daily_calls_max,
+            daily_minutes_max: self.default_daily_minutes_max,
+        }
+    }
 }
 
 /// The shortest callback secret production accepts: an HMAC-SHA256 key
@@ -225,24 +304,24 @@ impl Settings {
         if self.master_key.is_none() {
             missing.push("SWITCHBOARD_MASTER_KEY");
         }
-        if self.callback_secret.is_none() {
+        if self.call_processor.callback_secret.is_none() {
             missing.push("SWITCHBOARD_CALLBACK_SECRET");
         }
-        if self.jwt_secret.is_none() && self.jwt_jwks.is_none() {
+        if self.auth.jwt_secret.is_none() && self.auth.jwks.is_none() {
             missing.push("SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWT_JWKS");
         }
-        if roles_need_call_processor && self.call_processor_url.is_none() {
+        if roles_need_call_processor && self.call_processor.url.is_none() {
             missing.push("SWITCHBOARD_CALL_PROCESSOR_URL (no simulator in production)");
         }
         // Refused, not just missing: settings that would run unsafely.
-        if let Some(secret) = &self.callback_secret {
+        if let Some(secret) = &self.call_processor.callback_secret {
             if secret.expose_secret().len() < MIN_CALLBACK_SECRET_BYTES {
                 missing.push(
                     "SWITCHBOARD_CALLBACK_SECRET of at least 32 bytes (a short one lets callbacks be forged)",
                 );
             }
         }
-        if let Some(url) = &self.call_processor_url {
+        if let Some(url) = &self.call_processor.url {
             if roles_need_call_processor && !url.trim().to_ascii_lowercase().starts_with("https://")
             {
                 missing.push(
@@ -259,19 +338,18 @@ impl Settings {
     }
 
     pub fn default_limits(&self) -> CallLimits {
-        CallLimits {
-            concurrent_max: self.default_concurrent_max,
-            calls_per_minute: self.default_calls_per_minute,
-            daily_calls_max: self.default_daily_calls_max,
-            daily_minutes_max: self.default_daily_minutes_max,
-        }
+        self.caps.default_limits()
+    }
+
+    /// The dev-mode files under the data dir (none in production).
+    pub fn dev_files(&self) -> DevFiles {
+        DevFiles::new(&self.data_dir, self.is_production())
     }
 
     /// The HS256 secret (generated in dev mode: 32 random bytes, hex).
     pub fn jwt_secret(&self) -> anyhow::Result<SecretString> {
-        dev_secret(
-            self,
-            &self.jwt_secret,
+        self.dev_files().secret(
+            &self.auth.jwt_secret,
             "SWITCHBOARD_JWT_SECRET",
             "jwt_secret",
             random_hex,
@@ -280,103 +358,23 @@ impl Settings {
 
     /// The master keyring value (generated in dev mode).
     pub fn master_key(&self) -> anyhow::Result<SecretString> {
-        dev_secret(
-            self,
+        self.dev_files().secret(
             &self.master_key,
             "SWITCHBOARD_MASTER_KEY",
-            "master_key",
+            MASTER_KEY_FILE,
             crate::secrets::MasterKeyring::generate_dev_value,
         )
     }
 
     /// The secret that signs Call Processor callbacks (generated in dev mode).
     pub fn callback_secret(&self) -> anyhow::Result<SecretString> {
-        dev_secret(
-            self,
-            &self.callback_secret,
+        self.dev_files().secret(
+            &self.call_processor.callback_secret,
             "SWITCHBOARD_CALLBACK_SECRET",
             "callback_secret",
             random_hex,
         )
     }
-}
-
-/// A duration as settings write it: `250ms`, `90s` (or `90`), `30m`, `1h`, `7d`.
-pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("bad duration {s:?}"))?;
-    if unit == "ms" {
-        return Ok(std::time::Duration::from_millis(n));
-    }
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("bad duration unit in {s:?}; use s, m, h or d")),
-    };
-    Ok(std::time::Duration::from_secs(n * mult))
-}
-
-/// Returns the configured secret, or in dev mode one generated once and kept
-/// (mode 0600) under the data dir. In production a missing secret is an error.
-pub fn dev_secret(
-    settings: &Settings,
-    configured: &Option<SecretString>,
-    variable: &str,
-    file: &str,
-    generate: impl FnOnce() -> String,
-) -> anyhow::Result<SecretString> {
-    if let Some(s) = configured {
-        return Ok(s.clone());
-    }
-    if settings.is_production() {
-        anyhow::bail!("{variable} must be set when SWITCHBOARD_ENV=production");
-    }
-    let path = settings.data_dir.join(file);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        if !existing.trim().is_empty() {
-            return Ok(SecretString::from(existing.trim().to_owned()));
-        }
-        // Another process created the file and is about to fill it.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let again = std::fs::read_to_string(&path)?;
-        anyhow::ensure!(
-            !again.trim().is_empty(),
-            "{} is empty; delete it to generate a new secret",
-            path.display()
-        );
-        return Ok(SecretString::from(again.trim().to_owned()));
-    }
-    write_private(&path, &generate())?;
-    // Read back: when two processes raced, the first file written wins.
-    let stored = std::fs::read_to_string(&path)?;
-    Ok(SecretString::from(stored.trim().to_owned()))
-}
-
-fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .or_else(|e| {
-            // Another process generated it first: theirs wins.
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                std::fs::OpenOptions::new().append(true).open(path)
-            } else {
-                Err(e)
-            }
-        })?;
-    if f.metadata()?.len() == 0 {
-        f.write_all(value.as_bytes())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -391,6 +389,13 @@ mod tests {
         all.extend_from_slice(args);
         all.push("serve");
         Cli::parse_from(all).settings
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        // Unique ids and flags across the flattened groups, for every subcommand.
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -496,6 +501,8 @@ mod tests {
         ]);
         assert!(s.jwt_secret().is_ok());
         assert_eq!(s.originate_wait, std::time::Duration::from_millis(250));
+        assert_eq!(s.worker.ack_wait, std::time::Duration::from_secs(30));
+        assert_eq!(s.db.max_connections, 32);
         assert_eq!(
             s.default_limits(),
             crate::domain::CallLimits::SHIPPED_DEFAULTS
