@@ -90,6 +90,10 @@ pub fn spawn_background(deps: &Deps, roles: Roles, sup: &mut Supervisor) {
 /// readiness and metrics; the gateway role adds `/api`). Returns once
 /// listening, with the roles in `Started::roles`.
 pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Result<Started> {
+    if roles.worker && !roles.gateway && settings.public_url.is_none() {
+        // Callbacks go to a gateway; a worker alone has none to offer.
+        anyhow::bail!("a worker without a gateway needs SWITCHBOARD_PUBLIC_URL (a gateway's base URL) for status callbacks");
+    }
     // The read tables exist before anything reads them, whichever process
     // runs the projectors.
     for p in projection::all() {
@@ -97,10 +101,6 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
     }
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    let public_url = settings
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
     let caps = Caps::new(
         deps.redis.clone(),
         deps.pool.clone(),
@@ -112,59 +112,41 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
     spawn_background(&deps, roles, &mut sup);
     let mut sim = None;
     if roles.worker {
-        if !roles.gateway && settings.public_url.is_none() {
-            // Callbacks go to a gateway; a worker alone has none to offer.
-            anyhow::bail!("a worker without a gateway needs SWITCHBOARD_PUBLIC_URL (a gateway's base URL) for status callbacks");
-        }
-        let base = match &settings.call_processor.url {
-            Some(url) => url.clone(),
-            None if settings.is_production() => {
-                anyhow::bail!("SWITCHBOARD_CALL_PROCESSOR_URL must be set when SWITCHBOARD_ENV=production (no simulator in production)")
-            }
-            None => {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let config = SimConfig::with_secret(settings.callback_secret()?);
-                let handle =
-                    crate::callproc::sim::spawn(l, config, sup.token(Stage::Simulator)).await;
-                let url = handle.base_url();
-                sim = Some(handle);
-                url
-            }
-        };
-        let ring = MasterKeyring::from_secret(&settings.master_key()?)
-            .map_err(|e| anyhow::anyhow!("SWITCHBOARD_MASTER_KEY: {e}"))?;
-        let worker = Worker {
-            deps: deps.clone(),
-            caps: caps.clone(),
-            secrets: Arc::new(Secrets::new(ring)),
-            client: CallProcessorClient::new(
-                base,
-                settings.call_processor.timeout,
-                settings.call_processor.attempts,
-            ),
-            callback_url: format!("{public_url}{}", crate::gateway::callbacks::PATH),
-            worker_id: format!(
-                "{}-{}",
-                hostname(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-            default_limits: settings.default_limits(),
-            ack_wait: settings.worker.ack_wait,
-            concurrency: settings.worker.concurrency,
-            give_up: settings.call_processor.give_up,
-            crash: None,
-        };
+        let (base, own_sim) = call_processor(settings, &sup).await?;
+        sim = own_sim;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let worker = worker(settings, &deps, &caps, base, &public_url)?;
         sup.spawn_loop(Stage::Worker, "worker", |stop| worker.run(stop));
     }
-    let mut router = http::ops_router(deps.clone());
-    let gw = if roles.gateway {
-        let gw = Gateway::from_settings(settings, deps.clone(), caps)?;
-        gw.spawn_followers(&mut sup);
-        router = router.merge(gateway::router(gw.clone()));
-        Some(gw)
-    } else {
-        None
+    let gw = match roles.gateway {
+        true => Some(Gateway::from_settings(settings, deps.clone(), caps)?),
+        false => None,
     };
+    serve_http(&deps, gw.as_ref(), listener, &mut sup);
+    Ok(Started {
+        addr,
+        gateway: gw,
+        sim,
+        roles: sup,
+    })
+}
+
+/// Serves health, readiness and metrics, and the API when `gw` is given
+/// (with the followers its waits need), in the HTTP stage.
+fn serve_http(
+    deps: &Deps,
+    gw: Option<&Gateway>,
+    listener: tokio::net::TcpListener,
+    sup: &mut Supervisor,
+) {
+    let mut router = http::ops_router(deps.clone());
+    if let Some(gw) = gw {
+        gw.spawn_followers(sup);
+        router = router.merge(gateway::router(gw.clone()));
+    }
     let router = http::with_request_ids(router);
     let stop = sup.token(Stage::Http);
     sup.spawn(Stage::Http, "http", async move {
@@ -172,11 +154,56 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
             .await
             .map_err(|e| anyhow::anyhow!("http server: {e}"))
     });
-    Ok(Started {
-        addr,
-        gateway: gw,
-        sim,
-        roles: sup,
+}
+
+/// The Call Processor's base URL: the configured one, or (outside
+/// production) a built-in simulator started for this process, which stops
+/// in the last stage.
+async fn call_processor(
+    settings: &Settings,
+    sup: &Supervisor,
+) -> anyhow::Result<(String, Option<SimHandle>)> {
+    match &settings.call_processor.url {
+        Some(url) => Ok((url.clone(), None)),
+        None if settings.is_production() => {
+            anyhow::bail!("SWITCHBOARD_CALL_PROCESSOR_URL must be set when SWITCHBOARD_ENV=production (no simulator in production)")
+        }
+        None => {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let config = SimConfig::with_secret(settings.callback_secret()?);
+            let handle = crate::callproc::sim::spawn(l, config, sup.token(Stage::Simulator)).await;
+            Ok((handle.base_url(), Some(handle)))
+        }
+    }
+}
+
+/// The originate worker of this process, dialing through `base`.
+fn worker(
+    settings: &Settings,
+    deps: &Deps,
+    caps: &Caps,
+    base: String,
+    public_url: &str,
+) -> anyhow::Result<Worker> {
+    let ring = MasterKeyring::from_secret(&settings.master_key()?)
+        .map_err(|e| anyhow::anyhow!("SWITCHBOARD_MASTER_KEY: {e}"))?;
+    let cp = &settings.call_processor;
+    Ok(Worker {
+        deps: deps.clone(),
+        caps: caps.clone(),
+        secrets: Arc::new(Secrets::new(ring)),
+        client: CallProcessorClient::new(base, cp.timeout, cp.attempts),
+        callback_url: format!("{public_url}{}", crate::gateway::callbacks::PATH),
+        worker_id: format!(
+            "{}-{}",
+            hostname(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        default_limits: settings.default_limits(),
+        ack_wait: settings.worker.ack_wait,
+        concurrency: settings.worker.concurrency,
+        give_up: cp.give_up,
+        crash: None,
     })
 }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::state::{NumberState, ProviderState};
 use super::Rejection;
-use crate::domain::E164;
+use crate::domain::{FieldError, Fields, E164};
 use crate::store::{Guard, Loaded, StoreError};
 use crate::write::{Command, Decision, Reader};
 
@@ -21,6 +21,53 @@ pub struct AttachNumber {
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
+}
+
+impl AttachNumber {
+    /// `POST /telephony/numbers`, checked field by field, as number
+    /// `number_id` of `tenant_id`.
+    pub fn parse(
+        body: &serde_json::Map<String, serde_json::Value>,
+        number_id: NumberId,
+        tenant_id: TenantId,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut f = Fields::new(body);
+        f.deny_unknown(&[
+            "e164",
+            "provider",
+            "credentials_id",
+            "agent_id",
+            "inbound_enabled",
+            "outbound_enabled",
+        ]);
+        let e164 = f.e164("e164");
+        let provider = f.string("provider", 32).and_then(|s| {
+            let k = ProviderKind::parse(&s);
+            if k.is_none() {
+                f.error("provider", "must be one of twilio, plivo, vobiz");
+            }
+            k
+        });
+        let credentials_id = f.uuid("credentials_id");
+        let agent_id = f.opt_nullable_uuid("agent_id").flatten();
+        let inbound_enabled = f.opt_bool("inbound_enabled").unwrap_or(true);
+        let outbound_enabled = f.opt_bool("outbound_enabled").unwrap_or(true);
+        f.finish()?;
+        let (Some(e164), Some(provider), Some(credentials_id)) = (e164, provider, credentials_id)
+        else {
+            return Err(vec![FieldError::new("body", "is incomplete")]);
+        };
+        Ok(AttachNumber {
+            number_id,
+            tenant_id,
+            e164,
+            provider,
+            credentials_id,
+            agent_id,
+            inbound_enabled,
+            outbound_enabled,
+        })
+    }
 }
 
 #[async_trait]

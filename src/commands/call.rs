@@ -14,6 +14,7 @@ use events::{CallId, TenantId};
 
 use super::state::At;
 use super::Rejection;
+use crate::domain::{FieldError, Fields};
 use crate::store::{Loaded, StoreError};
 use crate::write::{Command, Decision, Reader};
 
@@ -138,6 +139,41 @@ pub struct RecordCallback {
     pub status: String,
     pub duration_s: Option<u64>,
     pub hangup_cause: Option<String>,
+}
+
+impl RecordCallback {
+    /// The callback body of SPEC §7, checked field by field.
+    pub fn parse(
+        body: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut f = Fields::new(body);
+        f.deny_unknown(&[
+            "call_id",
+            "provider_call_id",
+            "status",
+            "timestamp",
+            "duration_s",
+            "hangup_cause",
+        ]);
+        let call_id = f.uuid("call_id");
+        let provider_call_id = f.string("provider_call_id", 128);
+        let status = f.string("status", 32);
+        // Validated, not used: the event's own time is when it was recorded.
+        f.timestamp("timestamp");
+        let duration_s = f.opt_u32("duration_s", 7 * 86_400).map(u64::from);
+        let hangup_cause = f.opt_string("hangup_cause", 64);
+        f.finish()?;
+        match (call_id, provider_call_id, status) {
+            (Some(call_id), Some(provider_call_id), Some(status)) => Ok(RecordCallback {
+                call_id,
+                provider_call_id,
+                status,
+                duration_s,
+                hangup_cause,
+            }),
+            _ => Err(vec![FieldError::new("body", "is incomplete")]),
+        }
+    }
 }
 
 #[async_trait]

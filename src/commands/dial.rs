@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use events::{Dimension, EncryptedCredentials, TenantId};
+
 use super::call::{CallState, DialOutcome};
+use super::state::ProviderState;
 use crate::domain::CallLimits;
 
 /// Callbacks already show the call was placed (ringing, answered, ended).
@@ -32,6 +35,35 @@ pub fn kill_switch(limits: &CallLimits, live: bool) -> Option<DialOutcome> {
         .map(|(dimension, _)| DialOutcome::Failed {
             error: format!("kill_switch: {dimension} is 0"),
             retryable: true,
+        })
+}
+
+/// The caps, reserved again just before the dial (Redis may have lost the
+/// counters since admission), refused `dimension`: a retryable failure,
+/// unless the call is live already.
+pub fn refused_again(dimension: Dimension, live: bool) -> Option<DialOutcome> {
+    (!live).then(|| DialOutcome::Failed {
+        error: format!("cap_reached: {}", dimension.as_str()),
+        retryable: true,
+    })
+}
+
+/// The sealed credentials the call dials with: its provider's, while the
+/// provider exists and is the tenant's. A live call keeps them even if the
+/// provider was deleted meanwhile (the Call Processor is only asked again).
+pub fn credentials_for(
+    provider: &ProviderState,
+    tenant: TenantId,
+    live: bool,
+) -> Result<&EncryptedCredentials, DialOutcome> {
+    let usable = provider.visible_to(tenant) || (live && provider.tenant_id == tenant);
+    provider
+        .credentials
+        .as_ref()
+        .filter(|_| usable)
+        .ok_or(DialOutcome::Failed {
+            error: "provider_deleted".into(),
+            retryable: false,
         })
 }
 
@@ -67,6 +99,58 @@ mod tests {
             claimed_at: Some(at),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_cap_refused_again_fails_the_dial_unless_the_call_is_live() {
+        assert_eq!(
+            refused_again(Dimension::DailyCalls, false),
+            Some(DialOutcome::Failed {
+                error: "cap_reached: daily_calls".into(),
+                retryable: true
+            })
+        );
+        assert_eq!(refused_again(Dimension::DailyCalls, true), None);
+    }
+
+    #[test]
+    fn a_deleted_or_foreign_provider_does_not_dial_unless_the_call_is_live() {
+        use crate::commands::create_provider::tests::created;
+        use crate::commands::state::{fold, given};
+        use events::{Event, ProviderDeleted, ProviderKind};
+        let t = TenantId::new();
+        let p: ProviderState = fold(
+            given(t, vec![created(ProviderKind::Twilio)]),
+            ProviderState::apply,
+        );
+        assert!(credentials_for(&p, t, false).is_ok());
+        let deleted = DialOutcome::Failed {
+            error: "provider_deleted".into(),
+            retryable: false,
+        };
+        assert_eq!(
+            credentials_for(&p, TenantId::new(), false),
+            Err(deleted.clone())
+        );
+        assert_eq!(
+            credentials_for(&p, TenantId::new(), true),
+            Err(deleted.clone())
+        );
+        let gone: ProviderState = fold(
+            given(
+                t,
+                vec![
+                    created(ProviderKind::Twilio),
+                    Event::ProviderDeleted(ProviderDeleted {}),
+                ],
+            ),
+            ProviderState::apply,
+        );
+        assert_eq!(credentials_for(&gone, t, false), Err(deleted));
+        assert!(
+            credentials_for(&gone, t, true).is_ok(),
+            "a live call keeps them"
+        );
     }
 
     #[test]

@@ -28,6 +28,25 @@ fn time(q: &ListQuery, key: &str, errors: &mut Vec<FieldError>) -> Option<DateTi
     }
 }
 
+/// Where the page starts: `after` (SPEC §4) or `cursor` (every list), the
+/// same thing under two names; at most one of them.
+fn after(q: &ListQuery, errors: &mut Vec<FieldError>) -> Option<Position> {
+    let (key, c) = match (q.get("after"), q.get("cursor")) {
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new("cursor", "give after or cursor, not both"));
+            return None;
+        }
+        (Some(c), None) => ("after", c),
+        (None, Some(c)) => ("cursor", c),
+        (None, None) => return None,
+    };
+    let at = Position::from_cursor(c);
+    if at.is_none() {
+        errors.push(FieldError::new(key, "is not a cursor from this list"));
+    }
+    at
+}
+
 /// The filters of `GET /audit/events`, every bad one named at once.
 fn filter(q: &ListQuery) -> Result<TenantFilter, ApiError> {
     q.only(&["stream_id", "type", "since", "until", "after"])?;
@@ -54,25 +73,7 @@ fn filter(q: &ListQuery) -> Result<TenantFilter, ApiError> {
     // `until` before `since` is an empty window, not an error: the page is
     // empty (the document cannot say "after since", so neither do we).
     // `after` (SPEC §4) and `cursor` (every list) are the same thing.
-    let after = match (q.get("after"), q.get("cursor")) {
-        (Some(_), Some(_)) => {
-            errors.push(FieldError::new("cursor", "give after or cursor, not both"));
-            None
-        }
-        (Some(c), None) | (None, Some(c)) => {
-            let key = if q.get("after").is_some() {
-                "after"
-            } else {
-                "cursor"
-            };
-            let at = Position::from_cursor(c);
-            if at.is_none() {
-                errors.push(FieldError::new(key, "is not a cursor from this list"));
-            }
-            at
-        }
-        (None, None) => None,
-    };
+    let after = after(q, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }

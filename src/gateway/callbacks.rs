@@ -21,7 +21,6 @@ use super::json::parse_object;
 use super::{ApiError, Gateway};
 use crate::callproc::{verify, DEFAULT_MAX_AGE_S, SIGNATURE_HEADER};
 use crate::commands::call::{CallState, RecordCallback};
-use crate::domain::Fields;
 use crate::store::CommandMeta;
 
 pub async fn call_event(
@@ -41,38 +40,10 @@ pub async fn call_event(
         DEFAULT_MAX_AGE_S,
     )
     .map_err(|_| ApiError::BadSignature)?;
-    let map = parse_object(&body)?;
-    let mut f = Fields::new(&map);
-    f.deny_unknown(&[
-        "call_id",
-        "provider_call_id",
-        "status",
-        "timestamp",
-        "duration_s",
-        "hangup_cause",
-    ]);
-    let call_id = f.uuid("call_id");
-    let provider_call_id = f.string("provider_call_id", 128);
-    let status = f.string("status", 32);
-    // Validated, not used: the event's own time is when it was recorded.
-    f.timestamp("timestamp");
-    let duration_s = f.opt_u32("duration_s", 7 * 86_400).map(u64::from);
-    let hangup_cause = f.opt_string("hangup_cause", 64);
-    f.finish().map_err(ApiError::Validation)?;
-    let (Some(call_id), Some(provider_call_id), Some(status)) = (call_id, provider_call_id, status)
-    else {
-        return Err(ApiError::field("body", "is incomplete"));
-    };
+    let cmd = RecordCallback::parse(&parse_object(&body)?).map_err(ApiError::Validation)?;
     // The tenant is the call's own; the command is the Call Processor's.
-    let tenant = call_tenant(&gw, call_id).await?;
+    let tenant = call_tenant(&gw, cmd.call_id).await?;
     let meta = CommandMeta::new(tenant, "system:callproc");
-    let cmd = RecordCallback {
-        call_id,
-        provider_call_id,
-        status,
-        duration_s,
-        hangup_cause,
-    };
     // The Call Processor reads nothing back: no wait for the projection.
     let ran = gw.run_as(&meta, &cmd, &[]).await?;
     Ok(Json(json!({"applied": !ran.written.is_empty()})))

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{CallId, Envelope, Event, NumberId, TenantId};
+use events::{CallId, Envelope, Event, NumberId, OriginateRejected, TenantId};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -197,30 +197,32 @@ fn respond(
             "provider_call_id": d.provider_call_id, "status": "dispatched",
         }))
         .into_response()),
-        Event::OriginateRejected(r) => {
-            let mut body = Map::new();
-            body.insert("dimension".into(), json!(r.dimension));
-            body.insert("limit".into(), json!(r.limit));
-            body.insert("current".into(), json!(r.current));
-            body.insert("retry_after_s".into(), json!(r.retry_after_s));
-            body.insert("call_id".into(), json!(call_id));
-            body.insert("status".into(), json!("rejected"));
-            Err(ApiError::CapExceeded {
-                body,
-                headers: rate_limit_headers(r.dimension, r.limit, r.current, r.retry_after_s),
-            })
-        }
-        Event::OriginateFailed(f) => {
-            let mut body = Map::new();
-            body.insert("call_id".into(), json!(call_id));
-            body.insert("status".into(), json!("failed"));
-            body.insert("retryable".into(), json!(f.retryable));
-            Err(ApiError::BadGateway {
-                detail: f.error,
-                body,
-            })
-        }
+        Event::OriginateRejected(r) => Err(rejected(call_id, &r)),
+        Event::OriginateFailed(f) => Err(ApiError::BadGateway {
+            body: object(json!({"call_id": call_id, "status": "failed", "retryable": f.retryable})),
+            detail: f.error,
+        }),
         _ => Err(ApiError::internal(anyhow::anyhow!("not an outcome"))),
+    }
+}
+
+/// The 429 of a call a cap refused: the refusal's figures and the
+/// rate-limit headers.
+fn rejected(call_id: CallId, r: &OriginateRejected) -> ApiError {
+    ApiError::CapExceeded {
+        body: object(json!({
+            "dimension": r.dimension, "limit": r.limit, "current": r.current,
+            "retry_after_s": r.retry_after_s, "call_id": call_id, "status": "rejected",
+        })),
+        headers: rate_limit_headers(r.dimension, r.limit, r.current, r.retry_after_s),
+    }
+}
+
+/// The members of `v`, a JSON object literal.
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
     }
 }
 

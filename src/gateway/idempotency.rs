@@ -21,6 +21,7 @@ use events::TenantId;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Principal;
 use crate::store::Guard;
 
 use super::json::BODY_LIMIT;
@@ -39,46 +40,11 @@ const KEPT: &[&str] = &[
 
 /// The middleware: passes through anything that is not a write with a key.
 pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
-    let is_write = matches!(
-        *req.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    let Some(key) = req.headers().get(HEADER).cloned() else {
-        return next.run(req).await;
+    let (key, principal) = match keyed(&gw, &req) {
+        Ok(Some(keyed)) => keyed,
+        Ok(None) => return next.run(req).await,
+        Err(refused) => return *refused,
     };
-    if !is_write {
-        return next.run(req).await;
-    }
-    let Some(key) = key
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
-    else {
-        return ApiError::field(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        )
-        .into_response();
-    };
-    let key = key.to_owned();
-    // The same bearer parsing as the handlers' extractor: a request the
-    // handler would authenticate is always keyed. One it would refuse has
-    // nothing to key.
-    let principal = crate::auth::bearer(req.headers())
-        .ok()
-        .and_then(|t| gw.verifier.verify(t).ok());
-    let Some(principal) = principal else {
-        return next.run(req).await;
-    };
-    // Authorized before anything is replayed: a token without the route's
-    // scope gets its 403 here, and never sees (or claims) another caller's
-    // key. A write to no route has nothing to key.
-    let Some(scope) = super::write_scope(req.method(), req.uri().path()) else {
-        return next.run(req).await;
-    };
-    if let Err(e) = principal.require(scope) {
-        return e.into_response();
-    }
     let tenant = principal.tenant_id;
     let (mut parts, body) = req.into_parts();
     // The handler's extractor takes it from here instead of verifying again.
@@ -108,6 +74,49 @@ pub async fn layer(State(gw): State<Gateway>, req: Request, next: Next) -> Respo
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
+}
+
+/// The key a request runs under and who sent it: `None` when it has nothing
+/// to key (not a write, no key, a token the handler would refuse, no such
+/// route), `Err` with the answer when the key or the scope is refused.
+fn keyed(gw: &Gateway, req: &Request) -> Result<Option<(String, Principal)>, Box<Response>> {
+    let is_write = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let Some(key) = req.headers().get(HEADER).filter(|_| is_write) else {
+        return Ok(None);
+    };
+    let Some(key) = key
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+    else {
+        let e = ApiError::field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        );
+        return Err(Box::new(e.into_response()));
+    };
+    // The same bearer parsing as the handlers' extractor: a request the
+    // handler would authenticate is always keyed. One it would refuse has
+    // nothing to key.
+    let principal = crate::auth::bearer(req.headers())
+        .ok()
+        .and_then(|t| gw.verifier.verify(t).ok());
+    let Some(principal) = principal else {
+        return Ok(None);
+    };
+    // Authorized before anything is replayed: a token without the route's
+    // scope gets its 403 here, and never sees (or claims) another caller's
+    // key. A write to no route has nothing to key.
+    let Some(scope) = super::write_scope(req.method(), req.uri().path()) else {
+        return Ok(None);
+    };
+    principal
+        .require(scope)
+        .map_err(IntoResponse::into_response)?;
+    Ok(Some((key.to_owned(), principal)))
 }
 
 fn request_hash(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
@@ -180,6 +189,11 @@ async fn claim(gw: &Gateway, tenant: TenantId, key: &str, hash: &[u8]) -> Result
     let Some(status) = status else {
         return Err(ApiError::IdempotencyInProgress);
     };
+    Ok(Claim::Replay(replay(status, headers, body)))
+}
+
+/// The stored answer, as sent again.
+fn replay(status: i16, headers: Option<Value>, body: Option<Vec<u8>>) -> Response {
     let mut resp = Response::new(Body::from(body.unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
     if let Some(Value::Object(h)) = headers {
@@ -194,7 +208,7 @@ async fn claim(gw: &Gateway, tenant: TenantId, key: &str, hash: &[u8]) -> Result
     }
     resp.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    Ok(Claim::Replay(resp))
+    resp
 }
 
 /// The Idempotency-Key a request runs under, for handlers that must settle

@@ -80,42 +80,9 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyWrite)?;
-    let mut f = Fields::new(&body);
-    f.deny_unknown(&[
-        "e164",
-        "provider",
-        "credentials_id",
-        "agent_id",
-        "inbound_enabled",
-        "outbound_enabled",
-    ]);
-    let e164 = f.e164("e164");
-    let kind = f.string("provider", 32).and_then(|s| {
-        let k = ProviderKind::parse(&s);
-        if k.is_none() {
-            f.error("provider", "must be one of twilio, plivo, vobiz");
-        }
-        k
-    });
-    let credentials_id = f.uuid("credentials_id");
-    let agent_id = f.opt_nullable_uuid("agent_id").flatten();
-    let inbound = f.opt_bool("inbound_enabled").unwrap_or(true);
-    let outbound = f.opt_bool("outbound_enabled").unwrap_or(true);
-    f.finish().map_err(ApiError::Validation)?;
-    let (Some(e164), Some(kind), Some(credentials_id)) = (e164, kind, credentials_id) else {
-        return Err(ApiError::field("body", "is incomplete"));
-    };
     let id = NumberId::new();
-    let cmd = attach_number::AttachNumber {
-        number_id: id,
-        tenant_id: p.tenant_id,
-        e164: e164.clone(),
-        provider: kind,
-        credentials_id,
-        agent_id,
-        inbound_enabled: inbound,
-        outbound_enabled: outbound,
-    };
+    let cmd =
+        attach_number::AttachNumber::parse(&body, id, p.tenant_id).map_err(ApiError::Validation)?;
     let ran = gw.run(&p, &cmd, PROJECTION).await?;
     let number = with_written(&ran.state.0, id, &ran.written, NumberState::apply)?;
     Ok(NumberView::from_state(id, &number).respond(StatusCode::CREATED))

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use events::{ProviderId, ProviderKind};
+use events::{EncryptedCredentials, ProviderId, ProviderKind};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -150,22 +150,9 @@ pub async fn update(
         .is_empty()
         .then_some(())
         .ok_or_else(|| ApiError::Validation(f.errors.clone()))?;
-    let credentials = if has_creds {
-        // The kind says which credential keys are valid; it never changes.
-        let known = gw.deps.store.load(id, ProviderState::apply).await?;
-        let known = match known.state.visible_to(p.tenant_id) {
-            true => known,
-            false => gw.deps.store.load_fresh(id, ProviderState::apply).await?,
-        };
-        if !known.state.visible_to(p.tenant_id) {
-            return Err(ApiError::NotFound("provider"));
-        }
-        let creds = parse_credentials(&mut f, known.state.kind);
-        f.finish().map_err(ApiError::Validation)?;
-        let creds = creds.ok_or_else(|| ApiError::field("credentials", "is invalid"))?;
-        Some(seal(&gw, &p, id, creds).await?)
-    } else {
-        None
+    let credentials = match has_creds {
+        true => Some(rotated_credentials(&gw, &p, id, f).await?),
+        false => None,
     };
     let cmd = update_provider::UpdateProvider {
         provider_id: id,
@@ -177,6 +164,28 @@ pub async fn update(
     let ran = gw.run(&p, &cmd, PROJECTION).await?;
     let state = with_written(&ran.state, id, &ran.written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::OK))
+}
+
+/// The new credentials of provider `id` in `f`, checked against its kind
+/// (which says which keys are valid, and never changes) and sealed.
+async fn rotated_credentials(
+    gw: &Gateway,
+    p: &Principal,
+    id: ProviderId,
+    mut f: Fields<'_>,
+) -> Result<EncryptedCredentials, ApiError> {
+    let known = gw.deps.store.load(id, ProviderState::apply).await?;
+    let known = match known.state.visible_to(p.tenant_id) {
+        true => known,
+        false => gw.deps.store.load_fresh(id, ProviderState::apply).await?,
+    };
+    if !known.state.visible_to(p.tenant_id) {
+        return Err(ApiError::NotFound("provider"));
+    }
+    let creds = parse_credentials(&mut f, known.state.kind);
+    f.finish().map_err(ApiError::Validation)?;
+    let creds = creds.ok_or_else(|| ApiError::field("credentials", "is invalid"))?;
+    seal(gw, p, id, creds).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/telephony/providers/{id}", tag = "providers",

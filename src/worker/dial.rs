@@ -1,20 +1,28 @@
 //! The dial: decrypt the provider's credentials, ask the Call Processor.
+//!
+//! Each step returns `Ok(Err(outcome))` when the call's own circumstances
+//! (a cap refused again, a kill switch, a deleted provider, unreadable
+//! credentials) end it without a dial; the rules are in `commands::dial`.
 
-use events::{CallId, Envelope};
+use events::{CallId, EncryptedCredentials, Envelope, OriginateRequested, TenantId};
 
 use super::process::fold_stream;
 use super::Worker;
-use crate::callproc::{DialError, OriginateRequest};
+use crate::callproc::{DialError, Dialed, OriginateRequest};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{CallState, DialOutcome};
+use crate::commands::dial as rules;
 use crate::commands::state::{LimitsState, ProviderState};
 use crate::domain::CallLimits;
-use crate::secrets::SecretError;
+use crate::secrets::{PlainCredentials, SecretError};
+
+/// A step's result: go on with `T`, or stop with the call's outcome.
+type Step<T> = anyhow::Result<Result<T, DialOutcome>>;
 
 impl Worker {
-    /// Dials a claimed call. Every error that is the call's own (unreadable
-    /// credentials, a refusal) becomes a `Failed` outcome; only trouble with
-    /// our own dependencies is an `Err`, which retries the whole message.
+    /// Dials a claimed call. Every error that is the call's own becomes a
+    /// `Failed` outcome; only trouble with our own dependencies is an `Err`,
+    /// which retries the whole message.
     ///
     /// `live`: callbacks already show the call was placed. Then nothing may
     /// refuse it any more (a refusal would record a live call as failed and
@@ -30,70 +38,9 @@ impl Worker {
         let Some(req) = &state.request else {
             anyhow::bail!("claimed call {call_id} has no request");
         };
-        // The caps (unless admission just read them) and the provider as
-        // stored now, read side by side.
-        let caps = async {
-            match judged_by {
-                Some(l) => Ok(l),
-                None => fold_stream::<LimitsState>(
-                    self,
-                    events::call_limits_stream_id(tenant),
-                    LimitsState::apply,
-                )
-                .await
-                .map(|l| l.limits.unwrap_or(self.default_limits)),
-            }
-        };
-        let (limits, provider) = tokio::join!(
-            caps,
-            fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
-        );
-        let (limits, provider) = (limits?, provider?);
-        // The slot was reserved before the claim was appended; if Redis lost
-        // its counters in between, the rebuild could not see the claim.
-        // Reserving again (idempotent per call) counts it now, or refuses.
-        let again = self.caps.reserve(tenant, call_id, &limits).await?;
-        if let (CapsAdmission::Refused(r), false) = (again, live) {
-            return Ok(DialOutcome::Failed {
-                error: format!("cap_reached: {}", r.dimension.as_str()),
-                retryable: true,
-            });
-        }
-        // A kill switch thrown after admission still stops the dial.
-        if let Some(stopped) = crate::commands::dial::kill_switch(&limits, live) {
-            return Ok(stopped);
-        }
-        let Some(sealed) = provider
-            .credentials
-            .as_ref()
-            .filter(|_| provider.visible_to(tenant) || (live && provider.tenant_id == tenant))
-        else {
-            return Ok(DialOutcome::Failed {
-                error: "provider_deleted".into(),
-                retryable: false,
-            });
-        };
-        let plain = match self
-            .secrets
-            .open_for_provider(&self.deps.pool, tenant, req.credentials_id, sealed)
-            .await
-        {
-            Ok(p) => p,
-            // Our own dependency or configuration, not the call's fault (a
-            // process not yet restarted after a key rotation, say): retry.
-            Err(
-                e @ (SecretError::Db(_)
-                | SecretError::UnknownMasterKid(_)
-                | SecretError::NoMasterKey),
-            ) => return Err(anyhow::anyhow!("credentials of call {call_id}: {e}")),
-            Err(e) => {
-                // SecretError texts name what failed, never key or secret bytes.
-                tracing::warn!(%call_id, error = %e, "sealed provider secrets cannot be opened");
-                return Ok(DialOutcome::Failed {
-                    error: "credentials_unreadable".into(),
-                    retryable: false,
-                });
-            }
+        let plain = match self.cleared(tenant, call_id, req, live, judged_by).await? {
+            Ok(plain) => plain,
+            Err(stopped) => return Ok(stopped),
         };
         let request = OriginateRequest {
             call_id,
@@ -107,24 +54,111 @@ impl Worker {
         };
         let result = self.client.originate(&request).await;
         drop(plain);
-        Ok(match result {
-            // PostgreSQL text cannot hold NUL; strip it from what the Call
-            // Processor sends, rather than fail the append forever.
-            Ok(d) => DialOutcome::Dispatched {
-                provider_call_id: d.provider_call_id.replace('\0', ""),
-            },
-            Err(DialError::Rejected { status, error }) => DialOutcome::Failed {
-                // The Call Processor's own words (at most 200 characters).
-                error: format!(
-                    "call_processor_rejected: HTTP {status}: {}",
-                    error.replace('\0', "")
-                ),
-                retryable: false,
-            },
-            Err(e @ DialError::Unavailable { .. }) => {
-                tracing::warn!(%call_id, error = %e, "call processor unavailable");
-                DialOutcome::Unavailable
+        Ok(outcome_of(call_id, result))
+    }
+
+    /// Everything that must hold just before the dial, read as stored now:
+    /// the caps still admit the call and the provider's credentials open.
+    async fn cleared(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+        req: &OriginateRequested,
+        live: bool,
+        judged_by: Option<CallLimits>,
+    ) -> Step<PlainCredentials> {
+        // The caps (unless admission just read them) and the provider, read
+        // side by side.
+        let (limits, provider) = tokio::join!(
+            self.limits_of(tenant, judged_by),
+            fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
+        );
+        let (limits, provider) = (limits?, provider?);
+        // The slot was reserved before the claim was appended; if Redis lost
+        // its counters in between, the rebuild could not see the claim.
+        // Reserving again (idempotent per call) counts it now, or refuses.
+        if let CapsAdmission::Refused(r) = self.caps.reserve(tenant, call_id, &limits).await? {
+            if let Some(stopped) = rules::refused_again(r.dimension, live) {
+                return Ok(Err(stopped));
             }
-        })
+        }
+        // A kill switch thrown after admission still stops the dial.
+        if let Some(stopped) = rules::kill_switch(&limits, live) {
+            return Ok(Err(stopped));
+        }
+        let sealed = match rules::credentials_for(&provider, tenant, live) {
+            Ok(sealed) => sealed,
+            Err(stopped) => return Ok(Err(stopped)),
+        };
+        self.open(tenant, call_id, req, sealed).await
+    }
+
+    /// The provider's credentials, opened for this one dial.
+    async fn open(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+        req: &OriginateRequested,
+        sealed: &EncryptedCredentials,
+    ) -> Step<PlainCredentials> {
+        let opened = self
+            .secrets
+            .open_for_provider(&self.deps.pool, tenant, req.credentials_id, sealed)
+            .await;
+        match opened {
+            Ok(plain) => Ok(Ok(plain)),
+            // Our own dependency or configuration, not the call's fault (a
+            // process not yet restarted after a key rotation, say): retry.
+            Err(
+                e @ (SecretError::Db(_)
+                | SecretError::UnknownMasterKid(_)
+                | SecretError::NoMasterKey),
+            ) => Err(anyhow::anyhow!("credentials of call {call_id}: {e}")),
+            Err(e) => {
+                // SecretError texts name what failed, never key or secret bytes.
+                tracing::warn!(%call_id, error = %e, "sealed provider secrets cannot be opened");
+                Ok(Err(DialOutcome::Failed {
+                    error: "credentials_unreadable".into(),
+                    retryable: false,
+                }))
+            }
+        }
+    }
+
+    /// The tenant's caps: those admission judged by, or as stored now.
+    async fn limits_of(
+        &self,
+        tenant: TenantId,
+        judged_by: Option<CallLimits>,
+    ) -> anyhow::Result<CallLimits> {
+        if let Some(l) = judged_by {
+            return Ok(l);
+        }
+        let stream = events::call_limits_stream_id(tenant);
+        let state = fold_stream::<LimitsState>(self, stream, LimitsState::apply).await?;
+        Ok(state.limits.unwrap_or(self.default_limits))
+    }
+}
+
+/// What the Call Processor's answer makes of the call.
+fn outcome_of(call_id: CallId, result: Result<Dialed, DialError>) -> DialOutcome {
+    match result {
+        // PostgreSQL text cannot hold NUL; strip it from what the Call
+        // Processor sends, rather than fail the append forever.
+        Ok(d) => DialOutcome::Dispatched {
+            provider_call_id: d.provider_call_id.replace('\0', ""),
+        },
+        Err(DialError::Rejected { status, error }) => DialOutcome::Failed {
+            // The Call Processor's own words (at most 200 characters).
+            error: format!(
+                "call_processor_rejected: HTTP {status}: {}",
+                error.replace('\0', "")
+            ),
+            retryable: false,
+        },
+        Err(e @ DialError::Unavailable { .. }) => {
+            tracing::warn!(%call_id, error = %e, "call processor unavailable");
+            DialOutcome::Unavailable
+        }
     }
 }

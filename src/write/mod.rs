@@ -186,6 +186,15 @@ impl<'a> Reader<'a> {
         loaded
     }
 
+    /// Brings the cached states this command read up to what it wrote.
+    fn advance_cache(&self, written: &[StoredEvent]) {
+        let advances =
+            std::mem::take(&mut *self.advances.lock().unwrap_or_else(|e| e.into_inner()));
+        for advance in advances {
+            advance(self.store, written);
+        }
+    }
+
     fn used_cache(&self) -> bool {
         self.cached.load(Ordering::Relaxed)
     }
@@ -232,11 +241,7 @@ pub async fn run<C: Command>(
         {
             Ok(out) => {
                 let written = out.into_events();
-                let advances =
-                    std::mem::take(&mut *reader.advances.lock().unwrap_or_else(|e| e.into_inner()));
-                for advance in advances {
-                    advance(store, &written);
-                }
+                reader.advance_cache(&written);
                 return Ok(Ran { state, written });
             }
             Err(e @ StoreError::Conflict { .. }) => {
