@@ -272,6 +272,16 @@ impl TestApp {
         stop
     }
 
+    /// Starts `worker` (one given a crash point) on its own; the handle
+    /// finishes when it has crashed.
+    #[allow(dead_code)]
+    pub fn run_worker_to_crash(
+        &self,
+        worker: switchboard::worker::Worker,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(worker.run(self.shutdown.child_token()))
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}

@@ -39,6 +39,24 @@ async fn published(js: &jetstream::Context, deps: &Deps) -> Vec<Envelope> {
     out
 }
 
+/// Waits until the relay's checkpoint is at the store's head: every event
+/// published and acknowledged, so nothing more (no late duplicate) is on its
+/// way before the stream is checked.
+async fn drained(env: &TestEnv) {
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        let at = switchboard::checkpoint::load(&env.pool, switchboard::relay::NAME)
+            .await
+            .unwrap();
+        at.global_position >= head.unwrap_or(0)
+    })
+    .await;
+    assert!(caught_up, "the relay's checkpoint reached the head");
+}
+
 async fn count(js: &jetstream::Context, deps: &Deps) -> u64 {
     match js.get_stream(deps.ns.events_stream()).await {
         Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
@@ -110,7 +128,7 @@ async fn relay_stopped_midstream_and_restarted_publishes_everything_once() {
         })
         .await
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drained(&env).await;
     second.cancel();
     task.await.unwrap();
     assert_exactly_once_in_order(&env, &deps.js, &deps).await;
@@ -138,6 +156,7 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
     nats.stop();
     // Writes go on while NATS is down.
     write(&env, tenant, &streams, &mut versions, 50).await;
+    // A fault window, not a wait for a condition: the relay meets the outage.
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.restart();
     write(&env, tenant, &streams, &mut versions, 50).await;
@@ -148,7 +167,7 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
         .await,
         "relay caught up after NATS came back"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drained(&env).await;
     stop.cancel();
     task.await.unwrap();
     assert_exactly_once_in_order(&env, &deps.js, &deps).await;
@@ -193,7 +212,7 @@ async fn two_relays_publish_once_and_the_standby_takes_over() {
         .await,
         "the standby took over"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drained(&env).await;
     b.cancel();
     task_b.await.unwrap();
     assert_exactly_once_in_order(&env, &deps.js, &deps).await;

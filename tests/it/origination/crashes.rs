@@ -9,6 +9,7 @@ use switchboard::worker::{CrashPoint, Handled};
 
 use super::{dials, originate, outcomes, sim, tenant_with_number, wait_status};
 use crate::app::TestApp;
+use crate::support::eventually;
 
 /// Each call_id at most once in the dial log, and every claimed call with
 /// exactly one outcome (dispatched or failed, never both).
@@ -39,12 +40,13 @@ async fn crash_then_recover(point: CrashPoint) {
     let from = "+12025550123";
     let t = tenant_with_number(&app, from).await;
     // A worker that dies at `point` on its first call.
-    let doomed = app.worker(Some(point));
-    let stop = app.run_worker(doomed);
+    let doomed = app.run_worker_to_crash(app.worker(Some(point)));
     let pending = super::originate_detached(&app, &t, from);
-    // Let it die, then bring up a healthy worker; JetStream redelivers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.cancel();
+    // Once it has died, a healthy worker comes up; JetStream redelivers.
+    tokio::time::timeout(Duration::from_secs(30), doomed)
+        .await
+        .expect("the worker reaches its crash point")
+        .unwrap();
     let healthy = app.worker(None);
     app.run_worker(healthy);
     let (status, body) = pending.await.unwrap();
@@ -221,7 +223,14 @@ async fn an_unanswered_dial_is_retried_with_the_same_key_until_the_call_processo
     let r = originate(&app, &t, from).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let call_id = r.body["call_id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the first delivery's attempts: the message came back and was
+    // tried again.
+    let sim_ = app.sim.as_ref().unwrap();
+    let attempts = u64::from(app.settings.call_processor.attempts);
+    assert!(
+        eventually(Duration::from_secs(30), || async { sim_.requests() > attempts }).await,
+        "redelivered and tried again"
+    );
     let now = app.get(&format!("/api/v1/calls/{call_id}"), &t).await.body;
     assert_eq!(
         now["status"], "requested",
