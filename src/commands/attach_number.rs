@@ -41,13 +41,7 @@ impl AttachNumber {
             "outbound_enabled",
         ]);
         let e164 = f.e164("e164");
-        let provider = f.string("provider", 32).and_then(|s| {
-            let k = ProviderKind::parse(&s);
-            if k.is_none() {
-                f.error("provider", "must be one of twilio, plivo, vobiz");
-            }
-            k
-        });
+        let provider = f.provider_kind("provider");
         let credentials_id = f.uuid("credentials_id");
         let agent_id = f.opt_nullable_uuid("agent_id").flatten();
         let inbound_enabled = f.opt_bool("inbound_enabled").unwrap_or(true);

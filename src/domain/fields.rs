@@ -25,6 +25,9 @@ impl FieldError {
     }
 }
 
+/// The refusal of an unknown provider kind, wherever one is read.
+pub const PROVIDER_KINDS: &str = "must be one of twilio, plivo, vobiz";
+
 /// A request object being read; problems accumulate in `errors`.
 pub struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -148,6 +151,16 @@ impl<'a> Fields<'a> {
             return None;
         }
         self.opt_nullable_uuid(key).flatten()
+    }
+
+    /// A required provider kind (`twilio`, `plivo` or `vobiz`).
+    pub fn provider_kind(&mut self, key: &str) -> Option<events::ProviderKind> {
+        let s = self.string(key, 32)?;
+        let kind = events::ProviderKind::parse(&s);
+        if kind.is_none() {
+            self.error(key, PROVIDER_KINDS);
+        }
+        kind
     }
 
     /// A required E.164 number.

@@ -11,5 +11,5 @@ pub mod limits;
 
 pub use credentials::parse_credentials;
 pub use e164::E164;
-pub use fields::{FieldError, Fields};
+pub use fields::{FieldError, Fields, PROVIDER_KINDS};
 pub use limits::CallLimits;

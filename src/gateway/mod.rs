@@ -25,6 +25,7 @@ mod numbers;
 pub mod openapi;
 mod outcomes;
 mod providers;
+mod resource;
 mod write;
 
 use std::sync::Arc;

@@ -1,22 +1,22 @@
 //! `/api/v1/telephony/numbers`: E.164 numbers, one holder across all tenants.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use events::{NumberId, ProviderId, ProviderKind};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::etag::{etag, if_match};
+use super::etag::if_match;
 use super::json::JsonObject;
 use super::list::ListQuery;
+use super::resource::{self, id_from_path, Resource};
 use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
 use crate::commands::state::NumberState;
 use crate::commands::{attach_number, release_number, update_number};
-use crate::domain::Fields;
+use crate::domain::{Fields, PROVIDER_KINDS};
 use crate::write::with_written;
 
 const PROJECTION: &[&str] = &["numbers"];
@@ -57,19 +57,21 @@ impl NumberView {
             version: s.version,
         }
     }
-
-    fn respond(self, status: StatusCode) -> Response {
-        let tag = etag(self.version);
-        let location = (
-            header::LOCATION,
-            format!("/api/v1/telephony/numbers/{}", self.id),
-        );
-        (status, [tag], [location], Json(self)).into_response()
-    }
 }
 
-fn id_from_path(raw: &str) -> Result<NumberId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("number"))
+impl Resource for NumberView {
+    const NAME: &'static str = "number";
+    const PATH: &'static str = "/api/v1/telephony/numbers";
+    const SELECT: &'static str = SELECT;
+    type Id = NumberId;
+
+    fn id(&self) -> NumberId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/telephony/numbers", tag = "numbers",
@@ -98,7 +100,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyWrite)?;
-    let id = id_from_path(&raw)?;
+    let id = id_from_path::<NumberView>(&raw)?;
     let expected = if_match(&headers)?;
     let mut f = Fields::new(&body);
     f.deny_unknown(&["agent_id", "inbound_enabled", "outbound_enabled"]);
@@ -128,7 +130,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     p.require(Scope::TelephonyWrite)?;
-    let id = id_from_path(&raw)?;
+    let id = id_from_path::<NumberView>(&raw)?;
     let expected = if_match(&headers)?;
     let cmd = release_number::ReleaseNumber {
         number_id: id,
@@ -151,16 +153,7 @@ pub async fn get_one(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyRead)?;
-    let id = id_from_path(&raw)?;
-    let row: Option<NumberView> =
-        sqlx::query_as(&format!("{SELECT} WHERE id = $1 AND tenant_id = $2"))
-            .bind(id)
-            .bind(p.tenant_id)
-            .fetch_optional(&gw.deps.pool)
-            .await?;
-    Ok(row
-        .ok_or(ApiError::NotFound("number"))?
-        .respond(StatusCode::OK))
+    resource::get_one::<NumberView>(&gw, p.tenant_id, &raw).await
 }
 
 #[utoipa::path(get, path = "/api/v1/telephony/numbers", tag = "numbers",
@@ -174,25 +167,16 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyRead)?;
     q.only(&["agent_id", "provider"])?;
-    let after = q.uuid("cursor")?.unwrap_or(Uuid::nil());
     let agent = q.uuid("agent_id")?;
-    let provider =
-        match q.get("provider") {
-            None => None,
-            Some(s) => Some(ProviderKind::parse(s).ok_or_else(|| {
-                ApiError::field("provider", "must be one of twilio, plivo, vobiz")
-            })?),
-        };
-    let rows: Vec<NumberView> = sqlx::query_as(&format!(
-        "{SELECT} WHERE tenant_id = $1 AND id > $2 AND ($3::uuid IS NULL OR agent_id = $3) \
-         AND ($4::text IS NULL OR provider = $4) ORDER BY id LIMIT $5"
-    ))
-    .bind(p.tenant_id)
-    .bind(after)
-    .bind(agent)
-    .bind(provider.map(ProviderKind::as_str))
-    .bind(q.limit + 1)
-    .fetch_all(&gw.deps.pool)
-    .await?;
-    Ok(Json(q.page(rows, |r| r.id)).into_response())
+    let provider = match q.get("provider") {
+        None => None,
+        Some(s) => Some(
+            ProviderKind::parse(s).ok_or_else(|| ApiError::field("provider", PROVIDER_KINDS))?,
+        ),
+    };
+    let filter = "AND ($3::uuid IS NULL OR agent_id = $3) AND ($4::text IS NULL OR provider = $4)";
+    resource::list::<NumberView, _>(&gw, p.tenant_id, &q, filter, |query| {
+        query.bind(agent).bind(provider.map(ProviderKind::as_str))
+    })
+    .await
 }

@@ -3,17 +3,16 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use events::{EncryptedCredentials, ProviderId, ProviderKind};
 use serde::Serialize;
-use uuid::Uuid;
 
-use super::etag::{etag, if_match};
+use super::etag::if_match;
 use super::json::JsonObject;
 use super::list::ListQuery;
+use super::resource::{self, id_from_path, Resource};
 use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
 use crate::commands::state::ProviderState;
@@ -61,28 +60,21 @@ impl ProviderView {
             version: s.version,
         }
     }
-
-    fn respond(self, status: StatusCode) -> Response {
-        let tag = etag(self.version);
-        let location = (
-            header::LOCATION,
-            format!("/api/v1/telephony/providers/{}", self.id),
-        );
-        (status, [tag], [location], Json(self)).into_response()
-    }
 }
 
-fn parse_kind(f: &mut Fields<'_>) -> Option<ProviderKind> {
-    let s = f.string("provider", 32)?;
-    let kind = ProviderKind::parse(&s);
-    if kind.is_none() {
-        f.error("provider", "must be one of twilio, plivo, vobiz");
-    }
-    kind
-}
+impl Resource for ProviderView {
+    const NAME: &'static str = "provider";
+    const PATH: &'static str = "/api/v1/telephony/providers";
+    const SELECT: &'static str = SELECT;
+    type Id = ProviderId;
 
-fn id_from_path(raw: &str) -> Result<ProviderId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("provider"))
+    fn id(&self) -> ProviderId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 /// Seals `creds` for provider `id` under the tenant's data key (created on
@@ -110,7 +102,7 @@ pub async fn create(
     p.require(Scope::TelephonyWrite)?;
     let mut f = Fields::new(&body);
     f.deny_unknown(&["provider", "label", "credentials"]);
-    let kind = parse_kind(&mut f);
+    let kind = f.provider_kind("provider");
     let label = f.string("label", 200);
     let creds = parse_credentials(&mut f, kind);
     f.finish().map_err(ApiError::Validation)?;
@@ -140,7 +132,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyWrite)?;
-    let id = id_from_path(&raw)?;
+    let id = id_from_path::<ProviderView>(&raw)?;
     let expected = if_match(&headers)?;
     let mut f = Fields::new(&body);
     f.deny_unknown(&["label", "credentials"]);
@@ -197,7 +189,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     p.require(Scope::TelephonyWrite)?;
-    let id = id_from_path(&raw)?;
+    let id = id_from_path::<ProviderView>(&raw)?;
     let expected = if_match(&headers)?;
     let cmd = delete_provider::DeleteProvider {
         provider_id: id,
@@ -218,16 +210,7 @@ pub async fn get_one(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyRead)?;
-    let id = id_from_path(&raw)?;
-    let row: Option<ProviderView> =
-        sqlx::query_as(&format!("{SELECT} WHERE id = $1 AND tenant_id = $2"))
-            .bind(id)
-            .bind(p.tenant_id)
-            .fetch_optional(&gw.deps.pool)
-            .await?;
-    Ok(row
-        .ok_or(ApiError::NotFound("provider"))?
-        .respond(StatusCode::OK))
+    resource::get_one::<ProviderView>(&gw, p.tenant_id, &raw).await
 }
 
 #[utoipa::path(get, path = "/api/v1/telephony/providers", tag = "providers",
@@ -240,14 +223,5 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     p.require(Scope::TelephonyRead)?;
     q.only(&[])?;
-    let after = q.uuid("cursor")?.unwrap_or(Uuid::nil());
-    let rows: Vec<ProviderView> = sqlx::query_as(&format!(
-        "{SELECT} WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-    ))
-    .bind(p.tenant_id)
-    .bind(after)
-    .bind(q.limit + 1)
-    .fetch_all(&gw.deps.pool)
-    .await?;
-    Ok(Json(q.page(rows, |r| r.id)).into_response())
+    resource::list::<ProviderView, _>(&gw, p.tenant_id, &q, "", |query| query).await
 }

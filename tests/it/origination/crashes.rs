@@ -228,7 +228,10 @@ async fn an_unanswered_dial_is_retried_with_the_same_key_until_the_call_processo
     let sim_ = app.sim.as_ref().unwrap();
     let attempts = u64::from(app.settings.call_processor.attempts);
     assert!(
-        eventually(Duration::from_secs(30), || async { sim_.requests() > attempts }).await,
+        eventually(Duration::from_secs(30), || async {
+            sim_.requests() > attempts
+        })
+        .await,
         "redelivered and tried again"
     );
     let now = app.get(&format!("/api/v1/calls/{call_id}"), &t).await.body;
