@@ -2,12 +2,10 @@
 //! `switchboard serve` makes them, and removed again at the end.
 
 use events::TenantId;
-use std::time::Duration;
 
 use clap::Parser;
 use sqlx::PgPool;
 use switchboard::app::Deps;
-use switchboard::auth::{mint_hs256, Scope};
 use switchboard::cli::Cli;
 use switchboard::config::Settings;
 use uuid::Uuid;
@@ -15,17 +13,9 @@ use uuid::Uuid;
 pub const JWT_SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 pub const CALLBACK_SECRET: &str = "callback-secret-for-benches";
 
-pub fn pg_base() -> String {
-    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+#[path = "../../tests/shared/services.rs"]
+mod services;
+pub use services::{nats_url, pg_base, redis_url, token_with_every_scope};
 
 /// A database `sbbench_<id>` and a namespace `b<id>` of this run only.
 pub struct BenchEnv {
@@ -71,15 +61,7 @@ impl BenchEnv {
 
     /// A token for `tenant` with every scope.
     pub fn token(&self, tenant: TenantId) -> String {
-        mint_hs256(
-            &JWT_SECRET.to_owned().into(),
-            "switchboard-dev",
-            "switchboard",
-            tenant,
-            "bench",
-            &Scope::ALL,
-            Duration::from_secs(3600),
-        )
+        token_with_every_scope(JWT_SECRET, tenant, "bench")
     }
 
     /// Drops the JetStream streams, the Redis keys and the database.

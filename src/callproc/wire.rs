@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use uuid::Uuid;
 
-use crate::secrets::PlainCredentials;
+use crate::secrets::{Exposed, PlainCredentials};
 
 /// One dial. Borrows the credentials for as long as the call takes; `Debug`
 /// is safe because `PlainCredentials` redacts its values.
@@ -59,14 +59,6 @@ impl Serialize for Wire<'_, '_> {
         s.serialize_field("agent_id", &r.agent_id)?;
         s.serialize_field("status_callback_url", r.status_callback_url)?;
         s.end()
-    }
-}
-
-struct Exposed<'a>(&'a PlainCredentials);
-
-impl Serialize for Exposed<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter_exposed())
     }
 }
 

@@ -43,6 +43,8 @@ pub use data_key::DataKey;
 pub use mask::{mask, mask_value, IDENTIFIER_KEYS, MASK};
 pub use master::MasterKeyring;
 pub use plain::PlainCredentials;
+// Plaintext on purpose, for two places only: sealing, and the dial request.
+pub(crate) use plain::Exposed;
 pub use tenant_keys::{get_or_create_data_key, load_tenant_key, rewrap_all, shred_tenant};
 
 /// What can go wrong with secrets. Messages name keys and kids (which are not

@@ -128,8 +128,9 @@ impl<'de> Deserialize<'de> for SecretValue {
     }
 }
 
-/// The plaintext JSON, only ever written into a zeroizing buffer.
-pub(super) struct Exposed<'a>(pub(super) &'a PlainCredentials);
+/// The plaintext JSON: written only into a zeroizing buffer (sealing) and
+/// into the dial request to the Call Processor (`callproc::wire`).
+pub(crate) struct Exposed<'a>(pub(crate) &'a PlainCredentials);
 
 impl Serialize for Exposed<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -11,17 +11,9 @@ use switchboard::namespace::Namespace;
 use switchboard::store::{self, CommandMeta, ExpectedVersion, StreamAppend};
 use uuid::Uuid;
 
-pub fn pg_base() -> String {
-    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+#[path = "../shared/services.rs"]
+mod services;
+pub use services::{nats_url, pg_base, redis_url, token_with_every_scope};
 
 /// A test's own database and namespace.
 #[allow(dead_code)]

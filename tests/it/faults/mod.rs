@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use switchboard::auth::{mint_hs256, Scope};
 use switchboard::namespace::Namespace;
 use uuid::Uuid;
 
@@ -330,15 +329,7 @@ impl Cluster {
 
     /// A token of `tenant` with every scope.
     pub fn token(&self, tenant: TenantId) -> String {
-        mint_hs256(
-            &JWT_SECRET.to_owned().into(),
-            "switchboard-dev",
-            "switchboard",
-            tenant,
-            "fault-suite",
-            &Scope::ALL,
-            Duration::from_secs(3600),
-        )
+        crate::support::token_with_every_scope(JWT_SECRET, tenant, "fault-suite")
     }
 
     /// A tenant with a Twilio provider, `numbers` caller ids and `limits`.
