@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One of the four caps.
+/// One of the caps: the tenant's four, and a number's own daily calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
@@ -12,11 +12,22 @@ pub enum Dimension {
     CallsPerMinute,
     DailyCalls,
     DailyMinutes,
+    /// The calling number's own daily cap (`NumberDailyCapSet`).
+    NumberDailyCalls,
 }
 
 impl Dimension {
     /// In the order they are checked; the first failing one is reported.
-    pub const ALL: [Dimension; 4] = [
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Concurrent,
+        Dimension::CallsPerMinute,
+        Dimension::DailyCalls,
+        Dimension::DailyMinutes,
+        Dimension::NumberDailyCalls,
+    ];
+
+    /// The tenant's own caps (`CallLimitsUpdated`), in checking order.
+    pub const TENANT: [Dimension; 4] = [
         Dimension::Concurrent,
         Dimension::CallsPerMinute,
         Dimension::DailyCalls,
@@ -30,6 +41,7 @@ impl Dimension {
             Dimension::CallsPerMinute => "calls_per_minute",
             Dimension::DailyCalls => "daily_calls",
             Dimension::DailyMinutes => "daily_minutes",
+            Dimension::NumberDailyCalls => "number_daily_calls",
         }
     }
 
@@ -43,7 +55,9 @@ impl Dimension {
         match self {
             Dimension::Concurrent => None,
             Dimension::CallsPerMinute => Some(60),
-            Dimension::DailyCalls | Dimension::DailyMinutes => Some(86_400),
+            Dimension::DailyCalls | Dimension::DailyMinutes | Dimension::NumberDailyCalls => {
+                Some(86_400)
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ const CURRENT: &[(&str, u32)] = &[
     ("NumberAttached", 1),
     ("NumberAgentAssigned", 1),
     ("NumberDirectionsChanged", 1),
+    ("NumberDailyCapSet", 1),
     ("NumberReleased", 1),
     ("CallLimitsUpdated", 1),
     ("OriginateRequested", 1),

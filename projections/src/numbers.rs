@@ -34,10 +34,13 @@ impl Projection for Numbers {
             agent_id         UUID,
             inbound_enabled  BOOLEAN NOT NULL,
             outbound_enabled BOOLEAN NOT NULL,
+            daily_calls_max  BIGINT,
             created_at       TIMESTAMPTZ NOT NULL,
             updated_at       TIMESTAMPTZ NOT NULL,
             version          BIGINT NOT NULL
         );
+        -- Added with NumberDailyCapSet; tables made before it lack it.
+        ALTER TABLE numbers ADD COLUMN IF NOT EXISTS daily_calls_max BIGINT;
         CREATE INDEX IF NOT EXISTS numbers_tenant ON numbers (tenant_id, id);
         CREATE INDEX IF NOT EXISTS numbers_e164 ON numbers (e164);"
     }
@@ -71,6 +74,7 @@ struct Row {
     agent_id: Option<Uuid>,
     inbound_enabled: bool,
     outbound_enabled: bool,
+    daily_calls_max: Option<i64>,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
     version: i64,
@@ -79,7 +83,7 @@ struct Row {
 #[async_trait]
 impl crate::rows::RowTable for Row {
     const TABLE: &'static str = "numbers";
-    const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, created_at, updated_at, version";
+    const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, daily_calls_max, created_at, updated_at, version";
 
     fn id(&self) -> Uuid {
         self.id.uuid()
@@ -109,6 +113,7 @@ impl crate::rows::RowTable for Row {
                     agent_id: e.agent_id,
                     inbound_enabled: e.inbound_enabled,
                     outbound_enabled: e.outbound_enabled,
+                    daily_calls_max: None,
                     created_at: env.recorded_at,
                     updated_at: env.recorded_at,
                     version: env.version,
@@ -129,6 +134,13 @@ impl crate::rows::RowTable for Row {
                 r.version = env.version;
                 Some(r)
             }
+            Event::NumberDailyCapSet(e) => {
+                let mut r = row.ok_or_else(missing)?;
+                r.daily_calls_max = e.daily_calls_max.map(i64::from);
+                r.updated_at = env.recorded_at;
+                r.version = env.version;
+                Some(r)
+            }
             Event::NumberReleased(_) => {
                 row.ok_or_else(missing)?;
                 None
@@ -145,12 +157,13 @@ impl crate::rows::RowTable for Row {
         }
         sqlx::query(
             "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
-             inbound_enabled, outbound_enabled, created_at, updated_at, version) \
+             inbound_enabled, outbound_enabled, created_at, updated_at, version, daily_calls_max) \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], \
-             $6::uuid[], $7::bool[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::bigint[]) \
+             $6::uuid[], $7::bool[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], \
+             $12::bigint[]) \
              ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, \
              inbound_enabled = EXCLUDED.inbound_enabled, outbound_enabled = EXCLUDED.outbound_enabled, \
-             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
+             daily_calls_max = EXCLUDED.daily_calls_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
         )
         .bind(col!(id))
         .bind(col!(tenant_id))
@@ -163,6 +176,7 @@ impl crate::rows::RowTable for Row {
         .bind(col!(created_at))
         .bind(col!(updated_at))
         .bind(col!(version))
+        .bind(col!(daily_calls_max))
         .execute(conn)
         .await?;
         Ok(())

@@ -139,6 +139,7 @@ pub fn number_view(s: &NumberState) -> Value {
         "agent_id": s.agent_id,
         "inbound_enabled": s.inbound_enabled,
         "outbound_enabled": s.outbound_enabled,
+        "daily_calls_max": s.daily_calls_max,
         "released": s.released,
         "created_at": s.created_at,
         "updated_at": s.updated_at,

@@ -75,8 +75,14 @@ impl TenantKeys {
         self.key("seen")
     }
 
+    /// HASH number_id -> admissions on `day` from that number (every number,
+    /// capped or not, so a cap set during the day counts the calls before it).
+    pub(crate) fn number_calls(&self, day: NaiveDate) -> String {
+        self.key(&format!("numcalls:{}", day.format("%Y-%m-%d")))
+    }
+
     /// Every key, in the order the reserve and rebuild scripts take them.
-    pub(crate) fn all(&self, day: NaiveDate) -> [String; 7] {
+    pub(crate) fn all(&self, day: NaiveDate) -> [String; 8] {
         [
             self.epoch(),
             self.concurrent(),
@@ -85,6 +91,7 @@ impl TenantKeys {
             self.daily_minutes(day),
             self.calls(),
             self.seen(),
+            self.number_calls(day),
         ]
     }
 }

@@ -45,7 +45,7 @@ mod types;
 pub use snapshot::{snapshot_from_store, CallState, KnownCall, Snapshot};
 pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
 
-use events::{CallId, TenantId};
+use events::{CallId, NumberId, TenantId};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -64,6 +64,14 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(4 * 3600);
 /// How many times one call rebuilds before giving up (Redis keeps losing
 /// the counters right after each load).
 const MAX_REBUILDS: usize = 3;
+
+/// The calling number of a call, and its own daily cap (`None`: uncapped,
+/// but still counted, so a cap set later in the day sees today's calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumberCap {
+    pub number_id: NumberId,
+    pub daily_calls_max: Option<u32>,
+}
 
 /// The cost caps of every tenant; cheap to clone, one per worker is enough.
 #[derive(Clone)]
@@ -129,18 +137,39 @@ impl Caps {
             keep_ms.to_string(),
             now_ms.saturating_sub(keep_ms).to_string(),
             DAY_KEY_TTL_MS.to_string(),
+            String::new(),
+            "-1".to_owned(),
         ]);
         words
     }
 
     /// Checks `call_id` against all four caps of `tenant` and, if all admit
-    /// it, counts it in all four, atomically.
+    /// it, counts it in all four, atomically (no number of its own).
     pub async fn reserve(
         &self,
         tenant: TenantId,
         call_id: CallId,
         limits: &CallLimits,
     ) -> Result<Admission, CapsError> {
+        self.reserve_from(tenant, call_id, limits, None).await
+    }
+
+    /// `reserve`, and the calling number's own daily cap checked and counted
+    /// in the same atomic step, so neither can overshoot.
+    pub async fn reserve_from(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+        limits: &CallLimits,
+        number: Option<NumberCap>,
+    ) -> Result<Admission, CapsError> {
+        let (number_id, number_max) = match number {
+            Some(n) => (
+                n.number_id.to_string(),
+                n.daily_calls_max.map_or(-1, i64::from),
+            ),
+            None => (String::new(), -1),
+        };
         let keys = TenantKeys::new(&self.ns, tenant);
         for _ in 0..=MAX_REBUILDS {
             let now = self.clock.now();
@@ -164,6 +193,8 @@ impl Caps {
                 .arg(keep_ms)
                 .arg(now_ms.saturating_sub(keep_ms))
                 .arg(DAY_KEY_TTL_MS)
+                .arg(&number_id)
+                .arg(number_max)
                 .invoke_async(&mut self.redis.clone())
                 .await?;
             match reply.first() {

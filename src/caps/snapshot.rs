@@ -1,6 +1,8 @@
 //! The caps counters as the event store has them: what a rebuild loads.
 
-use events::{CallId, TenantId};
+use std::collections::BTreeMap;
+
+use events::{CallId, NumberId, TenantId};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -49,6 +51,8 @@ pub struct Snapshot {
     pub daily_calls: u64,
     pub daily_minutes: u64,
     pub calls: Vec<KnownCall>,
+    /// Admissions on `day` per calling number (the numbers' own caps).
+    pub number_calls: BTreeMap<NumberId, u64>,
 }
 
 impl Snapshot {
@@ -77,26 +81,39 @@ impl Snapshot {
             "daily_calls": self.daily_calls.to_string(),
             "daily_minutes": self.daily_minutes.to_string(),
             "calls": calls,
+            "numbers": self
+                .number_calls
+                .iter()
+                .map(|(n, c)| json!([n.to_string(), c.to_string()]))
+                .collect::<Vec<_>>(),
         })
     }
 }
 
 /// Per call stream touched since the horizon: first claim, first end
-/// (`CallEnded` or `OriginateFailed`), and the billed minutes of a
-/// `CallEnded` recorded on the day `[$3, $4)`.
+/// (`CallEnded` or `OriginateFailed`), the billed minutes of a `CallEnded`
+/// recorded on the day `[$3, $4)`, and the number it calls from.
 const CALLS_SQL: &str = "\
 SELECT stream_id,
        MIN(recorded_at) FILTER (WHERE event_type = 'OriginateClaimed') AS admitted_at,
-       MIN(recorded_at) FILTER (WHERE event_type <> 'OriginateClaimed') AS ended_at,
+       MIN(recorded_at) FILTER (WHERE event_type IN ('CallEnded', 'OriginateFailed')) AS ended_at,
        COALESCE(MAX((data->>'billed_minutes')::bigint) FILTER (
            WHERE event_type = 'CallEnded' AND recorded_at >= $3 AND recorded_at < $4), 0)
-           AS minutes
+           AS minutes,
+       (MAX(data->>'number_id') FILTER (WHERE event_type = 'OriginateRequested'))::uuid
+           AS number_id
 FROM events
 WHERE tenant_id = $1 AND stream_type = 'call' AND recorded_at >= $2
-  AND event_type IN ('OriginateClaimed', 'CallEnded', 'OriginateFailed')
+  AND event_type IN ('OriginateRequested', 'OriginateClaimed', 'CallEnded', 'OriginateFailed')
 GROUP BY stream_id";
 
-type Row = (CallId, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
+type Row = (
+    CallId,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    i64,
+    Option<NumberId>,
+);
 
 /// The counters of `tenant` at `now`, computed from the `events` table.
 ///
@@ -143,12 +160,16 @@ pub(crate) async fn snapshot_with<'e>(
         daily_calls: 0,
         daily_minutes: 0,
         calls: Vec::with_capacity(rows.len()),
+        number_calls: BTreeMap::new(),
     };
-    for (call_id, admitted_at, ended_at, minutes) in rows {
+    for (call_id, admitted_at, ended_at, minutes, number_id) in rows {
         snap.daily_minutes += u64::try_from(minutes).unwrap_or(0);
         if let Some(at) = admitted_at {
             if at >= start && at < end {
                 snap.daily_calls += 1;
+                if let Some(n) = number_id {
+                    *snap.number_calls.entry(n).or_default() += 1;
+                }
             }
             if at > window_start {
                 snap.recent.push((call_id, at));

@@ -28,10 +28,10 @@ pub fn kill_switch(limits: &CallLimits, live: bool) -> Option<DialOutcome> {
     if live {
         return None;
     }
-    events::Dimension::ALL
+    events::Dimension::TENANT
         .into_iter()
         .map(|d| (d, limits.of(d)))
-        .find(|(_, v)| *v == 0)
+        .find(|(_, v)| *v == Some(0))
         .map(|(dimension, _)| DialOutcome::Failed {
             error: format!("kill_switch: {dimension} is 0"),
             retryable: true,

@@ -64,6 +64,8 @@ pub struct NumberState {
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
+    /// The number's own daily call cap, if it has one.
+    pub daily_calls_max: Option<u32>,
     pub released: bool,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -89,6 +91,7 @@ impl NumberState {
                 self.inbound_enabled = e.inbound_enabled;
                 self.outbound_enabled = e.outbound_enabled;
             }
+            Event::NumberDailyCapSet(e) => self.daily_calls_max = e.daily_calls_max,
             Event::NumberReleased(_) => self.released = true,
             _ => {}
         }

@@ -1,11 +1,17 @@
-//! UpdateNumber (PATCH): pin, reassign or detach the agent; set directions.
+//! UpdateNumber (PATCH): pin, reassign or detach the agent; set directions;
+//! set or clear the number's own daily call cap.
 
 use async_trait::async_trait;
-use events::{Event, NumberAgentAssigned, NumberDirectionsChanged, NumberId, StreamType, TenantId};
+use events::{
+    Event, NumberAgentAssigned, NumberDailyCapSet, NumberDirectionsChanged, NumberId, StreamType,
+    TenantId,
+};
 use uuid::Uuid;
 
 use super::state::NumberState;
 use super::{check_if_match, Rejection};
+use crate::domain::limits::MAX_LIMIT;
+use crate::domain::{FieldError, Fields};
 use crate::store::{Loaded, StoreError};
 use crate::write::{Command, Decision, Reader};
 
@@ -17,7 +23,42 @@ pub struct UpdateNumber {
     pub agent_id: Option<Option<Uuid>>,
     pub inbound_enabled: Option<bool>,
     pub outbound_enabled: Option<bool>,
+    /// `Some(None)` clears the number's own cap; `None` leaves it.
+    pub daily_calls_max: Option<Option<u32>>,
     pub if_match: Option<i64>,
+}
+
+impl UpdateNumber {
+    /// The PATCH body, checked field by field, for number `number_id` of
+    /// `tenant_id` at `if_match`.
+    pub fn parse(
+        body: &serde_json::Map<String, serde_json::Value>,
+        number_id: NumberId,
+        tenant_id: TenantId,
+        if_match: Option<i64>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut f = Fields::new(body);
+        f.deny_unknown(&[
+            "agent_id",
+            "inbound_enabled",
+            "outbound_enabled",
+            "daily_calls_max",
+        ]);
+        let agent_id = f.opt_nullable_uuid("agent_id");
+        let inbound_enabled = f.opt_bool("inbound_enabled");
+        let outbound_enabled = f.opt_bool("outbound_enabled");
+        let daily_calls_max = f.opt_nullable_u32("daily_calls_max", MAX_LIMIT);
+        f.finish()?;
+        Ok(UpdateNumber {
+            number_id,
+            tenant_id,
+            agent_id,
+            inbound_enabled,
+            outbound_enabled,
+            daily_calls_max,
+            if_match,
+        })
+    }
 }
 
 #[async_trait]
@@ -56,6 +97,11 @@ pub fn decide(state: &NumberState, cmd: UpdateNumber) -> Result<Vec<Event>, Reje
             outbound_enabled: outbound,
         }));
     }
+    if let Some(daily_calls_max) = cmd.daily_calls_max.filter(|m| *m != state.daily_calls_max) {
+        out.push(Event::NumberDailyCapSet(NumberDailyCapSet {
+            daily_calls_max,
+        }));
+    }
     Ok(out)
 }
 
@@ -73,6 +119,7 @@ mod tests {
             agent_id: None,
             inbound_enabled: None,
             outbound_enabled: None,
+            daily_calls_max: None,
             if_match: None,
         }
     }
@@ -133,5 +180,58 @@ mod tests {
                 outbound_enabled: false
             })]
         );
+    }
+
+    #[test]
+    fn the_daily_cap_is_set_changed_and_cleared_only_when_different() {
+        let t = TenantId::new();
+        let s: NumberState = fold(given(t, vec![attached(None)]), NumberState::apply);
+        let set = |max| UpdateNumber {
+            daily_calls_max: Some(max),
+            ..cmd(t)
+        };
+        let cap = |daily_calls_max| {
+            vec![Event::NumberDailyCapSet(NumberDailyCapSet {
+                daily_calls_max,
+            })]
+        };
+        assert_eq!(decide(&s, set(Some(5))).unwrap(), cap(Some(5)));
+        assert!(decide(&s, set(None)).unwrap().is_empty(), "no cap to clear");
+        let capped: NumberState = fold(
+            given(t, vec![attached(None), cap(Some(5)).remove(0)]),
+            NumberState::apply,
+        );
+        assert_eq!(capped.daily_calls_max, Some(5));
+        assert!(
+            decide(&capped, set(Some(5))).unwrap().is_empty(),
+            "same value"
+        );
+        assert_eq!(decide(&capped, set(Some(0))).unwrap(), cap(Some(0)));
+        assert_eq!(decide(&capped, set(None)).unwrap(), cap(None));
+    }
+
+    #[test]
+    fn a_patch_body_names_every_bad_field() {
+        let body = serde_json::json!({"daily_calls_max": -1, "inbound_enabled": "yes", "x": 1});
+        let errs = UpdateNumber::parse(
+            body.as_object().unwrap(),
+            NumberId::new(),
+            TenantId::new(),
+            None,
+        )
+        .unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in ["daily_calls_max", "inbound_enabled", "x"] {
+            assert!(fields.contains(&f), "{fields:?}");
+        }
+        let ok = serde_json::json!({"daily_calls_max": null});
+        let cmd = UpdateNumber::parse(
+            ok.as_object().unwrap(),
+            NumberId::new(),
+            TenantId::new(),
+            Some(3),
+        )
+        .unwrap();
+        assert_eq!((cmd.daily_calls_max, cmd.if_match), (Some(None), Some(3)));
     }
 }

@@ -212,6 +212,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional integer from 0 to `max`, or null (`Some(None)`).
+    pub fn opt_nullable_u32(&mut self, key: &str, max: u32) -> Option<Option<u32>> {
+        match self.map.get(key)? {
+            Value::Null => Some(None),
+            _ => match self.opt_u32(key, max) {
+                Some(n) => Some(Some(n)),
+                None => {
+                    // opt_u32 named the field; say null is allowed too.
+                    if let Some(last) = self.errors.last_mut() {
+                        last.message = format!("must be an integer from 0 to {max}, or null");
+                    }
+                    None
+                }
+            },
+        }
+    }
+
     /// Finishes: the errors, if any.
     pub fn finish(self) -> Result<(), Vec<FieldError>> {
         if self.errors.is_empty() {

@@ -24,14 +24,16 @@ impl CallLimits {
         daily_minutes_max: 600,
     };
 
-    /// The limit of one dimension.
-    pub fn of(&self, dimension: events::Dimension) -> u32 {
+    /// The limit of one of the tenant's dimensions (`Dimension::TENANT`);
+    /// `None` for a number's own cap, which is not the tenant's.
+    pub fn of(&self, dimension: events::Dimension) -> Option<u32> {
         use events::Dimension::*;
         match dimension {
-            Concurrent => self.concurrent_max,
-            CallsPerMinute => self.calls_per_minute,
-            DailyCalls => self.daily_calls_max,
-            DailyMinutes => self.daily_minutes_max,
+            Concurrent => Some(self.concurrent_max),
+            CallsPerMinute => Some(self.calls_per_minute),
+            DailyCalls => Some(self.daily_calls_max),
+            DailyMinutes => Some(self.daily_minutes_max),
+            NumberDailyCalls => None,
         }
     }
 

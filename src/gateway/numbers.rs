@@ -16,7 +16,7 @@ use super::{ApiError, Gateway};
 use crate::auth::{Principal, Scope};
 use crate::commands::state::NumberState;
 use crate::commands::{attach_number, release_number, update_number};
-use crate::domain::{Fields, PROVIDER_KINDS};
+use crate::domain::PROVIDER_KINDS;
 use crate::write::with_written;
 
 const PROJECTION: &[&str] = &["numbers"];
@@ -33,6 +33,8 @@ pub struct NumberView {
     pub agent_id: Option<Uuid>,
     pub inbound_enabled: bool,
     pub outbound_enabled: bool,
+    /// The number's own daily call cap; null: none (the tenant's apply).
+    pub daily_calls_max: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -52,6 +54,7 @@ impl NumberView {
             agent_id: s.agent_id,
             inbound_enabled: s.inbound_enabled,
             outbound_enabled: s.outbound_enabled,
+            daily_calls_max: s.daily_calls_max.map(i64::from),
             created_at: s.created_at.unwrap_or_default(),
             updated_at: s.updated_at.unwrap_or_default(),
             version: s.version,
@@ -102,20 +105,8 @@ pub async fn update(
     p.require(Scope::TelephonyWrite)?;
     let id = id_from_path::<NumberView>(&raw)?;
     let expected = if_match(&headers)?;
-    let mut f = Fields::new(&body);
-    f.deny_unknown(&["agent_id", "inbound_enabled", "outbound_enabled"]);
-    let agent_id = f.opt_nullable_uuid("agent_id");
-    let inbound = f.opt_bool("inbound_enabled");
-    let outbound = f.opt_bool("outbound_enabled");
-    f.finish().map_err(ApiError::Validation)?;
-    let cmd = update_number::UpdateNumber {
-        number_id: id,
-        tenant_id: p.tenant_id,
-        agent_id,
-        inbound_enabled: inbound,
-        outbound_enabled: outbound,
-        if_match: expected,
-    };
+    let cmd = update_number::UpdateNumber::parse(&body, id, p.tenant_id, expected)
+        .map_err(ApiError::Validation)?;
     let ran = gw.run(&p, &cmd, PROJECTION).await?;
     let number = with_written(&ran.state, id, &ran.written, NumberState::apply)?;
     Ok(NumberView::from_state(id, &number).respond(StatusCode::OK))
@@ -143,7 +134,7 @@ pub async fn delete(
 
 const SELECT: &str =
     "SELECT id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, \
-    created_at, updated_at, version FROM numbers";
+    daily_calls_max, created_at, updated_at, version FROM numbers";
 
 #[utoipa::path(get, path = "/api/v1/telephony/numbers/{id}", tag = "numbers",
     responses((status = 200, body = NumberView), (status = 404)))]

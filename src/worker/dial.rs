@@ -69,15 +69,17 @@ impl Worker {
     ) -> Step<PlainCredentials> {
         // The caps (unless admission just read them) and the provider, read
         // side by side.
-        let (limits, provider) = tokio::join!(
+        let (limits, provider, number) = tokio::join!(
             self.limits_of(tenant, judged_by),
             fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
+            self.number_cap(Some(req.number_id)),
         );
-        let (limits, provider) = (limits?, provider?);
+        let (limits, provider, number) = (limits?, provider?, number?);
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
         // Reserving again (idempotent per call) counts it now, or refuses.
-        if let CapsAdmission::Refused(r) = self.caps.reserve(tenant, call_id, &limits).await? {
+        let again = self.caps.reserve_from(tenant, call_id, &limits, number);
+        if let CapsAdmission::Refused(r) = again.await? {
             if let Some(stopped) = rules::refused_again(r.dimension, live) {
                 return Ok(Err(stopped));
             }

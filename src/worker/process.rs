@@ -1,15 +1,16 @@
 //! Handling one `OriginateRequested`: admit, claim, dial, record.
 
 use events::{
-    call_limits_stream_id, CallId, Envelope, Event, OriginateRejected, StreamType, TenantId,
+    call_limits_stream_id, CallId, Envelope, Event, NumberId, OriginateRejected, StreamType,
+    TenantId,
 };
 use uuid::Uuid;
 
 use super::{CrashPoint, Worker};
-use crate::caps::Admission as CapsAdmission;
+use crate::caps::{Admission as CapsAdmission, NumberCap};
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::dial;
-use crate::commands::state::{At, LimitsState};
+use crate::commands::state::{At, LimitsState, NumberState};
 use crate::domain::CallLimits;
 use crate::store::{CommandMeta, ExpectedVersion, Loaded, StoreError, StreamAppend};
 
@@ -183,11 +184,13 @@ impl Worker {
         anyhow::bail!("call {} kept changing under this worker", cause.stream_id)
     }
 
-    /// Admission: reserve in all four caps, then claim or refuse.
+    /// Admission: reserve in all four caps and the number's own, then claim
+    /// or refuse.
     async fn on_requested(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
+        let number = state.request.as_ref().map(|r| r.number_id);
         let (admission, limits) = self
-            .admit(state.tenant_id, CallId::from(h.cause.stream_id))
+            .admit(state.tenant_id, CallId::from(h.cause.stream_id), number)
             .await?;
         h.judged_by = Some(limits);
         let refused = matches!(admission, Admission::Refused(_));
@@ -290,18 +293,22 @@ impl Worker {
             .inc();
     }
 
-    /// Reserves a slot in all four caps, against the caps in the store (not a
-    /// projection: a 0 must hold from the moment it was accepted).
-    /// Returns the caps it judged by too.
+    /// Reserves a slot in all four caps and the calling number's own,
+    /// against the caps in the store (not a projection: a 0 must hold from
+    /// the moment it was accepted). Returns the caps it judged by too.
     async fn admit(
         &self,
         tenant: TenantId,
         call_id: CallId,
+        number: Option<NumberId>,
     ) -> anyhow::Result<(Admission, CallLimits)> {
-        let limits: LimitsState =
-            fold_stream(self, call_limits_stream_id(tenant), LimitsState::apply).await?;
-        let limits = limits.limits.unwrap_or(self.default_limits);
-        let admission = match self.caps.reserve(tenant, call_id, &limits).await? {
+        let (limits, number) = tokio::join!(
+            fold_stream::<LimitsState>(self, call_limits_stream_id(tenant), LimitsState::apply),
+            self.number_cap(number),
+        );
+        let limits = limits?.limits.unwrap_or(self.default_limits);
+        let reserved = self.caps.reserve_from(tenant, call_id, &limits, number?);
+        let admission = match reserved.await? {
             CapsAdmission::Admitted => Admission::Admitted {
                 worker_id: self.worker_id.clone(),
             },
@@ -313,5 +320,20 @@ impl Worker {
             }),
         };
         Ok((admission, limits))
+    }
+
+    /// The calling number's own daily cap, as stored now.
+    pub(super) async fn number_cap(
+        &self,
+        number: Option<NumberId>,
+    ) -> anyhow::Result<Option<NumberCap>> {
+        let Some(number_id) = number else {
+            return Ok(None);
+        };
+        let state = fold_stream::<NumberState>(self, number_id, NumberState::apply).await?;
+        Ok(Some(NumberCap {
+            number_id,
+            daily_calls_max: state.daily_calls_max,
+        }))
     }
 }

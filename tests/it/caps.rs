@@ -3,6 +3,7 @@
 //! Races and rebuilds from the event store are in `caps/rebuild.rs`.
 
 mod fixture;
+mod number;
 mod rebuild;
 
 use events::CallId;

@@ -32,6 +32,7 @@ pub enum Event {
     NumberAttached(NumberAttached),
     NumberAgentAssigned(NumberAgentAssigned),
     NumberDirectionsChanged(NumberDirectionsChanged),
+    NumberDailyCapSet(NumberDailyCapSet),
     NumberReleased(NumberReleased),
     CallLimitsUpdated(CallLimitsUpdated),
     OriginateRequested(OriginateRequested),
@@ -61,6 +62,7 @@ impl Event {
             Event::NumberAttached(_) => "NumberAttached",
             Event::NumberAgentAssigned(_) => "NumberAgentAssigned",
             Event::NumberDirectionsChanged(_) => "NumberDirectionsChanged",
+            Event::NumberDailyCapSet(_) => "NumberDailyCapSet",
             Event::NumberReleased(_) => "NumberReleased",
             Event::CallLimitsUpdated(_) => "CallLimitsUpdated",
             Event::OriginateRequested(_) => "OriginateRequested",
@@ -94,6 +96,7 @@ impl Event {
             NumberAttached(_)
             | NumberAgentAssigned(_)
             | NumberDirectionsChanged(_)
+            | NumberDailyCapSet(_)
             | NumberReleased(_) => StreamType::Number,
             CallLimitsUpdated(_) => StreamType::CallLimits,
             OriginateRequested(_)

@@ -30,5 +30,14 @@ pub struct NumberDirectionsChanged {
     pub outbound_enabled: bool,
 }
 
+/// The number's own daily call cap, checked in the same atomic admission
+/// step as the tenant's caps (dimension `number_daily_calls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberDailyCapSet {
+    /// `None`: no cap of its own (the tenant's caps still apply); 0 stops
+    /// every call from this number.
+    pub daily_calls_max: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct NumberReleased {}

@@ -4,16 +4,17 @@
 -- snapshot file, or found on a promoted replica, carry another server's
 -- run_id and are rebuilt, since they may miss admissions made since.
 -- KEYS: 1 epoch, 2 conc, 3 cpm, 4 calls:<day>, 5 minutes:<day>,
---       6 calls (hash), 7 seen
+--       6 calls (hash), 7 seen, 8 numcalls:<day> (hash)
 -- ARGV: 1 snapshot JSON {active: [[id, expiry_ms]], recent: [[id, at_ms]],
---       daily_calls, daily_minutes, calls: [[id, state, touched_ms]]}
+--       daily_calls, daily_minutes, calls: [[id, state, touched_ms]],
+--       numbers: [[number_id, daily_calls]]}
 --       (numbers as strings), 2 now_ms, 3 retention_ms, 4 (unused),
 --       5 day_ttl_ms
 -- Reply: 1 loaded; 0 already loaded (nothing written).
 local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 if redis.call('GET', KEYS[1]) == run_id then return 0 end
 -- Leftovers of a partial loss (eviction, say) would be counted twice.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 local s = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 
@@ -33,6 +34,9 @@ end
 if tonumber(s.daily_minutes) > 0 then
   redis.call('SET', KEYS[5], s.daily_minutes, 'PX', ARGV[5])
 end
+
+for _, n in ipairs(s.numbers) do redis.call('HSET', KEYS[8], n[1], n[2]) end
+if #s.numbers > 0 then redis.call('PEXPIRE', KEYS[8], ARGV[5]) end
 
 for _, c in ipairs(s.calls) do
   redis.call('HSET', KEYS[6], c[1], c[2])

@@ -1,13 +1,15 @@
--- Checks and reserves all four caps of one tenant, atomically.
+-- Checks and reserves all four caps of one tenant, and the calling number's
+-- own daily cap, atomically.
 -- KEYS: 1 epoch, 2 conc, 3 cpm, 4 calls:<today>, 5 minutes:<today>,
---       6 calls (hash), 7 seen
+--       6 calls (hash), 7 seen, 8 numcalls:<today> (hash number -> count)
 -- ARGV: 1 now_ms, 2 call_id, 3 concurrent_max, 4 calls_per_minute,
 --       5 daily_calls_max, 6 daily_minutes_max, 7 lease_expiry_ms,
 --       8 window_start_ms (now - 60000), 9 secs_to_midnight,
---       10 retention_ms, 11 prune_before_ms (now - retention), 12 day_ttl_ms
+--       10 retention_ms, 11 prune_before_ms (now - retention), 12 day_ttl_ms,
+--       13 number_id ('' when none), 14 number_daily_max (-1 when uncapped)
 -- Reply: {-1} counters not loaded (rebuild, then retry); {0} admitted;
 --        {1} already admitted or done (nothing counted);
---        {2, dimension (1-4), limit, current, retry_after_s} refused.
+--        {2, dimension (1-5), limit, current, retry_after_s} refused.
 -- Checks only read (ZCOUNT, GET), so a refusal writes nothing at all.
 local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 if redis.call('GET', KEYS[1]) ~= run_id then return {-1} end
@@ -42,6 +44,15 @@ if minutes >= minutes_max then
   return {2, 4, minutes_max, minutes, tonumber(ARGV[9])}
 end
 
+local number = ARGV[13]
+local number_max = tonumber(ARGV[14])
+if number ~= '' and number_max >= 0 then
+  local from_number = tonumber(redis.call('HGET', KEYS[8], number) or '0')
+  if from_number >= number_max then
+    return {2, 5, number_max, from_number, tonumber(ARGV[9])}
+  end
+end
+
 -- Admitted: drop what has lapsed, then count the call everywhere.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[7], id)
@@ -54,6 +65,10 @@ redis.call('PEXPIRE', KEYS[3], 61000)
 
 redis.call('INCR', KEYS[4])
 redis.call('PEXPIRE', KEYS[4], ARGV[12])
+if number ~= '' then
+  redis.call('HINCRBY', KEYS[8], number, 1)
+  redis.call('PEXPIRE', KEYS[8], ARGV[12])
+end
 
 redis.call('HSET', KEYS[6], id, 'admitted')
 redis.call('ZADD', KEYS[7], ARGV[1], id)

@@ -100,7 +100,9 @@ fn update_number_body() -> Value {
            "properties": {
                "agent_id": {"oneOf": [uuid(), {"type": "null"}]},
                "inbound_enabled": {"type": "boolean"},
-               "outbound_enabled": {"type": "boolean"}}})
+               "outbound_enabled": {"type": "boolean"},
+               "daily_calls_max": {"oneOf": [limit_value(), {"type": "null"}],
+                   "description": "the number's own daily call cap (0 stops it); null clears it"}}})
 }
 
 fn limits_body(all: bool) -> Value {

@@ -320,3 +320,75 @@ async fn redis_out_of_reach_is_a_503_problem() {
     assert_eq!(r.body["status"], 503);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numbers_own_daily_cap_refuses_past_it_and_bad_values_change_nothing() {
+    let app = TestApp::spawn().await;
+    let (from, spare) = ("+12025550123", "+12025550124");
+    let t = tenant_with_number(&app, from).await;
+    let pid = app.get("/api/v1/telephony/providers", &t).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .attach(&t, spare, &pid, Some(uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let numbers = app.get("/api/v1/telephony/numbers", &t).await.body;
+    let id_of = |e164: &str| {
+        numbers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["e164"] == e164)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let path = format!("/api/v1/telephony/numbers/{}", id_of(from));
+    // Bad values: a 400 naming the field, and the number is as it was.
+    for bad in [json!(-1), json!("2"), json!(1.5), json!(2_000_000_000u64)] {
+        let r = app.patch(&path, &t, json!({"daily_calls_max": bad})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert!(r.body.to_string().contains("daily_calls_max"), "{}", r.body);
+    }
+    let before = app.get(&path, &t).await.body;
+    assert_eq!(
+        (before["version"].as_i64(), &before["daily_calls_max"]),
+        (Some(1), &json!(null))
+    );
+    let r = app.patch(&path, &t, json!({"daily_calls_max": 2})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["daily_calls_max"], 2);
+    // Setting it again to the same value appends nothing.
+    let same = app.patch(&path, &t, json!({"daily_calls_max": 2})).await;
+    assert_eq!(same.body["version"], r.body["version"]);
+    for _ in 0..2 {
+        let ok = originate(&app, &t, from).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    }
+    let refused = originate(&app, &t, from).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        (
+            refused.body["dimension"].as_str(),
+            refused.body["limit"].as_u64(),
+            refused.body["current"].as_u64()
+        ),
+        (Some("number_daily_calls"), Some(2), Some(2))
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+    // The tenant's other number still dials; clearing the cap frees this one.
+    assert_eq!(originate(&app, &t, spare).await.status, StatusCode::OK);
+    let cleared = app.patch(&path, &t, json!({"daily_calls_max": null})).await;
+    assert_eq!(cleared.body["daily_calls_max"], json!(null));
+    assert_eq!(originate(&app, &t, from).await.status, StatusCode::OK);
+    assert_eq!(dials(&app).len(), 4, "the refused call was never dialed");
+    app.stop().await;
+}
