@@ -14,16 +14,20 @@ pub enum Dimension {
     DailyMinutes,
     /// The calling number's own daily cap (`NumberDailyCapSet`).
     NumberDailyCalls,
+    /// Not a cap: the tenant's destination policy (`DestinationsSet`) does
+    /// not allow the called number; the rejection names the country.
+    Destination,
 }
 
 impl Dimension {
     /// In the order they are checked; the first failing one is reported.
-    pub const ALL: [Dimension; 5] = [
+    pub const ALL: [Dimension; 6] = [
         Dimension::Concurrent,
         Dimension::CallsPerMinute,
         Dimension::DailyCalls,
         Dimension::DailyMinutes,
         Dimension::NumberDailyCalls,
+        Dimension::Destination,
     ];
 
     /// The tenant's own caps (`CallLimitsUpdated`), in checking order.
@@ -42,6 +46,7 @@ impl Dimension {
             Dimension::DailyCalls => "daily_calls",
             Dimension::DailyMinutes => "daily_minutes",
             Dimension::NumberDailyCalls => "number_daily_calls",
+            Dimension::Destination => "destination",
         }
     }
 
@@ -53,7 +58,7 @@ impl Dimension {
     /// now, no window).
     pub fn window_s(self) -> Option<u64> {
         match self {
-            Dimension::Concurrent => None,
+            Dimension::Concurrent | Dimension::Destination => None,
             Dimension::CallsPerMinute => Some(60),
             Dimension::DailyCalls | Dimension::DailyMinutes | Dimension::NumberDailyCalls => {
                 Some(86_400)

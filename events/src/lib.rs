@@ -23,10 +23,10 @@ pub mod stream;
 pub mod upcast;
 
 pub use catalogue::{
-    call::*, call_limits::*, number::*, provider::*, tenant::*, DecodeError, Event,
+    call::*, call_limits::*, destinations::*, number::*, provider::*, tenant::*, DecodeError, Event,
 };
 pub use dimension::Dimension;
 pub use envelope::{Envelope, Hash32, NewEnvelope};
 pub use ids::{CallId, NumberId, ProviderId, TenantId};
 pub use status::CallStatus;
-pub use stream::{call_limits_stream_id, StreamType};
+pub use stream::{call_limits_stream_id, destinations_stream_id, StreamType};

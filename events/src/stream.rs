@@ -15,15 +15,19 @@ pub enum StreamType {
     Call,
     /// One stream per tenant, holding its data-key lifecycle; its id is the tenant id.
     Tenant,
+    /// One stream per tenant: where its calls may go; its id is
+    /// `destinations_stream_id(tenant)`.
+    Destinations,
 }
 
 impl StreamType {
-    pub const ALL: [StreamType; 5] = [
+    pub const ALL: [StreamType; 6] = [
         StreamType::Provider,
         StreamType::Number,
         StreamType::CallLimits,
         StreamType::Call,
         StreamType::Tenant,
+        StreamType::Destinations,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +37,7 @@ impl StreamType {
             StreamType::CallLimits => "call_limits",
             StreamType::Call => "call",
             StreamType::Tenant => "tenant",
+            StreamType::Destinations => "destinations",
         }
     }
 
@@ -52,4 +57,9 @@ impl std::fmt::Display for StreamType {
 /// tenant stream already uses the tenant id itself.
 pub fn call_limits_stream_id(tenant_id: crate::TenantId) -> uuid::Uuid {
     uuid::Uuid::new_v5(&tenant_id.uuid(), b"call_limits")
+}
+
+/// The id of a tenant's destinations stream (UUIDv5 of the tenant id).
+pub fn destinations_stream_id(tenant_id: crate::TenantId) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&tenant_id.uuid(), b"destinations")
 }

@@ -18,6 +18,7 @@ const CURRENT: &[(&str, u32)] = &[
     ("NumberAgentAssigned", 1),
     ("NumberDirectionsChanged", 1),
     ("NumberDailyCapSet", 1),
+    ("DestinationsSet", 1),
     ("NumberReleased", 1),
     ("CallLimitsUpdated", 1),
     ("OriginateRequested", 1),

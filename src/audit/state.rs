@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::commands::call::{CallState, Phase};
+use crate::commands::set_destinations::DestinationsState;
 use crate::commands::state::{At as FoldAt, LimitsState, NumberState, ProviderState, TenantState};
 use crate::store::{self, StoreError, StoredEvent};
 
@@ -113,6 +114,10 @@ pub fn fold_view(stream_type: StreamType, events: &[StoredEvent]) -> Result<Valu
         StreamType::CallLimits => limits_view(&fold(events, LimitsState::apply)?),
         StreamType::Call => call_view(&fold(events, CallState::apply)?),
         StreamType::Tenant => tenant_view(&fold(events, TenantState::apply)?),
+        StreamType::Destinations => {
+            let s = fold(events, DestinationsState::apply)?;
+            json!({"version": s.version, "policy": s.in_force(), "set": s.policy.is_some(), "updated_at": s.updated_at})
+        }
     })
 }
 

@@ -394,6 +394,7 @@ mod tests {
                 limit: 1,
                 current: 1,
                 retry_after_s: 1,
+                blocked: None,
             }),
         ]);
         assert!(apply_callback(&rejected, "completed", Some(5), None)

@@ -14,6 +14,7 @@ pub mod delete_provider;
 pub mod dial;
 pub mod originate;
 pub mod release_number;
+pub mod set_destinations;
 pub mod state;
 pub mod update_limits;
 pub mod update_number;

@@ -33,7 +33,7 @@ impl CallLimits {
             CallsPerMinute => Some(self.calls_per_minute),
             DailyCalls => Some(self.daily_calls_max),
             DailyMinutes => Some(self.daily_minutes_max),
-            NumberDailyCalls => None,
+            NumberDailyCalls | Destination => None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - No IO. Parsers return every problem they find, named by field.
 
 pub mod credentials;
+pub mod destination;
 pub mod e164;
 pub mod fields;
 pub mod limits;

@@ -206,9 +206,23 @@ fn respond(
     }
 }
 
-/// The 429 of a call a cap refused: the refusal's figures and the
-/// rate-limit headers.
+/// The 429 of a call a cap refused (the refusal's figures and the
+/// rate-limit headers), or the 403 of a destination the policy refuses.
 fn rejected(call_id: CallId, r: &OriginateRejected) -> ApiError {
+    if let Some(b) = &r.blocked {
+        let why = match b.rule.as_str() {
+            "premium_rate" => "premium-rate numbers are not allowed",
+            "satellite" => "satellite numbers are not allowed",
+            _ => "the country is not in the tenant's allowlist",
+        };
+        return ApiError::DestinationBlocked {
+            detail: format!("calls to {} are not allowed: {why}", b.country),
+            body: object(json!({
+                "dimension": r.dimension, "country": b.country, "rule": b.rule,
+                "call_id": call_id, "status": "rejected",
+            })),
+        };
+    }
     ApiError::CapExceeded {
         body: object(json!({
             "dimension": r.dimension, "limit": r.limit, "current": r.current,

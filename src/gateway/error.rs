@@ -50,6 +50,13 @@ pub enum ApiError {
         body: Map<String, Value>,
         headers: HeaderMap,
     },
+    /// The tenant's destination policy refused the call; the body names
+    /// the country and the rule.
+    #[error("{detail}")]
+    DestinationBlocked {
+        detail: String,
+        body: Map<String, Value>,
+    },
     /// The Call Processor refused or failed the call; the body says which.
     #[error("the Call Processor refused or failed the call")]
     BadGateway {
@@ -82,7 +89,9 @@ impl ApiError {
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CallerIdNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::CallerIdNotAllowed | ApiError::DestinationBlocked { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::CapExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +112,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::CallerIdNotAllowed => "caller-id-not-allowed",
+            ApiError::DestinationBlocked { .. } => "destination-blocked",
             ApiError::CapExceeded { .. } => "cap-exceeded",
             ApiError::BadGateway { .. } => "call-processor-error",
             ApiError::Unavailable(_) => "unavailable",
@@ -250,7 +260,9 @@ impl IntoResponse for ApiError {
                 extra.extend(body.clone());
                 headers = h.clone();
             }
-            ApiError::BadGateway { body, .. } => extra.extend(body.clone()),
+            ApiError::BadGateway { body, .. } | ApiError::DestinationBlocked { body, .. } => {
+                extra.extend(body.clone())
+            }
             _ => {}
         }
         let mut resp = problem(status, self.slug(), &title, &self.detail(), extra);

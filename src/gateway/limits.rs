@@ -74,7 +74,7 @@ pub async fn current(
     })
 }
 
-fn require_read(p: &Principal) -> Result<(), AuthError> {
+pub(super) fn require_read(p: &Principal) -> Result<(), AuthError> {
     if p.has(Scope::LimitsWrite) || p.has(Scope::CallsWrite) {
         return Ok(());
     }

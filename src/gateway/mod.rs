@@ -14,6 +14,7 @@
 mod audit;
 pub mod callbacks;
 mod calls;
+mod destinations;
 pub mod error;
 mod etag;
 mod idempotency;
@@ -103,6 +104,10 @@ pub fn router(gw: Gateway) -> Router {
         )
         .route("/api/v1/call-limits/usage", get(limits::usage))
         .route(
+            "/api/v1/destinations",
+            get(destinations::get_destinations).put(destinations::put_destinations),
+        )
+        .route(
             "/api/v1/calls/originate",
             axum::routing::post(calls::originate),
         )
@@ -141,7 +146,7 @@ pub(crate) fn write_scope(method: &Method, path: &str) -> Option<Scope> {
         | ("PATCH" | "DELETE", ["telephony", "providers" | "numbers", _]) => {
             Some(Scope::TelephonyWrite)
         }
-        ("PATCH" | "PUT", ["call-limits"]) => Some(Scope::LimitsWrite),
+        ("PATCH" | "PUT", ["call-limits"]) | ("PUT", ["destinations"]) => Some(Scope::LimitsWrite),
         ("POST", ["calls", "originate"]) => Some(Scope::CallsWrite),
         _ => None,
     }

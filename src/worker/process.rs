@@ -1,8 +1,8 @@
 //! Handling one `OriginateRequested`: admit, claim, dial, record.
 
 use events::{
-    call_limits_stream_id, CallId, Envelope, Event, NumberId, OriginateRejected, StreamType,
-    TenantId,
+    call_limits_stream_id, destinations_stream_id, CallId, Envelope, Event, NumberId,
+    OriginateRejected, StreamType, TenantId,
 };
 use uuid::Uuid;
 
@@ -10,8 +10,9 @@ use super::{CrashPoint, Worker};
 use crate::caps::{Admission as CapsAdmission, NumberCap};
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::dial;
+use crate::commands::set_destinations::{self, DestinationsState};
 use crate::commands::state::{At, LimitsState, NumberState};
-use crate::domain::CallLimits;
+use crate::domain::{CallLimits, E164};
 use crate::store::{CommandMeta, ExpectedVersion, Loaded, StoreError, StreamAppend};
 
 /// What handling a message came to.
@@ -189,8 +190,19 @@ impl Worker {
     async fn on_requested(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
         let number = state.request.as_ref().map(|r| r.number_id);
+        // A stored number that no longer parses is judged by no destination
+        // rule (it was checked when the call was requested).
+        let to = state
+            .request
+            .as_ref()
+            .and_then(|r| E164::parse(&r.to_number).ok());
         let (admission, limits) = self
-            .admit(state.tenant_id, CallId::from(h.cause.stream_id), number)
+            .admit(
+                state.tenant_id,
+                CallId::from(h.cause.stream_id),
+                number,
+                to.as_ref(),
+            )
             .await?;
         h.judged_by = Some(limits);
         let refused = matches!(admission, Admission::Refused(_));
@@ -301,12 +313,27 @@ impl Worker {
         tenant: TenantId,
         call_id: CallId,
         number: Option<NumberId>,
+        to: Option<&E164>,
     ) -> anyhow::Result<(Admission, CallLimits)> {
-        let (limits, number) = tokio::join!(
+        let (limits, number, places) = tokio::join!(
             fold_stream::<LimitsState>(self, call_limits_stream_id(tenant), LimitsState::apply),
             self.number_cap(number),
+            fold_stream::<DestinationsState>(
+                self,
+                destinations_stream_id(tenant),
+                DestinationsState::apply
+            ),
         );
         let limits = limits?.limits.unwrap_or(self.default_limits);
+        // The destination policy before any cap: a refused destination
+        // counts against nothing.
+        let policy = places?.in_force();
+        if let Some(blocked) = to.and_then(|to| set_destinations::blocked(&policy, to)) {
+            return Ok((
+                Admission::Refused(OriginateRejected::destination(blocked)),
+                limits,
+            ));
+        }
         let reserved = self.caps.reserve_from(tenant, call_id, &limits, number?);
         let admission = match reserved.await? {
             CapsAdmission::Admitted => Admission::Admitted {
@@ -317,6 +344,7 @@ impl Worker {
                 limit: r.limit,
                 current: r.current,
                 retry_after_s: r.retry_after_s,
+                blocked: None,
             }),
         };
         Ok((admission, limits))

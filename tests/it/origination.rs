@@ -4,6 +4,7 @@
 mod callbacks;
 mod caps;
 mod crashes;
+mod destinations;
 mod forged;
 
 use events::TenantId;

@@ -306,6 +306,7 @@ async fn a_rebuild_equals_the_live_tables() {
                     limit: 1,
                     current: 1,
                     retry_after_s: 1,
+                    blocked: None,
                 })]
             } else {
                 vec![

@@ -22,17 +22,46 @@ pub struct OriginateRequested {
     pub metadata: Value,
 }
 
-/// A cost cap refused the call; nothing was dialed.
+/// A cost cap, or the destination policy, refused the call; nothing was
+/// dialed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OriginateRejected {
     /// Stored as its wire name: `concurrent`, `calls_per_minute`,
-    /// `daily_calls` or `daily_minutes`.
+    /// `daily_calls`, `daily_minutes`, `number_daily_calls` or `destination`.
     pub dimension: crate::Dimension,
+    /// 0 for `destination`.
     pub limit: u64,
-    /// The counter's value when the call was refused.
+    /// The counter's value when the call was refused (0 for `destination`).
     #[serde(default)]
     pub current: u64,
+    /// 0 for `destination`: waiting does not help.
     pub retry_after_s: u64,
+    /// `destination` only: the called country (ISO 3166-1 alpha-2, or
+    /// `001` for a non-geographic network) and the rule that refused it
+    /// (`country_not_allowed`, `premium_rate` or `satellite`). Absent from
+    /// cap rejections (and from every rejection stored before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<BlockedDestination>,
+}
+
+impl OriginateRejected {
+    /// The rejection of a call the destination policy refuses.
+    pub fn destination(blocked: BlockedDestination) -> Self {
+        OriginateRejected {
+            dimension: crate::Dimension::Destination,
+            limit: 0,
+            current: 0,
+            retry_after_s: 0,
+            blocked: Some(blocked),
+        }
+    }
+}
+
+/// Where a refused call was going, and which rule refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedDestination {
+    pub country: String,
+    pub rule: String,
 }
 
 /// A worker admitted the call through the caps and owns dialing it.

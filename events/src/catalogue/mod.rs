@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod call_limits;
+pub mod destinations;
 pub mod number;
 pub mod provider;
 pub mod tenant;
@@ -17,6 +18,7 @@ use crate::stream::StreamType;
 use crate::upcast;
 use call::*;
 use call_limits::*;
+use destinations::*;
 use number::*;
 use provider::*;
 use tenant::*;
@@ -35,6 +37,7 @@ pub enum Event {
     NumberDailyCapSet(NumberDailyCapSet),
     NumberReleased(NumberReleased),
     CallLimitsUpdated(CallLimitsUpdated),
+    DestinationsSet(DestinationsSet),
     OriginateRequested(OriginateRequested),
     OriginateRejected(OriginateRejected),
     OriginateClaimed(OriginateClaimed),
@@ -65,6 +68,7 @@ impl Event {
             Event::NumberDailyCapSet(_) => "NumberDailyCapSet",
             Event::NumberReleased(_) => "NumberReleased",
             Event::CallLimitsUpdated(_) => "CallLimitsUpdated",
+            Event::DestinationsSet(_) => "DestinationsSet",
             Event::OriginateRequested(_) => "OriginateRequested",
             Event::OriginateRejected(_) => "OriginateRejected",
             Event::OriginateClaimed(_) => "OriginateClaimed",
@@ -99,6 +103,7 @@ impl Event {
             | NumberDailyCapSet(_)
             | NumberReleased(_) => StreamType::Number,
             CallLimitsUpdated(_) => StreamType::CallLimits,
+            DestinationsSet(_) => StreamType::Destinations,
             OriginateRequested(_)
             | OriginateRejected(_)
             | OriginateClaimed(_)

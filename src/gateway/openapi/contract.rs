@@ -105,6 +105,25 @@ fn update_number_body() -> Value {
                    "description": "the number's own daily call cap (0 stops it); null clears it"}}})
 }
 
+fn destinations_body() -> Value {
+    json!({"type": "object", "additionalProperties": false,
+           "required": ["allowed_countries", "allow_premium_rate", "allow_satellite"],
+           "properties": {
+               "allowed_countries": {"type": "array", "maxItems": crate::commands::set_destinations::MAX_COUNTRIES,
+                   "items": {"type": "string", "enum": country_codes()},
+                   "description": "ISO 3166-1 alpha-2 codes; empty: every country"},
+               "allow_premium_rate": {"type": "boolean"},
+               "allow_satellite": {"type": "boolean"}}})
+}
+
+/// Every code an allowlist may name (those with a numbering plan).
+fn country_codes() -> Vec<String> {
+    (b'A'..=b'Z')
+        .flat_map(|a| (b'A'..=b'Z').map(move |b| String::from_utf8(vec![a, b]).unwrap_or_default()))
+        .filter(|c| crate::domain::destination::is_country(c))
+        .collect()
+}
+
 fn limits_body(all: bool) -> Value {
     let mut b = json!({"type": "object", "additionalProperties": false,
            "properties": {
@@ -382,6 +401,26 @@ const OPERATIONS: &[Op] = &[
         cursor: None,
         body: None,
         conditional: false,
+        links: &[],
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/destinations",
+        id: "getDestinations",
+        errors: &[],
+        cursor: None,
+        body: None,
+        conditional: false,
+        links: &[],
+    },
+    Op {
+        method: "put",
+        path: "/api/v1/destinations",
+        id: "putDestinations",
+        errors: &[400, 409, 412, 413, 415, 422],
+        cursor: None,
+        body: Some(destinations_body),
+        conditional: true,
         links: &[],
     },
     Op {

@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use super::{calls, limits, numbers, providers};
+use super::{calls, destinations, limits, numbers, providers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,10 +19,12 @@ use super::{calls, limits, numbers, providers};
         providers::create, providers::list, providers::get_one, providers::update, providers::delete,
         numbers::create, numbers::list, numbers::get_one, numbers::update, numbers::delete,
         limits::get_limits, limits::patch_limits, limits::put_limits, limits::usage,
+        destinations::get_destinations, destinations::put_destinations,
         calls::originate, calls::get_call, calls::list_calls,
         super::audit::events, super::audit::stream, super::audit::verify,
     ),
-    components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView, calls::CallView)),
+    components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView,
+        destinations::DestinationsView, calls::CallView)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
