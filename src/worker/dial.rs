@@ -6,14 +6,13 @@
 
 use events::{CallId, EncryptedCredentials, Envelope, OriginateRequested, TenantId};
 
-use super::process::fold_stream;
+use super::process::{fold_stream, Judged};
 use super::Worker;
 use crate::callproc::{DialError, Dialed, OriginateRequest};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{CallState, DialOutcome};
 use crate::commands::dial as rules;
 use crate::commands::state::{LimitsState, ProviderState};
-use crate::domain::CallLimits;
 use crate::secrets::{PlainCredentials, SecretError};
 
 /// A step's result: go on with `T`, or stop with the call's outcome.
@@ -32,7 +31,7 @@ impl Worker {
         state: &CallState,
         cause: &Envelope,
         live: bool,
-        judged_by: Option<CallLimits>,
+        judged_by: Option<Judged>,
     ) -> anyhow::Result<DialOutcome> {
         let (tenant, call_id) = (state.tenant_id, CallId::from(cause.stream_id));
         let Some(req) = &state.request else {
@@ -65,16 +64,15 @@ impl Worker {
         call_id: CallId,
         req: &OriginateRequested,
         live: bool,
-        judged_by: Option<CallLimits>,
+        judged_by: Option<Judged>,
     ) -> Step<PlainCredentials> {
         // The caps (unless admission just read them) and the provider, read
         // side by side.
-        let (limits, provider, number) = tokio::join!(
-            self.limits_of(tenant, judged_by),
+        let (judged, provider) = tokio::join!(
+            self.judged_of(tenant, req, judged_by),
             fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
-            self.number_cap(Some(req.number_id)),
         );
-        let (limits, provider, number) = (limits?, provider?, number?);
+        let (Judged { limits, number }, provider) = (judged?, provider?);
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
         // Reserving again (idempotent per call) counts it now, or refuses.
@@ -127,18 +125,27 @@ impl Worker {
         }
     }
 
-    /// The tenant's caps: those admission judged by, or as stored now.
-    async fn limits_of(
+    /// The caps the call is held to: those admission judged it by, or (a
+    /// redelivery that starts at the claim) the tenant's and its number's
+    /// as stored now.
+    async fn judged_of(
         &self,
         tenant: TenantId,
-        judged_by: Option<CallLimits>,
-    ) -> anyhow::Result<CallLimits> {
-        if let Some(l) = judged_by {
-            return Ok(l);
+        req: &OriginateRequested,
+        judged_by: Option<Judged>,
+    ) -> anyhow::Result<Judged> {
+        if let Some(j) = judged_by {
+            return Ok(j);
         }
         let stream = events::call_limits_stream_id(tenant);
-        let state = fold_stream::<LimitsState>(self, stream, LimitsState::apply).await?;
-        Ok(state.limits.unwrap_or(self.default_limits))
+        let (state, number) = tokio::join!(
+            fold_stream::<LimitsState>(self, stream, LimitsState::apply),
+            self.number_cap(Some(req.number_id)),
+        );
+        Ok(Judged {
+            limits: state?.limits.unwrap_or(self.default_limits),
+            number: number?,
+        })
     }
 }
 

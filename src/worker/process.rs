@@ -41,7 +41,15 @@ struct Handling<'a> {
     /// The caps this handling admitted the call by, read from the store a
     /// moment ago: the dial right after needs not read them again. A
     /// handling that starts at the claim (a redelivery) reads them fresh.
-    judged_by: Option<CallLimits>,
+    judged_by: Option<Judged>,
+}
+
+/// What admission judged a call by: the tenant's caps and the calling
+/// number's own, as stored when it was admitted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Judged {
+    pub limits: CallLimits,
+    pub number: Option<NumberCap>,
 }
 
 /// What a step of a handling came to.
@@ -196,7 +204,7 @@ impl Worker {
             .request
             .as_ref()
             .and_then(|r| E164::parse(&r.to_number).ok());
-        let (admission, limits) = self
+        let (admission, judged) = self
             .admit(
                 state.tenant_id,
                 CallId::from(h.cause.stream_id),
@@ -204,7 +212,7 @@ impl Worker {
                 to.as_ref(),
             )
             .await?;
-        h.judged_by = Some(limits);
+        h.judged_by = Some(judged);
         let refused = matches!(admission, Admission::Refused(_));
         h.reserved |= !refused;
         if !self
@@ -314,7 +322,7 @@ impl Worker {
         call_id: CallId,
         number: Option<NumberId>,
         to: Option<&E164>,
-    ) -> anyhow::Result<(Admission, CallLimits)> {
+    ) -> anyhow::Result<(Admission, Judged)> {
         let (limits, number, places) = tokio::join!(
             fold_stream::<LimitsState>(self, call_limits_stream_id(tenant), LimitsState::apply),
             self.number_cap(number),
@@ -324,17 +332,22 @@ impl Worker {
                 DestinationsState::apply
             ),
         );
-        let limits = limits?.limits.unwrap_or(self.default_limits);
+        let judged = Judged {
+            limits: limits?.limits.unwrap_or(self.default_limits),
+            number: number?,
+        };
         // The destination policy before any cap: a refused destination
         // counts against nothing.
         let policy = places?.in_force();
         if let Some(blocked) = to.and_then(|to| set_destinations::blocked(&policy, to)) {
             return Ok((
                 Admission::Refused(OriginateRejected::destination(blocked)),
-                limits,
+                judged,
             ));
         }
-        let reserved = self.caps.reserve_from(tenant, call_id, &limits, number?);
+        let reserved = self
+            .caps
+            .reserve_from(tenant, call_id, &judged.limits, judged.number);
         let admission = match reserved.await? {
             CapsAdmission::Admitted => Admission::Admitted {
                 worker_id: self.worker_id.clone(),
@@ -347,7 +360,7 @@ impl Worker {
                 blocked: None,
             }),
         };
-        Ok((admission, limits))
+        Ok((admission, judged))
     }
 
     /// The calling number's own daily cap, as stored now.
