@@ -45,6 +45,9 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         sim_listen: std::net::SocketAddr,
     },
+    /// The Call Processor for real carriers (Twilio, Plivo, Vobiz): places
+    /// calls on their REST APIs and forwards their status callbacks, signed.
+    Callproc(crate::carrier::CarrierSettings),
     /// Replay history: events, state at a time, hash-chain verification,
     /// projection rebuilds (SPEC §9).
     #[command(subcommand)]
@@ -75,7 +78,7 @@ pub enum Command {
 /// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what a container runtime or
 /// systemd sends to stop a service).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -169,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.cancel();
             return Ok(());
         }
+        Command::Callproc(carrier) => return crate::carrier::run(&settings, carrier).await,
         Command::Serve => Roles::all(),
         Command::Worker => Roles {
             worker: true,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod callproc;
 pub mod caps;
+pub mod carrier;
 pub mod checkpoint;
 pub mod cli;
 pub mod clock;

@@ -200,7 +200,7 @@ struct ErrorWire {
 
 /// A transport error without its URL (which could hold userinfo), with its
 /// causes. Transport errors never contain the request body.
-fn describe(e: reqwest::Error) -> String {
+pub(crate) fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);

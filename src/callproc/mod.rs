@@ -11,9 +11,10 @@
 //!   development and tests, with injectable failures and a dial log.
 
 pub mod client;
+pub mod report;
 pub mod signature;
 pub mod sim;
-mod wire;
+pub(crate) mod wire;
 
 pub use client::{CallProcessorClient, DialError, Dialed, OriginateRequest};
 pub use signature::{sign, verify, SignatureError, DEFAULT_MAX_AGE_S, SIGNATURE_HEADER};

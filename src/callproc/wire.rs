@@ -11,6 +11,63 @@ use uuid::Uuid;
 
 use crate::secrets::{Exposed, PlainCredentials};
 
+/// An originate request as a Call Processor receives it.
+#[derive(serde::Deserialize)]
+pub struct Incoming {
+    pub call_id: String,
+    pub session_id: String,
+    pub provider: ProviderKind,
+    pub credentials: PlainCredentials,
+    pub from_number: String,
+    pub to_number: String,
+    pub agent_id: String,
+    pub status_callback_url: String,
+}
+
+impl Incoming {
+    /// Reads and checks a request as a Call Processor must: a well-formed
+    /// body and an `Idempotency-Key` equal to `call_id`. The raw body is
+    /// wiped when we own it alone; parse errors get a fixed message because
+    /// serde's may quote a credential value.
+    pub fn parse(headers: &axum::http::HeaderMap, body: Bytes) -> Result<Self, &'static str> {
+        use zeroize::Zeroize;
+        let parsed = serde_json::from_slice::<Incoming>(&body);
+        if let Ok(mut raw) = body.try_into_mut() {
+            raw.as_mut().zeroize();
+        }
+        let req = parsed.map_err(|_| "invalid originate body")?;
+        req.validate(headers)?;
+        Ok(req)
+    }
+
+    fn validate(&self, headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
+        let key = headers
+            .get("idempotency-key")
+            .ok_or("missing Idempotency-Key")?;
+        if key.as_bytes() != self.call_id.as_bytes() {
+            return Err("Idempotency-Key must equal call_id");
+        }
+        let required = [
+            &self.call_id,
+            &self.session_id,
+            &self.agent_id,
+            &self.from_number,
+            &self.to_number,
+        ];
+        if required.iter().any(|s| s.trim().is_empty()) {
+            return Err("call_id, session_id, agent_id, from_number and to_number are required");
+        }
+        if self.credentials.is_empty() {
+            return Err("credentials must not be empty");
+        }
+        let url = &self.status_callback_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("status_callback_url must be an http(s) URL");
+        }
+        Ok(())
+    }
+}
+
 /// One dial. Borrows the credentials for as long as the call takes; `Debug`
 /// is safe because `PlainCredentials` redacts its values.
 #[derive(Debug)]

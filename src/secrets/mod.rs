@@ -21,7 +21,7 @@
 //! - A shredded data key is gone from `tenant_keys`; what it sealed is
 //!   unreadable from then on.
 
-mod cipher;
+pub(crate) mod cipher;
 pub mod cli;
 mod credentials;
 mod data_key;

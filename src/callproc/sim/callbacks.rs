@@ -9,14 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::config::Outcome;
 use super::state::SimState;
-use crate::callproc::signature::{sign, SIGNATURE_HEADER};
+use crate::callproc::report::{post_signed, timestamp, StatusReport};
 
 /// Attempts per callback POST, and the first retry delay (doubling).
 const CALLBACK_ATTEMPTS: u32 = 4;
@@ -33,16 +32,6 @@ pub(super) struct Call {
     pub duration_s: u64,
     pub hold: Duration,
     pub secret: SecretString,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    call_id: &'a str,
-    provider_call_id: &'a str,
-    status: &'a str,
-    timestamp: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_s: Option<u64>,
 }
 
 enum Waited {
@@ -111,33 +100,19 @@ fn talked(call: &Call, elapsed: Duration) -> u64 {
 
 /// POSTs one signed callback, retrying non-2xx and connection errors.
 async fn send(state: &SimState, call: &Call, status: &str, duration_s: Option<u64>) {
-    let body = serde_json::to_vec(&Status {
+    let body = StatusReport {
         call_id: &call.call_id,
         provider_call_id: &call.provider_call_id,
         status,
-        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        timestamp: timestamp(Utc::now()),
         duration_s,
-    })
-    .expect("a status always serializes");
+    }
+    .body();
     let mut delay = CALLBACK_RETRY;
     for attempt in 1..=CALLBACK_ATTEMPTS {
-        let signature = sign(
-            call.secret.expose_secret().as_bytes(),
-            Utc::now().timestamp(),
-            &body,
-        );
-        let sent = state
-            .http()
-            .post(&call.url)
-            .header(SIGNATURE_HEADER, signature)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-        let why = match sent {
-            Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => format!("HTTP {}", resp.status().as_u16()),
-            Err(e) => e.without_url().to_string(),
+        let secret = call.secret.expose_secret().as_bytes();
+        let Err(why) = post_signed(state.http(), &call.url, secret, &body).await else {
+            return;
         };
         tracing::warn!(call_id = %call.call_id, status, attempt, error = %why, "sim callback failed");
         if attempt == CALLBACK_ATTEMPTS || state.shutdown().is_cancelled() {

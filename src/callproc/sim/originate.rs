@@ -14,26 +14,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use events::ProviderKind;
-use serde::Deserialize;
 use serde_json::json;
-use zeroize::Zeroize;
 
 use super::callbacks::{self, Call};
 use super::state::{Dial, Recorded, SimState};
-use crate::secrets::PlainCredentials;
-
-#[derive(Deserialize)]
-struct OriginateBody {
-    call_id: String,
-    session_id: String,
-    provider: ProviderKind,
-    credentials: PlainCredentials,
-    from_number: String,
-    to_number: String,
-    agent_id: String,
-    status_callback_url: String,
-}
+use crate::callproc::wire::Incoming;
 
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
@@ -54,17 +39,11 @@ pub(super) async fn originate(
     body: Bytes,
 ) -> Response {
     state.count_request();
-    let parsed = serde_json::from_slice::<OriginateBody>(&body);
-    if let Ok(mut raw) = body.try_into_mut() {
-        raw.as_mut().zeroize();
-    }
-    let Ok(req) = parsed else {
-        return error(StatusCode::BAD_REQUEST, "invalid originate body");
+    let req = match Incoming::parse(&headers, body) {
+        Ok(req) => req,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    if let Err(message) = validate(&req, &headers) {
-        return error(StatusCode::BAD_REQUEST, message);
-    }
-    let OriginateBody {
+    let Incoming {
         call_id,
         provider,
         credentials,
@@ -120,31 +99,4 @@ pub(super) async fn originate(
         }
     }
     answer(provider_call_id)
-}
-
-fn validate(req: &OriginateBody, headers: &HeaderMap) -> Result<(), &'static str> {
-    let key = headers
-        .get("idempotency-key")
-        .ok_or("missing Idempotency-Key")?;
-    if key.as_bytes() != req.call_id.as_bytes() {
-        return Err("Idempotency-Key must equal call_id");
-    }
-    let required = [
-        &req.call_id,
-        &req.session_id,
-        &req.agent_id,
-        &req.from_number,
-        &req.to_number,
-    ];
-    if required.iter().any(|s| s.trim().is_empty()) {
-        return Err("call_id, session_id, agent_id, from_number and to_number are required");
-    }
-    if req.credentials.is_empty() {
-        return Err("credentials must not be empty");
-    }
-    let url = &req.status_callback_url;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err("status_callback_url must be an http(s) URL");
-    }
-    Ok(())
 }
