@@ -4,7 +4,7 @@
 //!
 //! Field names and rules follow Twilio's OpenAPI description of the 2010-04-01
 //! API (`CreateCallRequest`); the part we use ships as test data in
-//! `tests/data/twilio_create_call.json` and the fake carrier checks every
+//! `tests/data/twilio_api_v2010_calls.json` and the fake carrier checks every
 //! request against it.
 
 use base64::Engine;

@@ -23,7 +23,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
-const SECRET: &str = "test-callback-secret";
+pub const SECRET: &str = "test-callback-secret";
 const CANARY: &str = "CANARY-5d1e9a-token";
 
 fn ms(n: u64) -> Duration {
@@ -48,13 +48,13 @@ async fn start_sim(config: SimConfig) -> (SimHandle, DropGuard) {
 }
 
 /// One received callback: its JSON and whether its signature verified.
-struct Received {
-    body: Value,
-    signed: bool,
+pub struct Received {
+    pub body: Value,
+    pub signed: bool,
 }
 
 /// A callback endpoint that verifies signatures as the gateway does.
-async fn start_receiver() -> (String, UnboundedReceiver<Received>, DropGuard) {
+pub async fn start_receiver() -> (String, UnboundedReceiver<Received>, DropGuard) {
     let (tx, rx) = unbounded_channel();
     let app = Router::new().route(
         "/cb",
@@ -79,7 +79,7 @@ async fn start_receiver() -> (String, UnboundedReceiver<Received>, DropGuard) {
     (url, rx, shutdown.drop_guard())
 }
 
-async fn next_callbacks(rx: &mut UnboundedReceiver<Received>, n: usize) -> Vec<Received> {
+pub async fn next_callbacks(rx: &mut UnboundedReceiver<Received>, n: usize) -> Vec<Received> {
     let mut got = Vec::new();
     for _ in 0..n {
         let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;

@@ -13,6 +13,7 @@ mod audit_swap;
 mod audit_verify;
 mod callproc;
 mod caps;
+mod carriers;
 mod command_state;
 mod faults;
 mod fuzz;
