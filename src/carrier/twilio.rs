@@ -23,14 +23,31 @@ pub const STATUS_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "compl
 /// The header Twilio signs callbacks with.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
-fn account(creds: &PlainCredentials) -> Result<(&str, &str), CarrierError> {
-    match (creds.expose("account_sid"), creds.expose("auth_token")) {
-        (Some(sid), Some(token)) => Ok((sid, token)),
-        _ => Err(CarrierError::Final {
+/// Who a REST request acts for and as: the account SID (in the path) and
+/// the Basic credentials, the API key pair when the tenant gave one, else
+/// the account SID and auth token.
+struct Account<'a> {
+    sid: &'a str,
+    user: &'a str,
+    password: &'a str,
+}
+
+fn account(creds: &PlainCredentials) -> Result<Account<'_>, CarrierError> {
+    let (Some(sid), Some(token)) = (creds.expose("account_sid"), creds.expose("auth_token")) else {
+        return Err(CarrierError::Final {
             status: 400,
             error: "twilio credentials need account_sid and auth_token".into(),
-        }),
-    }
+        });
+    };
+    let (user, password) = match (creds.expose("api_key_sid"), creds.expose("api_key_secret")) {
+        (Some(key), Some(secret)) => (key, secret),
+        _ => (sid, token),
+    };
+    Ok(Account {
+        sid,
+        user,
+        password,
+    })
 }
 
 /// The error body Twilio answers with (`code` is its error number).
@@ -105,7 +122,7 @@ pub async fn create(
     creds: &PlainCredentials,
     dial: &Dial<'_>,
 ) -> Result<String, CarrierError> {
-    let (sid, token) = account(creds)?;
+    let acct = account(creds)?;
     let callback = dial.callback_url("status");
     let timeout = dial.ring_timeout_s.to_string();
     let mut form: Vec<(&str, &str)> = vec![
@@ -118,8 +135,11 @@ pub async fn create(
     ];
     form.extend(STATUS_EVENTS.iter().map(|e| ("StatusCallbackEvent", *e)));
     let resp = http
-        .post(format!("{base}/2010-04-01/Accounts/{sid}/Calls.json"))
-        .basic_auth(sid, Some(token))
+        .post(format!(
+            "{base}/2010-04-01/Accounts/{}/Calls.json",
+            acct.sid
+        ))
+        .basic_auth(acct.user, Some(acct.password))
         .form(&form)
         .send()
         .await
@@ -146,10 +166,13 @@ pub async fn find(
     dial: &Dial<'_>,
     since: DateTime<Utc>,
 ) -> Result<Vec<Found>, CarrierError> {
-    let (sid, token) = account(creds)?;
+    let acct = account(creds)?;
     let resp = http
-        .get(format!("{base}/2010-04-01/Accounts/{sid}/Calls.json"))
-        .basic_auth(sid, Some(token))
+        .get(format!(
+            "{base}/2010-04-01/Accounts/{}/Calls.json",
+            acct.sid
+        ))
+        .basic_auth(acct.user, Some(acct.password))
         .query(&[("To", dial.to), ("From", dial.from), ("PageSize", "50")])
         .send()
         .await

@@ -14,9 +14,21 @@ pub fn required_keys(kind: ProviderKind) -> &'static [&'static str] {
     }
 }
 
-/// A Twilio account SID: `AC` then 32 hex digits.
-fn is_twilio_sid(s: &str) -> bool {
-    s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+/// Keys a provider may carry besides its required ones: Twilio's API key
+/// pair (both or neither). With it, REST requests authenticate as the key
+/// (which a tenant can revoke on its own); callbacks are still signed with
+/// the account's auth token, so that stays required.
+pub fn optional_keys(kind: ProviderKind) -> &'static [&'static str] {
+    match kind {
+        ProviderKind::Twilio => &["api_key_sid", "api_key_secret"],
+        ProviderKind::Plivo | ProviderKind::Vobiz => &[],
+    }
+}
+
+/// A Twilio SID: `prefix` (`AC` for an account, `SK` for an API key) then
+/// 32 hex digits.
+pub fn is_twilio_sid(prefix: &str, s: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Reads `credentials` for `kind` from a request: every required key present
@@ -32,18 +44,38 @@ pub fn parse_credentials(
         parent.absorb(f);
         return None;
     };
-    let keys = required_keys(kind);
-    f.deny_unknown(keys);
+    let (keys, optional) = (required_keys(kind), optional_keys(kind));
+    let known: Vec<&str> = keys.iter().chain(optional).copied().collect();
+    f.deny_unknown(&known);
     let mut out = BTreeMap::new();
     for key in keys {
         if let Some(v) = f.string(key, 512) {
             out.insert((*key).to_owned(), v);
         }
     }
+    for key in optional {
+        if let Some(v) = f.opt_string(key, 512) {
+            out.insert((*key).to_owned(), v);
+        }
+    }
     if kind == ProviderKind::Twilio {
         if let Some(sid) = out.get("account_sid") {
-            if !is_twilio_sid(sid) {
+            if !is_twilio_sid("AC", sid) {
                 f.error("account_sid", "must be AC followed by 32 hex digits");
+            }
+        }
+        if let Some(sid) = out.get("api_key_sid") {
+            if !is_twilio_sid("SK", sid) {
+                f.error("api_key_sid", "must be SK followed by 32 hex digits");
+            }
+        }
+        // A pair: name the half that is missing (if the other was given).
+        for (have, missing) in [
+            ("api_key_sid", "api_key_secret"),
+            ("api_key_secret", "api_key_sid"),
+        ] {
+            if f.has(have) && !f.has(missing) {
+                f.error(missing, "api_key_sid and api_key_secret go together");
             }
         }
     }
@@ -116,6 +148,32 @@ mod tests {
             &json!({"credentials": {"account_sid": format!("AC{}", "0f".repeat(16)), "auth_token": "t"}}),
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn a_twilio_api_key_comes_as_a_pair_with_an_sk_sid() {
+        let sid = format!("AC{}", "0f".repeat(16));
+        let key = format!("SK{}", "1e".repeat(16));
+        let ok = check(
+            ProviderKind::Twilio,
+            &json!({"credentials": {"account_sid": sid, "auth_token": "t", "api_key_sid": key, "api_key_secret": "s"}}),
+        );
+        assert_eq!(ok.unwrap().len(), 4);
+        let half = check(
+            ProviderKind::Twilio,
+            &json!({"credentials": {"account_sid": sid, "auth_token": "t", "api_key_sid": key}}),
+        );
+        assert_eq!(fields(half), ["credentials.api_key_secret"]);
+        let bad = check(
+            ProviderKind::Twilio,
+            &json!({"credentials": {"account_sid": sid, "auth_token": "t", "api_key_sid": sid, "api_key_secret": "s"}}),
+        );
+        assert_eq!(fields(bad), ["credentials.api_key_sid"]);
+        let plivo = check(
+            ProviderKind::Plivo,
+            &json!({"credentials": {"auth_id": "a", "auth_token": "t", "api_key_secret": "s"}}),
+        );
+        assert_eq!(fields(plivo), ["credentials.api_key_secret"]);
     }
 
     #[test]

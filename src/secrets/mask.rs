@@ -1,7 +1,7 @@
 //! The masked view of credentials that responses and events may show
 //! (SPEC §4).
 //!
-//! Identifiers (`account_sid`, `auth_id`) keep their first 2 and last 4
+//! Identifiers (`account_sid`, `auth_id`, `api_key_sid`) keep their first 2 and last 4
 //! characters so an operator can tell accounts apart (`AC…9f3a`); one of 6
 //! characters or fewer would be shown almost whole that way, so it is masked
 //! fully. Every other key is treated as a token and shown as `********`,
@@ -16,7 +16,7 @@ use super::PlainCredentials;
 pub const MASK: &str = "********";
 
 /// Credential keys that name an account rather than authenticate it.
-pub const IDENTIFIER_KEYS: [&str; 2] = ["account_sid", "auth_id"];
+pub const IDENTIFIER_KEYS: [&str; 3] = ["account_sid", "auth_id", "api_key_sid"];
 
 /// The masked form of one credential value.
 pub fn mask_value(key: &str, value: &str) -> String {

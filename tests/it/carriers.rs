@@ -471,6 +471,34 @@ async fn twilio_callbacks_are_verified_mapped_and_forwarded_signed() {
     assert!(rx.try_recv().is_err(), "a refused callback was forwarded");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_api_key_pair_authenticates_the_rest_calls() {
+    let (_env, fake, adapter) = twilio_setup(&[]).await;
+    let (cb, mut rx, _r) = start_receiver().await;
+    let key = format!("SK{}", "1e".repeat(16));
+    fake.require_api_key(&key, "CANARY-key-secret");
+    let mut creds = twilio_creds();
+    creds["api_key_sid"] = json!(key);
+    creds["api_key_secret"] = json!("CANARY-key-secret");
+    let a = dial(
+        &adapter.url,
+        &originate_body(Uuid::new_v4(), "twilio", creds, &cb),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // Callbacks are still signed with the account's auth token.
+    let got = next_callbacks(&mut rx, 3).await;
+    assert!(got.iter().all(|r| r.signed));
+    assert_eq!(got[2].body["status"], "completed");
+    // Without the pair the fake (now taking only the key) refuses: 20003.
+    let a = dial(
+        &adapter.url,
+        &originate_body(Uuid::new_v4(), "twilio", twilio_creds(), &cb),
+    )
+    .await;
+    assert_eq!(a.status, 401, "{a:?}");
+}
+
 /// The fakes are only worth what they refuse: requests that break the
 /// published rules are caught, each named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,4 +583,28 @@ async fn the_fakes_catch_requests_that_break_the_carriers_rules() {
     ] {
         assert!(v.contains(rule), "{rule} not caught in:\n{v}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_takes_a_twilio_api_key_pair_masked_and_whole() {
+    let app = TestApp::spawn().await;
+    let t = app.admin(TenantId::new());
+    let key = format!("SK{}", "1e".repeat(16));
+    let body = |creds: Value| json!({"provider": "twilio", "label": "keyed", "credentials": creds});
+    let mut creds = twilio_creds();
+    creds["api_key_sid"] = json!(key);
+    let half = app
+        .post("/api/v1/telephony/providers", &t, body(creds.clone()))
+        .await;
+    assert_eq!(half.status, StatusCode::BAD_REQUEST, "{}", half.body);
+    assert!(half.body.to_string().contains("credentials.api_key_secret"));
+    creds["api_key_secret"] = json!("CANARY-key-secret");
+    let r = app
+        .post("/api/v1/telephony/providers", &t, body(creds))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["credentials"]["api_key_sid"], "SK…1e1e");
+    assert_eq!(r.body["credentials"]["api_key_secret"], "********");
+    assert!(!r.body.to_string().contains("CANARY"));
+    app.stop().await;
 }

@@ -40,22 +40,42 @@ fn limit_value() -> Value {
 }
 
 fn credentials(keys: &[(&str, Value)]) -> Value {
+    credentials_with(keys, &[])
+}
+
+/// `optional` keys may be left out; two optional keys come as a pair.
+fn credentials_with(keys: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
     let props: Map<String, Value> = keys
         .iter()
+        .chain(optional)
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
     let required: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+    let mut schema = json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
+    if let [(a, _), (b, _)] = optional {
+        schema["dependentRequired"] = json!({ *a: [b], *b: [a] });
+    }
+    schema
 }
 
 fn twilio_credentials() -> Value {
-    credentials(&[
-        (
-            "account_sid",
-            json!({"type": "string", "pattern": "^AC[0-9a-fA-F]{32}$"}),
-        ),
-        ("auth_token", text(512)),
-    ])
+    credentials_with(
+        &[
+            (
+                "account_sid",
+                json!({"type": "string", "pattern": "^AC[0-9a-fA-F]{32}$"}),
+            ),
+            ("auth_token", text(512)),
+        ],
+        // An API key pair for REST calls; the auth token still signs callbacks.
+        &[
+            (
+                "api_key_sid",
+                json!({"type": "string", "pattern": "^SK[0-9a-fA-F]{32}$"}),
+            ),
+            ("api_key_secret", text(512)),
+        ],
+    )
 }
 
 fn auth_id_credentials() -> Value {

@@ -64,6 +64,9 @@ pub struct Sent {
 struct Inner {
     account_sid: String,
     auth_token: String,
+    /// The Basic credentials requests must carry: the account SID and auth
+    /// token, or an API key pair.
+    basic: (String, String),
     mode: Mode,
     /// Every create request's form, in arrival order.
     posts: Vec<Vec<(String, String)>>,
@@ -93,6 +96,7 @@ impl FakeTwilio {
             inner: Arc::new(Mutex::new(Inner {
                 account_sid: account_sid.to_owned(),
                 auth_token: auth_token.to_owned(),
+                basic: (account_sid.to_owned(), auth_token.to_owned()),
                 mode: Mode::Ok,
                 posts: Vec::new(),
                 lists: 0,
@@ -118,6 +122,11 @@ impl FakeTwilio {
                 .await
         });
         fake
+    }
+
+    /// From now on requests must authenticate with this API key pair.
+    pub fn require_api_key(&self, sid: &str, secret: &str) {
+        self.inner.lock().unwrap().basic = (sid.to_owned(), secret.to_owned());
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -152,8 +161,8 @@ impl FakeTwilio {
     /// SID (or an API key SID) and the auth token.
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let inner = self.inner.lock().unwrap();
-        let want = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", inner.account_sid, inner.auth_token));
+        let (user, password) = &inner.basic;
+        let want = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())

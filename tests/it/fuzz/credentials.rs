@@ -1,11 +1,12 @@
-//! Credentials of each carrier: exactly the carrier's keys, each a non-blank
-//! string without NUL of at most 512 characters; a Twilio SID is `AC` and 32
-//! hex digits. No error message repeats a value.
+//! Credentials of each carrier: exactly the carrier's keys (and Twilio's
+//! optional API key pair, both or neither), each a non-blank string without
+//! NUL of at most 512 characters; a Twilio SID is `AC` and 32 hex digits, an
+//! API key SID `SK` and 32. No error message repeats a value.
 
 use events::ProviderKind;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use switchboard::domain::credentials::{check, required_keys};
+use switchboard::domain::credentials::{check, is_twilio_sid, optional_keys, required_keys};
 
 use super::nasty_string;
 
@@ -13,6 +14,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         nasty_string(40).prop_map(Value::String),
         "AC[0-9a-fA-F]{32}".prop_map(Value::String),
+        "SK[0-9a-fA-F]{32}".prop_map(Value::String),
         "[a-zA-Z0-9]{1,40}".prop_map(Value::String),
         any::<i64>().prop_map(Value::from),
         Just(Value::Null),
@@ -33,9 +35,11 @@ fn body() -> impl Strategy<Value = Map<String, Value>> {
         Just("account_sid".to_owned()),
         Just("auth_token".to_owned()),
         Just("auth_id".to_owned()),
+        Just("api_key_sid".to_owned()),
+        Just("api_key_secret".to_owned()),
         "[a-z_]{1,12}",
     ];
-    proptest::collection::btree_map(key, json_value(), 0..4).prop_map(|m| m.into_iter().collect())
+    proptest::collection::btree_map(key, json_value(), 0..5).prop_map(|m| m.into_iter().collect())
 }
 
 fn text_ok(v: &Value) -> bool {
@@ -43,18 +47,21 @@ fn text_ok(v: &Value) -> bool {
 }
 
 fn oracle(kind: ProviderKind, creds: &Map<String, Value>) -> bool {
-    let keys = required_keys(kind);
-    if creds.len() != keys.len() || !keys.iter().all(|k| creds.get(*k).is_some_and(text_ok)) {
+    let (keys, optional) = (required_keys(kind), optional_keys(kind));
+    let known = |k: &String| keys.contains(&k.as_str()) || optional.contains(&k.as_str());
+    if !creds.keys().all(known) || !creds.values().all(text_ok) {
         return false;
     }
-    match (kind, creds.get("account_sid")) {
-        (ProviderKind::Twilio, Some(Value::String(sid))) => {
-            sid.len() == 34
-                && sid.starts_with("AC")
-                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
-        }
-        _ => true,
+    if !keys.iter().all(|k| creds.contains_key(*k)) {
+        return false;
     }
+    let sid_ok = |key: &str, prefix: &str| match creds.get(key) {
+        Some(Value::String(sid)) => is_twilio_sid(prefix, sid),
+        _ => true,
+    };
+    let paired = creds.contains_key("api_key_sid") == creds.contains_key("api_key_secret");
+    kind != ProviderKind::Twilio
+        || (sid_ok("account_sid", "AC") && sid_ok("api_key_sid", "SK") && paired)
 }
 
 proptest! {
