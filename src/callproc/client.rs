@@ -53,6 +53,10 @@ impl DialError {
 /// Longest Call Processor error text kept in a `Rejected`.
 const MAX_ERROR_CHARS: usize = 200;
 
+/// The longest `Retry-After` a 5xx answer can make the client wait before
+/// its next attempt (a Call Processor passing on a carrier's rate limit).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// A client of one Call Processor. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CallProcessorClient {
@@ -66,7 +70,8 @@ pub struct CallProcessorClient {
 enum Attempt {
     Done(Dialed),
     Final(DialError),
-    Retry(String),
+    /// Why, and how long the Call Processor asked us to wait.
+    Retry(String, Option<Duration>),
 }
 
 impl CallProcessorClient {
@@ -102,9 +107,15 @@ impl CallProcessorClient {
         let body = encode(req);
         let key = req.call_id.to_string();
         let mut last = String::new();
+        let mut asked_wait = None;
         for attempt in 1..=self.max_attempts {
             if attempt > 1 {
-                tokio::time::sleep(self.backoff(attempt - 1)).await;
+                // Never sooner than the Call Processor asked (its carrier's
+                // rate limit, a dial another request is placing).
+                let wait = self
+                    .backoff(attempt - 1)
+                    .max(asked_wait.unwrap_or_default());
+                tokio::time::sleep(wait).await;
             }
             match self.attempt(&key, body.clone()).await {
                 Attempt::Done(dialed) => return Ok(dialed),
@@ -118,7 +129,8 @@ impl CallProcessorClient {
                     });
                 }
                 Attempt::Final(err) => return Err(err),
-                Attempt::Retry(why) => {
+                Attempt::Retry(why, after) => {
+                    asked_wait = after.map(|a| a.min(MAX_RETRY_AFTER));
                     let why = redact(&why, req.credentials);
                     tracing::warn!(
                         call_id = %req.call_id,
@@ -158,7 +170,7 @@ impl CallProcessorClient {
             .await;
         let resp = match sent {
             Ok(resp) => resp,
-            Err(e) => return Attempt::Retry(describe(e)),
+            Err(e) => return Attempt::Retry(describe(e), None),
         };
         let status = resp.status();
         if status.is_success() {
@@ -166,12 +178,13 @@ impl CallProcessorClient {
                 Ok(w) if !w.provider_call_id.is_empty() => Attempt::Done(Dialed {
                     provider_call_id: w.provider_call_id,
                 }),
-                Ok(_) => Attempt::Retry("answer without provider_call_id".into()),
-                Err(e) => Attempt::Retry(describe(e)),
+                Ok(_) => Attempt::Retry("answer without provider_call_id".into(), None),
+                Err(e) => Attempt::Retry(describe(e), None),
             };
         }
         if status.is_server_error() {
-            return Attempt::Retry(format!("HTTP {}", status.as_u16()));
+            let after = retry_after(resp.headers());
+            return Attempt::Retry(format!("HTTP {}", status.as_u16()), after);
         }
         let error = match resp.json::<ErrorWire>().await {
             // Bounded before redaction scans it; cut to size after.
@@ -186,6 +199,19 @@ impl CallProcessorClient {
             error,
         })
     }
+}
+
+/// `Retry-After` in (possibly fractional) seconds; an HTTP date is not
+/// read (neither carriers nor our adapter send one).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 #[derive(Deserialize)]

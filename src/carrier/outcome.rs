@@ -48,14 +48,6 @@ pub fn transport(e: reqwest::Error) -> CarrierError {
     }
 }
 
-/// `Retry-After` in seconds, as carriers send it.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let secs: f64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
-}
+/// `Retry-After` in seconds, as carriers send it (shared with the worker's
+/// Call Processor client).
+pub use crate::callproc::client::retry_after;

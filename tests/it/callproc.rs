@@ -305,3 +305,44 @@ async fn callproc_https_url_speaks_tls() {
     assert_eq!(bytes[1], 0x03);
     assert!(!err.to_string().contains(CANARY));
 }
+
+/// A 503 with `Retry-After` (a carrier's rate limit passed on, or a dial
+/// another request is placing) holds the next attempt back that long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_holds_the_next_attempt_back() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = Router::new().route(
+        "/telephony/originate",
+        post(move || {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let headers = [("retry-after", "1")];
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, headers, "{}").into_response()
+                } else {
+                    axum::Json(json!({"provider_call_id": "CP-1"})).into_response()
+                }
+            }
+        }),
+    );
+    use axum::response::IntoResponse;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = CallProcessorClient::new(base, ms(2000), 2).with_backoff(ms(10), ms(20));
+    let creds = creds();
+    let started = std::time::Instant::now();
+    let dialed = client
+        .originate(&request(CallId::new(), &creds, "http://127.0.0.1:9/cb"))
+        .await
+        .unwrap();
+    assert_eq!(dialed.provider_call_id, "CP-1");
+    assert!(
+        started.elapsed() >= ms(1000),
+        "retried after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
