@@ -37,11 +37,12 @@ impl Deps {
     /// NATS and Redis.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Deps> {
         let pool = db::prepare(&settings.db.url, settings.db.max_connections).await?;
-        let nats = async_nats::ConnectOptions::new()
+        let (options, address) = nats_options(&settings.nats_url)?;
+        let nats = options
             .name("switchboard")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(&settings.nats_url)
+            .connect(address)
             .await
             .context("connect to NATS")?;
         let js = async_nats::jetstream::new(nats.clone());
@@ -73,5 +74,50 @@ impl Deps {
             clock: SystemClock::shared(),
             progress: Arc::new(Progress::default()),
         }
+    }
+}
+
+/// Connect options for a NATS URL that may carry a user and password
+/// (`nats://relay:secret@host:4222`) or a token (`nats://token@host`), and
+/// the address without them. async-nats does not read credentials from the
+/// URL itself; without this a configured user would silently connect as
+/// nobody. Errors never repeat the URL (it may hold a password).
+pub fn nats_options(url: &str) -> anyhow::Result<(async_nats::ConnectOptions, String)> {
+    let mut parsed = reqwest::Url::parse(url)
+        .map_err(|_| anyhow::anyhow!("SWITCHBOARD_NATS_URL is not a URL"))?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(parsed.username());
+    let password = parsed.password().map(decode);
+    let options = match (user.is_empty(), password) {
+        (true, _) => async_nats::ConnectOptions::new(),
+        (false, Some(password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        (false, None) => async_nats::ConnectOptions::with_token(user),
+    };
+    // Cannot fail on a URL with a host, which nats:// URLs have.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Ok((options, parsed.to_string()))
+}
+
+#[cfg(test)]
+mod nats_url_tests {
+    use super::nats_options;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (_, addr) = nats_options("nats://relay:p%40ss@127.0.0.1:4222").unwrap();
+        assert_eq!(addr, "nats://127.0.0.1:4222");
+        let (_, addr) = nats_options("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(addr, "nats://127.0.0.1:4222");
+        let err = nats_options("not a url with secret")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"));
     }
 }

@@ -58,6 +58,19 @@ pub struct Settings {
     /// How long `POST /calls/originate` waits for the outcome before 202.
     #[arg(long, env = "SWITCHBOARD_ORIGINATE_WAIT", default_value = "10s", value_parser = parse_ttl, global = true)]
     pub originate_wait: std::time::Duration,
+    /// How often `GET /events/stream` sends a heartbeat comment.
+    #[arg(long, env = "SWITCHBOARD_FEED_HEARTBEAT", default_value = "15s", value_parser = parse_ttl, global = true)]
+    pub feed_heartbeat: std::time::Duration,
+    /// Events the live feed holds for its slowest client; one that falls
+    /// further behind is closed with an `overflow` event (it resumes with
+    /// Last-Event-ID).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_FEED_BUFFER",
+        default_value_t = 8192,
+        global = true
+    )]
+    pub feed_buffer: usize,
     #[command(flatten)]
     pub auth: AuthSettings,
     /// `kid:base64(32 bytes)`, comma-separated, first is primary.

@@ -47,6 +47,20 @@ fn after(q: &ListQuery, errors: &mut Vec<FieldError>) -> Option<Position> {
     at
 }
 
+/// The `type` filter: an event type's spelling (a letter, then letters,
+/// digits or _), or an error named `type`.
+pub(super) fn event_type(q: &ListQuery, errors: &mut Vec<FieldError>) -> Option<String> {
+    let t = q.get("type")?;
+    let well_formed = (1..=100).contains(&t.len())
+        && t.starts_with(|c: char| c.is_ascii_alphabetic())
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !well_formed {
+        errors.push(FieldError::new("type", "must be an event type name"));
+        return None;
+    }
+    Some(t.to_owned())
+}
+
 /// The filters of `GET /audit/events`, every bad one named at once.
 fn filter(q: &ListQuery) -> Result<TenantFilter, ApiError> {
     q.only(&["stream_id", "type", "since", "until", "after"])?;
@@ -58,16 +72,7 @@ fn filter(q: &ListQuery) -> Result<TenantFilter, ApiError> {
             None
         }
     };
-    let event_type = q.get("type").map(str::to_owned);
-    // An event type's spelling: a letter, then letters, digits or _.
-    let well_formed = |t: &str| {
-        (1..=100).contains(&t.len())
-            && t.starts_with(|c: char| c.is_ascii_alphabetic())
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    if event_type.as_ref().is_some_and(|t| !well_formed(t)) {
-        errors.push(FieldError::new("type", "must be an event type name"));
-    }
+    let event_type = event_type(q, &mut errors);
     let since = time(q, "since", &mut errors);
     let until = time(q, "until", &mut errors);
     // `until` before `since` is an empty window, not an error: the page is

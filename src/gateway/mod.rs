@@ -17,6 +17,7 @@ mod calls;
 mod destinations;
 pub mod error;
 mod etag;
+pub mod feed;
 mod idempotency;
 pub mod json;
 mod limits;
@@ -65,6 +66,8 @@ pub struct Gateway {
     /// (tenant, e164) → number id, as last resolved; an originate refused
     /// on a remembered id resolves it again.
     pub caller_ids: Arc<quick_cache::sync::Cache<(events::TenantId, String), events::NumberId>>,
+    /// The live event feed's tail of the store (`spawn_followers` runs it).
+    pub feed: Arc<feed::Hub>,
 }
 
 impl FromRef<Gateway> for Arc<Verifier> {
@@ -116,6 +119,7 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/streams/{stream_id}", get(audit::stream))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/events/stream", get(feed::stream))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
@@ -177,6 +181,10 @@ impl Gateway {
             originate_wait: settings.originate_wait,
             outcomes: Arc::default(),
             caller_ids: Arc::new(quick_cache::sync::Cache::new(100_000)),
+            feed: Arc::new(feed::Hub::new(
+                settings.feed_heartbeat,
+                settings.feed_buffer,
+            )),
         })
     }
 
@@ -194,6 +202,17 @@ impl Gateway {
         let (outcomes, nats, ns) = (self.outcomes.clone(), d.nats.clone(), d.ns.clone());
         sup.spawn_loop(Stage::Pipeline, "gateway:outcomes-nats", |stop| {
             outcomes.follow_nats(nats, ns, stop)
+        });
+        let (feed, deps) = (self.feed.clone(), d.clone());
+        sup.spawn_loop(Stage::Pipeline, "gateway:event-feed", |stop| {
+            feed.follow(deps, stop)
+        });
+        // Open feeds end when the HTTP stage stops, or its graceful
+        // shutdown would wait on them forever.
+        let feed = self.feed.clone();
+        sup.spawn_loop(Stage::Http, "gateway:event-feed-close", |stop| async move {
+            stop.cancelled().await;
+            feed.close();
         });
         let (progress, pool) = (d.progress.clone(), d.pool.clone());
         sup.spawn_loop(Stage::Pipeline, "gateway:progress", |stop| async move {

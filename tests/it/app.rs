@@ -75,6 +75,17 @@ impl TestApp {
         clock: Option<switchboard::clock::SharedClock>,
         with_worker: bool,
     ) -> TestApp {
+        Self::spawn_on_nats(env, &crate::support::nats_url(), extra, clock, with_worker).await
+    }
+
+    /// As `spawn_on`, against the NATS at `nats` (a URL that may carry a user).
+    pub async fn spawn_on_nats(
+        env: TestEnv,
+        nats: &str,
+        extra: &[&str],
+        clock: Option<switchboard::clock::SharedClock>,
+        with_worker: bool,
+    ) -> TestApp {
         let shutdown = CancellationToken::new();
         let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut own_sim = None;
@@ -87,8 +98,8 @@ impl TestApp {
             extra.extend(["--call-processor-url".to_owned(), sim.base_url()]);
             own_sim = Some(sim);
         }
-        let settings = settings_for(&env, extra);
-        let mut deps = env.deps().await;
+        let settings = settings_for_nats(&env, nats, extra);
+        let mut deps = env.deps_with_nats(nats).await;
         if let Some(clock) = clock {
             deps.clock = clock;
         }
@@ -293,6 +304,14 @@ impl TestApp {
 
 /// The settings of a process of this test's install, with `extra` flags.
 pub fn settings_for(env: &TestEnv, extra: Vec<String>) -> switchboard::config::Settings {
+    settings_for_nats(env, &crate::support::nats_url(), extra)
+}
+
+fn settings_for_nats(
+    env: &TestEnv,
+    nats: &str,
+    extra: Vec<String>,
+) -> switchboard::config::Settings {
     let data_dir = std::env::temp_dir().join(format!("sbdata-{}", Uuid::new_v4().simple()));
     let master = format!("mk1:{}", base64_key());
     let mut args: Vec<String> = [
@@ -312,7 +331,7 @@ pub fn settings_for(env: &TestEnv, extra: Vec<String>) -> switchboard::config::S
         "--data-dir",
         data_dir.to_str().unwrap(),
         "--nats-url",
-        &crate::support::nats_url(),
+        nats,
         "--redis-url",
         &env.redis_url,
     ]

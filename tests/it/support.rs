@@ -50,9 +50,10 @@ impl TestEnv {
     }
 
     pub async fn deps_with_nats(&self, nats: &str) -> Deps {
-        let nats = async_nats::ConnectOptions::new()
+        let (options, address) = switchboard::app::nats_options(nats).unwrap();
+        let nats = options
             .retry_on_initial_connect()
-            .connect(nats)
+            .connect(address)
             .await
             .unwrap();
         let js = jetstream::new(nats.clone());
@@ -143,8 +144,30 @@ impl NatsProcess {
         p
     }
 
+    /// A server with `config` (an authorization block, say) beside the
+    /// usual flags.
+    pub fn start_with_config(config: &str) -> NatsProcess {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sbnats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("server.conf"), config).unwrap();
+        let mut p = NatsProcess {
+            port,
+            dir,
+            child: None,
+        };
+        p.restart();
+        p
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server logged (for a failing test's message).
+    #[allow(dead_code)]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     pub fn stop(&mut self) {
@@ -174,8 +197,21 @@ impl NatsProcess {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(
+                Some(self.dir.join("server.conf"))
+                    .filter(|c| c.exists())
+                    .map(|c| vec!["-c".into(), c.into_os_string()])
+                    .unwrap_or_default(),
+            )
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("server.log"))
+                    .map(std::process::Stdio::from)
+                    .unwrap_or_else(|_| std::process::Stdio::null()),
+            )
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);

@@ -183,6 +183,9 @@ fn query(name: &str) -> Option<Value> {
         "stream_id" | "agent_id" => uuid(),
         "type" => json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,99}$"}),
         "provider" => json!({"enum": ["twilio", "plivo", "vobiz"]}),
+        "stream_type" => {
+            json!({"enum": events::StreamType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()})
+        }
         "status" => {
             json!({"enum": events::CallStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()})
         }
@@ -499,6 +502,16 @@ const OPERATIONS: &[Op] = &[
         id: "verifyAudit",
         errors: &[],
         cursor: None,
+        body: None,
+        conditional: false,
+        links: &[],
+    },
+    Op {
+        method: "get",
+        path: "/api/v1/events/stream",
+        id: "streamEvents",
+        errors: &[400],
+        cursor: Some(position_cursor),
         body: None,
         conditional: false,
         links: &[],

@@ -21,7 +21,7 @@ use super::{calls, destinations, limits, numbers, providers};
         limits::get_limits, limits::patch_limits, limits::put_limits, limits::usage,
         destinations::get_destinations, destinations::put_destinations,
         calls::originate, calls::get_call, calls::list_calls,
-        super::audit::events, super::audit::stream, super::audit::verify,
+        super::audit::events, super::audit::stream, super::audit::verify, super::feed::stream,
     ),
     components(schemas(providers::ProviderView, numbers::NumberView, limits::LimitsView,
         destinations::DestinationsView, calls::CallView)),
