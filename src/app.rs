@@ -83,8 +83,14 @@ impl Deps {
 /// URL itself; without this a configured user would silently connect as
 /// nobody. Errors never repeat the URL (it may hold a password).
 pub fn nats_options(url: &str) -> anyhow::Result<(async_nats::ConnectOptions, String)> {
-    let mut parsed = reqwest::Url::parse(url)
-        .map_err(|_| anyhow::anyhow!("SWITCHBOARD_NATS_URL is not a URL"))?;
+    // `host:4222` and `user:pw@host:4222` work without a scheme, as they
+    // did before credentials were read here.
+    let url = match url.contains("://") {
+        true => url.to_owned(),
+        false => format!("nats://{url}"),
+    };
+    let mut parsed =
+        reqwest::Url::parse(&url).map_err(|_| anyhow::anyhow!("NATS_URL is not a URL"))?;
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(s)
             .decode_utf8_lossy()
@@ -114,6 +120,8 @@ mod nats_url_tests {
         let (_, addr) = nats_options("nats://relay:p%40ss@127.0.0.1:4222").unwrap();
         assert_eq!(addr, "nats://127.0.0.1:4222");
         let (_, addr) = nats_options("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(addr, "nats://127.0.0.1:4222");
+        let (_, addr) = nats_options("relay:pw@127.0.0.1:4222").unwrap();
         assert_eq!(addr, "nats://127.0.0.1:4222");
         let err = nats_options("not a url with secret")
             .unwrap_err()

@@ -125,6 +125,10 @@ pub async fn start(settings: &Settings, deps: Deps, roles: Roles) -> anyhow::Res
         true => Some(Gateway::from_settings(settings, deps.clone(), caps)?),
         false => None,
     };
+    if let Some(gw) = &gw {
+        // Before the API serves, so no feed subscribes behind the tail.
+        gw.feed.init(&deps.pool).await?;
+    }
     serve_http(&deps, gw.as_ref(), listener, &mut sup);
     Ok(Started {
         addr,

@@ -35,7 +35,9 @@ pub struct Settings {
         long,
         env = "NATS_URL",
         default_value = "nats://127.0.0.1:4222",
-        global = true
+        global = true,
+        // It may carry a user's password.
+        hide_env_values = true
     )]
     pub nats_url: String,
     #[arg(

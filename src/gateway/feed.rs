@@ -53,7 +53,8 @@ const TAIL_PAGE: i64 = 1000;
 /// The process's tail of the store, shared by every connection.
 pub struct Hub {
     tx: broadcast::Sender<Arc<StoredEvent>>,
-    /// The last position the tail has read (set before it sends them).
+    /// The last position the tail has read (set before it sends them);
+    /// -1 until `init`.
     cursor: AtomicI64,
     /// Cancelled when the HTTP stage stops, so open streams end and the
     /// server's graceful shutdown is not held up by them.
@@ -67,10 +68,20 @@ impl Hub {
     pub fn new(heartbeat: Duration, buffer: usize) -> Hub {
         Hub {
             tx: broadcast::channel(buffer.max(1)).0,
-            cursor: AtomicI64::new(0),
+            cursor: AtomicI64::new(-1),
             closing: CancellationToken::new(),
             heartbeat,
         }
+    }
+
+    /// Starts the tail at the store's end; called before the API serves, so
+    /// no connection can have subscribed behind it.
+    pub async fn init(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+        let head = store_head(pool).await?.global_position;
+        let _ = self
+            .cursor
+            .compare_exchange(-1, head, Ordering::SeqCst, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Ends every open stream (the HTTP stage is stopping).
@@ -104,14 +115,25 @@ impl Hub {
     async fn tail(&self, deps: &crate::app::Deps, stop: &CancellationToken) -> anyhow::Result<()> {
         let mut wake = store::Wake::new(&deps.pool, Some(deps.store.feed()), None).await?;
         let head = || async { anyhow::Ok(store_head(&deps.pool).await?.global_position) };
-        if self.cursor.load(Ordering::SeqCst) == 0 {
-            self.cursor.store(head().await?, Ordering::SeqCst);
+        // Only when `init` was skipped; a restart after an error keeps the
+        // cursor, which is exactly what was sent.
+        if self.cursor.load(Ordering::SeqCst) < 0 {
+            let h = head().await?;
+            let _ = self
+                .cursor
+                .compare_exchange(-1, h, Ordering::SeqCst, Ordering::SeqCst);
         }
         loop {
             let at = Position::new(self.cursor.load(Ordering::SeqCst));
             if self.tx.receiver_count() == 0 {
-                self.cursor
-                    .store(head().await?.max(at.global_position), Ordering::SeqCst);
+                // Skip ahead only if still nobody listens *after* the head
+                // was read: a client that subscribes later reads a head at
+                // or above it, so nothing it waits for is skipped.
+                let h = head().await?;
+                if self.tx.receiver_count() == 0 {
+                    self.cursor
+                        .store(h.max(at.global_position), Ordering::SeqCst);
+                }
             } else {
                 let batch = store::read_global(&deps.pool, at, TAIL_PAGE).await?;
                 if let Some(last) = batch.last() {
@@ -172,15 +194,10 @@ impl Filter {
         let header = headers
             .get("last-event-id")
             .map(|v| v.to_str().unwrap_or("\u{0}"));
+        // A browser's EventSource reconnects to the same URL (its `after=`)
+        // and adds Last-Event-ID: the header is the newer of the two.
         let after = match (header, q.get("after")) {
-            (Some(_), Some(_)) => {
-                errors.push(FieldError::new(
-                    "after",
-                    "give Last-Event-ID or after, not both",
-                ));
-                None
-            }
-            (Some(h), None) => Self::position("Last-Event-ID", h, &mut errors),
+            (Some(h), _) => Self::position("Last-Event-ID", h, &mut errors),
             (None, Some(a)) => Self::position("after", a, &mut errors),
             (None, None) => None,
         };
@@ -268,6 +285,20 @@ struct Conn {
 impl Conn {
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
+            if self.closing.is_cancelled() && !matches!(self.phase, Phase::Done) {
+                // Resume below the first event not yet sent.
+                let resume = match self.pending.front() {
+                    Some(e) => Position::new(e.position.global_position - 1),
+                    None => self.last,
+                };
+                self.phase = Phase::Done;
+                self.pending.clear();
+                return Some(closing(
+                    "closing",
+                    resume,
+                    "the server is stopping; resume with Last-Event-ID",
+                ));
+            }
             if let Some(e) = self.pending.pop_front() {
                 return Some(sse(&e));
             }
