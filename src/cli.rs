@@ -78,7 +78,7 @@ pub enum Command {
 /// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what a container runtime or
 /// systemd sends to stop a service).
-pub(crate) async fn stop_signal() {
+async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -172,7 +172,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.cancel();
             return Ok(());
         }
-        Command::Callproc(carrier) => return crate::carrier::run(&settings, carrier).await,
+        Command::Callproc(carrier) => {
+            return crate::carrier::run(&settings, carrier, stop_signal()).await
+        }
         Command::Serve => Roles::all(),
         Command::Worker => Roles {
             worker: true,

@@ -200,10 +200,12 @@ pub async fn spawn(
     addr
 }
 
-/// `switchboard callproc`: migrate, listen, serve until SIGINT/SIGTERM.
+/// `switchboard callproc`: migrate, listen, serve until `stop` (the CLI's
+/// SIGINT/SIGTERM) completes.
 pub async fn run(
     settings: &crate::config::Settings,
     carrier: CarrierSettings,
+    stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let secret = settings.callback_secret()?;
     let pool = crate::db::prepare(&settings.db.url, settings.db.max_connections).await?;
@@ -217,7 +219,7 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     spawn(listener, adapter, shutdown.clone()).await;
     println!("carrier adapter listening on http://{addr} (carriers call back at {public_url})");
-    crate::cli::stop_signal().await;
+    stop.await;
     shutdown.cancel();
     Ok(())
 }
