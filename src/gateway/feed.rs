@@ -76,8 +76,8 @@ impl Hub {
 
     /// Starts the tail at the store's end; called before the API serves, so
     /// no connection can have subscribed behind it.
-    pub async fn init(&self, pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-        let head = store_head(pool).await?.global_position;
+    pub async fn init(&self, pool: &sqlx::PgPool) -> Result<(), store::StoreError> {
+        let head = store::head(pool).await?.global_position;
         let _ = self
             .cursor
             .compare_exchange(-1, head, Ordering::SeqCst, Ordering::SeqCst);
@@ -114,7 +114,7 @@ impl Hub {
 
     async fn tail(&self, deps: &crate::app::Deps, stop: &CancellationToken) -> anyhow::Result<()> {
         let mut wake = store::Wake::new(&deps.pool, Some(deps.store.feed()), None).await?;
-        let head = || async { anyhow::Ok(store_head(&deps.pool).await?.global_position) };
+        let head = || async { anyhow::Ok(store::head(&deps.pool).await?.global_position) };
         // Only when `init` was skipped; a restart after an error keeps the
         // cursor, which is exactly what was sent.
         if self.cursor.load(Ordering::SeqCst) < 0 {
@@ -230,14 +230,6 @@ impl Filter {
                 .as_deref()
                 .is_none_or(|t| env.event_type == t)
     }
-}
-
-/// The highest position stored.
-async fn store_head(pool: &sqlx::PgPool) -> Result<Position, sqlx::Error> {
-    let top: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await?;
-    Ok(Position::new(top))
 }
 
 fn sse(e: &StoredEvent) -> SseEvent {
@@ -398,7 +390,7 @@ pub async fn stream(
             // Subscribed first, then the head read: whatever the tail sends
             // from now on and is above the head is new to this client.
             let rx = hub.subscribe();
-            (Some(rx), store_head(&gw.deps.pool).await?, Phase::Live)
+            (Some(rx), store::head(&gw.deps.pool).await?, Phase::Live)
         }
     };
     let conn = Conn {

@@ -30,7 +30,7 @@ pub use fold::{fold_onto, load};
 pub use heads::Heads;
 pub use position::Position;
 pub use read::{
-    count_after, read_global, read_global_of, read_stream, read_stream_after, read_tenant,
+    count_after, head, read_global, read_global_of, read_stream, read_stream_after, read_tenant,
     TenantFilter,
 };
 pub use row::StoredEvent;

@@ -156,12 +156,19 @@ pub async fn read_tenant(
     Ok(StoredEvent::from_rows(&rows)?)
 }
 
-/// How many events lie after `at`, for a reader's lag metric: the distance
-/// to the highest position stored (a rolled-back append leaves a hole in the
-/// numbers, so it can overcount by those), at most `cap`. One index probe.
-pub async fn count_after(pool: &PgPool, at: Position, cap: i64) -> Result<i64, StoreError> {
-    let top: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+/// The highest position stored (`START` for an empty store). One index
+/// probe.
+pub async fn head(pool: &PgPool) -> Result<Position, StoreError> {
+    let top: i64 = sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
         .fetch_one(pool)
         .await?;
-    Ok((top.unwrap_or(0) - at.global_position).clamp(0, cap))
+    Ok(Position::new(top))
+}
+
+/// How many events lie after `at`, for a reader's lag metric: the distance
+/// to the highest position stored (a rolled-back append leaves a hole in the
+/// numbers, so it can overcount by those), at most `cap`.
+pub async fn count_after(pool: &PgPool, at: Position, cap: i64) -> Result<i64, StoreError> {
+    let top = head(pool).await?;
+    Ok((top.global_position - at.global_position).clamp(0, cap))
 }

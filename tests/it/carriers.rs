@@ -121,6 +121,17 @@ fn twilio_creds() -> Value {
     json!({"account_sid": account_sid(), "auth_token": CANARY})
 }
 
+/// A new call on the test Twilio account, for tests that do not follow its
+/// callbacks (they go to a closed port).
+fn twilio_dial() -> Value {
+    originate_body(
+        Uuid::new_v4(),
+        "twilio",
+        twilio_creds(),
+        "http://127.0.0.1:9/cb",
+    )
+}
+
 /// A fake Twilio and an adapter in front of it, on a fresh database.
 async fn twilio_setup(flags: &[&str]) -> (TestEnv, FakeTwilio, Running) {
     let env = TestEnv::new().await;
@@ -276,12 +287,7 @@ async fn twilio_errors_map_to_clear_failures_and_are_never_reposted() {
             retry_after: None,
         });
         let before = fake.posts().len();
-        let body = originate_body(
-            Uuid::new_v4(),
-            "twilio",
-            twilio_creds(),
-            "http://127.0.0.1:9/cb",
-        );
+        let body = twilio_dial();
         let a = dial(&adapter.url, &body).await;
         assert_eq!(a.status, status, "{code}: {a:?}");
         let error = a.body["error"].as_str().unwrap();
@@ -307,12 +313,7 @@ async fn twilio_errors_map_to_clear_failures_and_are_never_reposted() {
             code,
             retry_after: Some(3),
         });
-        let body = originate_body(
-            Uuid::new_v4(),
-            "twilio",
-            twilio_creds(),
-            "http://127.0.0.1:9/cb",
-        );
+        let body = twilio_dial();
         let a = dial(&adapter.url, &body).await;
         assert_eq!((a.status, a.retry_after), (503, Some(3)), "{code}: {a:?}");
         fake.set_mode(Mode::Ok);
@@ -330,12 +331,7 @@ async fn a_lost_answer_is_adopted_from_the_call_list_not_reposted() {
     let (_env, fake, adapter) =
         twilio_setup(&["--carrier-timeout", "500ms", "--reconcile-margin", "200ms"]).await;
     fake.set_mode(Mode::Hold);
-    let body = originate_body(
-        Uuid::new_v4(),
-        "twilio",
-        twilio_creds(),
-        "http://127.0.0.1:9/cb",
-    );
+    let body = twilio_dial();
     let first = dial(&adapter.url, &body).await;
     assert_eq!(first.status, 503, "{first:?}");
     // Were it posted again, the fake would now create a second call.
@@ -359,12 +355,7 @@ async fn a_lost_request_is_posted_again_only_after_the_list_shows_no_call() {
     let (_env, fake, adapter) =
         twilio_setup(&["--carrier-timeout", "500ms", "--reconcile-margin", "200ms"]).await;
     fake.set_mode(Mode::Lose);
-    let body = originate_body(
-        Uuid::new_v4(),
-        "twilio",
-        twilio_creds(),
-        "http://127.0.0.1:9/cb",
-    );
+    let body = twilio_dial();
     assert_eq!(dial(&adapter.url, &body).await.status, 503);
     assert_eq!(fake.lists(), 0, "no list before the lease lapsed");
     fake.set_mode(Mode::Ok);
@@ -380,12 +371,7 @@ async fn a_lost_request_is_posted_again_only_after_the_list_shows_no_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_requests_for_one_call_post_once() {
     let (_env, fake, adapter) = twilio_setup(&[]).await;
-    let body = originate_body(
-        Uuid::new_v4(),
-        "twilio",
-        twilio_creds(),
-        "http://127.0.0.1:9/cb",
-    );
+    let body = twilio_dial();
     let mut racers = tokio::task::JoinSet::new();
     for _ in 0..12 {
         let (url, body) = (adapter.url.clone(), body.clone());

@@ -167,10 +167,10 @@ async fn copy_and_swap(
     sqlx::raw_sql(projection.schema_sql())
         .execute(&mut *conn)
         .await?;
-    let total_hint: i64 =
-        sqlx::query_scalar("SELECT coalesce(max(global_position), 0) FROM events")
-            .fetch_one(pool)
-            .await?;
+    let total_hint = crate::store::head(pool)
+        .await
+        .map_err(StepError::from)?
+        .global_position;
     let mut p = Progress {
         phase: Phase::Copy,
         applied: 0,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::fake_twilio::{FakeTwilio, Mode};
-use super::{account_sid, dial, dial_until_settled, originate_body, twilio_creds, CANARY};
+use super::{account_sid, dial, dial_until_settled, twilio_dial, CANARY};
 use crate::callproc::SECRET;
 use crate::support::{free_port, TestEnv};
 
@@ -82,12 +82,7 @@ async fn killing_the_adapter_between_post_and_answer_dials_once() {
     // The carrier takes the POST and creates the call, but its answer
     // never comes: the adapter is killed while it waits.
     fake.set_mode(Mode::Hold);
-    let body = originate_body(
-        Uuid::new_v4(),
-        "twilio",
-        twilio_creds(),
-        "http://127.0.0.1:9/cb",
-    );
+    let body = twilio_dial();
     let in_flight = {
         let (url, body) = (url.clone(), body.clone());
         tokio::spawn(async move {
