@@ -55,6 +55,9 @@ pub enum Command {
     /// Master-key rotation, rewrapping and tenant shredding (SPEC §8).
     #[command(subcommand)]
     Keys(crate::secrets::cli::KeysCommand),
+    /// Every API route from a shell, against a remote gateway
+    /// (`SWITCHBOARD_URL`, `SWITCHBOARD_TOKEN`): tables, or `--json`.
+    Client(crate::client::ClientArgs),
     /// Mint an HS256 dev token.
     Token {
         /// The tenant the token speaks for.
@@ -73,6 +76,31 @@ pub enum Command {
         #[arg(long, default_value = "dev")]
         sub: String,
     },
+}
+
+/// What the command line asks for.
+pub enum Invocation {
+    /// A role or a one-shot tool, with the service's settings.
+    Service(Box<Cli>),
+    /// `switchboard client …`, which needs none of them.
+    Client(crate::client::ClientArgs),
+}
+
+/// Parses the command line (exiting with clap's message and code 2 when it
+/// is wrong). `client` is parsed apart: the service's settings are global
+/// flags of every other subcommand and would crowd its help.
+pub fn parse() -> Invocation {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "client") {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = crate::client::ClientArgs::command()
+            .bin_name("switchboard client")
+            .get_matches_from(&args[1..]);
+        let client =
+            crate::client::ClientArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        return Invocation::Client(client);
+    }
+    Invocation::Service(Box::new(Cli::parse_from(args)))
 }
 
 /// Parses `250ms`, `90s`, `30m`, `1h`, `7d` (or plain seconds).
@@ -155,6 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::Client(args) => return Ok(crate::client::run(args).await?),
         Command::Audit(cmd) => return crate::audit::cli::run(&settings, cmd).await,
         Command::Keys(cmd) => return crate::secrets::cli::run(&settings, cmd).await,
         Command::CallprocSim { sim_listen } => {
@@ -217,6 +246,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         )?;
         println!("dev tenant {tenant}; a token with every scope, valid 24 h:");
         println!("export SWITCHBOARD_TOKEN={token}");
+        // The token rides in the fragment, which browsers never send.
+        println!("console: http://{}/console#token={token}", started.addr);
     }
     // Until SIGTERM or a failing role; either way every role stops in
     // order, and a failure is the process's exit error, naming the role.

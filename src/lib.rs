@@ -12,6 +12,7 @@ pub mod caps;
 pub mod carrier;
 pub mod checkpoint;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -1,6 +1,6 @@
 //! `switchboard`: parses the command line and hands it to the library.
 
-use clap::Parser;
+use switchboard::cli::Invocation;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -11,12 +11,23 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = switchboard::cli::Cli::parse();
-    match switchboard::cli::run(cli).await {
+    let ran = match switchboard::cli::parse() {
+        Invocation::Service(cli) => switchboard::cli::run(*cli).await,
+        Invocation::Client(args) => switchboard::client::run(args).await.map_err(Into::into),
+    };
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("switchboard: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        // The client's failures carry an exit code by class and read as
+        // they are (a problem body, already in lines).
+        Err(e) => match e.downcast_ref::<switchboard::client::Failure>() {
+            Some(f) => {
+                eprintln!("switchboard client: {f}");
+                std::process::ExitCode::from(f.code())
+            }
+            None => {
+                eprintln!("switchboard: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -14,6 +14,7 @@
 mod audit;
 pub mod callbacks;
 mod calls;
+mod console;
 mod destinations;
 pub mod error;
 mod etag;
@@ -130,6 +131,7 @@ pub fn router(gw: Gateway) -> Router {
     let internal = Router::new().route(callbacks::PATH, axum::routing::post(callbacks::call_event));
     let metrics = gw.deps.metrics.clone();
     api.merge(internal)
+        .merge(console::router())
         .with_state(gw)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
