@@ -12,6 +12,7 @@ use crate::db;
 use crate::metrics::Metrics;
 use crate::namespace::Namespace;
 use crate::projection::Progress;
+use crate::redis_conn::RedisConn;
 use crate::store::Store;
 
 /// What the roles share: pools and clients are cheap to clone.
@@ -20,8 +21,11 @@ pub struct Deps {
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: RedisConn,
     pub ns: Namespace,
+    /// Replicas of the events stream when this process creates it (3 on a
+    /// three-node JetStream cluster).
+    pub stream_replicas: usize,
     pub metrics: Arc<Metrics>,
     /// The time caps and leases are judged by; tests move it.
     pub clock: SharedClock,
@@ -37,21 +41,21 @@ impl Deps {
     /// NATS and Redis.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Deps> {
         let pool = db::prepare(&settings.db.url, settings.db.max_connections).await?;
-        let (options, address) = nats_options(&settings.nats_url)?;
+        let (options, servers) = nats_options(&settings.nats_url)?;
         let nats = options
             .name("switchboard")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(address)
+            .connect(servers)
             .await
             .context("connect to NATS")?;
         let js = async_nats::jetstream::new(nats.clone());
-        let redis_client =
-            redis::Client::open(settings.redis_url.as_str()).context("parse REDIS_URL")?;
-        let redis = redis::aio::ConnectionManager::new(redis_client)
+        let redis = RedisConn::connect(&settings.redis_url, settings.redis_cluster)
             .await
             .context("connect to Redis")?;
-        Ok(Deps::new(pool, nats, js, redis, settings.namespace.clone()))
+        let mut deps = Deps::new(pool, nats, js, redis, settings.namespace.clone());
+        deps.stream_replicas = usize::from(settings.stream_replicas);
+        Ok(deps)
     }
 
     /// Deps over connections made elsewhere (tests, benchmarks): starts the
@@ -60,7 +64,7 @@ impl Deps {
         pool: PgPool,
         nats: async_nats::Client,
         js: async_nats::jetstream::Context,
-        redis: redis::aio::ConnectionManager,
+        redis: impl Into<RedisConn>,
         ns: Namespace,
     ) -> Deps {
         Deps {
@@ -68,8 +72,9 @@ impl Deps {
             pool,
             nats,
             js,
-            redis,
+            redis: redis.into(),
             ns,
+            stream_replicas: 1,
             metrics: Arc::new(Metrics::new()),
             clock: SystemClock::shared(),
             progress: Arc::new(Progress::default()),
@@ -79,10 +84,28 @@ impl Deps {
 
 /// Connect options for a NATS URL that may carry a user and password
 /// (`nats://relay:secret@host:4222`) or a token (`nats://token@host`), and
-/// the address without them. async-nats does not read credentials from the
+/// the addresses without them. A comma-separated list names the servers of
+/// a cluster (the client fails over between them); the credentials are the
+/// first URL's that has any. async-nats does not read credentials from the
 /// URL itself; without this a configured user would silently connect as
 /// nobody. Errors never repeat the URL (it may hold a password).
-pub fn nats_options(url: &str) -> anyhow::Result<(async_nats::ConnectOptions, String)> {
+pub fn nats_options(urls: &str) -> anyhow::Result<(async_nats::ConnectOptions, Vec<String>)> {
+    let mut options = None;
+    let mut servers = Vec::new();
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let (o, address) = nats_server(url)?;
+        if options.is_none() {
+            options = o;
+        }
+        servers.push(address);
+    }
+    anyhow::ensure!(!servers.is_empty(), "NATS_URL names no server");
+    let options = options.unwrap_or_default();
+    Ok((options, servers))
+}
+
+/// One server's URL: its credentials, if any, and its address without them.
+fn nats_server(url: &str) -> anyhow::Result<(Option<async_nats::ConnectOptions>, String)> {
     // `host:4222` and `user:pw@host:4222` work without a scheme, as they
     // did before credentials were read here.
     let url = match url.contains("://") {
@@ -99,11 +122,11 @@ pub fn nats_options(url: &str) -> anyhow::Result<(async_nats::ConnectOptions, St
     let user = decode(parsed.username());
     let password = parsed.password().map(decode);
     let options = match (user.is_empty(), password) {
-        (true, _) => async_nats::ConnectOptions::new(),
-        (false, Some(password)) => {
-            async_nats::ConnectOptions::with_user_and_password(user, password)
-        }
-        (false, None) => async_nats::ConnectOptions::with_token(user),
+        (true, _) => None,
+        (false, Some(password)) => Some(async_nats::ConnectOptions::with_user_and_password(
+            user, password,
+        )),
+        (false, None) => Some(async_nats::ConnectOptions::with_token(user)),
     };
     // Cannot fail on a URL with a host, which nats:// URLs have.
     let _ = parsed.set_username("");
@@ -118,11 +141,15 @@ mod nats_url_tests {
     #[test]
     fn credentials_leave_the_url() {
         let (_, addr) = nats_options("nats://relay:p%40ss@127.0.0.1:4222").unwrap();
-        assert_eq!(addr, "nats://127.0.0.1:4222");
+        assert_eq!(addr, ["nats://127.0.0.1:4222"]);
         let (_, addr) = nats_options("nats://127.0.0.1:4222").unwrap();
-        assert_eq!(addr, "nats://127.0.0.1:4222");
+        assert_eq!(addr, ["nats://127.0.0.1:4222"]);
         let (_, addr) = nats_options("relay:pw@127.0.0.1:4222").unwrap();
-        assert_eq!(addr, "nats://127.0.0.1:4222");
+        assert_eq!(addr, ["nats://127.0.0.1:4222"]);
+        let (_, addr) =
+            nats_options("nats://a:pw@127.0.0.1:4231, nats://a:pw@127.0.0.1:4232,").unwrap();
+        assert_eq!(addr, ["nats://127.0.0.1:4231", "nats://127.0.0.1:4232"]);
+        assert!(nats_options(" , ").is_err());
         let err = nats_options("not a url with secret")
             .unwrap_err()
             .to_string();

@@ -24,6 +24,7 @@ pub mod leader;
 pub mod metrics;
 pub mod namespace;
 pub mod projection;
+pub mod redis_conn;
 pub mod relay;
 pub mod roles;
 pub mod secrets;

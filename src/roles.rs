@@ -54,6 +54,7 @@ pub fn relay(deps: &Deps) -> Relay {
         local: Some(deps.store.clone()),
         js: deps.js.clone(),
         ns: deps.ns.clone(),
+        replicas: deps.stream_replicas,
         metrics: deps.metrics.clone(),
     }
 }

@@ -94,7 +94,7 @@ async fn ceiling(deps: &Deps, events: &[StoredEvent]) -> anyhow::Result<f64> {
 
 /// From the relay's start until its stream holds N more messages: events/s.
 async fn relay(deps: &Deps) -> anyhow::Result<f64> {
-    relay::ensure_stream(&deps.js, &deps.ns).await?;
+    relay::ensure_stream(&deps.js, &deps.ns, deps.stream_replicas).await?;
     let stream = deps.ns.events_stream();
     let target = messages(&deps.js, &stream).await? + N as u64;
     let stop = CancellationToken::new();

@@ -48,8 +48,8 @@ pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
 use events::{CallId, NumberId, TenantId};
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, TimeDelta, Utc};
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 
 use crate::clock::SharedClock;
@@ -76,7 +76,7 @@ pub struct NumberCap {
 /// The cost caps of every tenant; cheap to clone, one per worker is enough.
 #[derive(Clone)]
 pub struct Caps {
-    redis: ConnectionManager,
+    redis: RedisConn,
     pool: PgPool,
     ns: Namespace,
     clock: SharedClock,
@@ -87,7 +87,7 @@ impl Caps {
     /// `lease`: how long an admitted call holds its `concurrent` slot when no
     /// end arrives (`DEFAULT_LEASE` in production).
     pub fn new(
-        redis: ConnectionManager,
+        redis: RedisConn,
         pool: PgPool,
         ns: Namespace,
         clock: SharedClock,

@@ -18,9 +18,9 @@
 //! not name this Redis process, and the other scripts never write unless it
 //! does.
 
+use crate::redis_conn::RedisConn;
 use chrono::Utc;
 use events::TenantId;
-use redis::aio::ConnectionManager;
 
 use super::keys::{ms, retention, TenantKeys, DAY_KEY_TTL_MS};
 use super::snapshot::snapshot_with;
@@ -49,7 +49,7 @@ impl Caps {
     /// Loads `tenant`'s counters from the store unless they are loaded.
     pub(crate) async fn rebuild(&self, tenant: TenantId) -> Result<(), CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
-        let mut redis: ConnectionManager = self.redis.clone();
+        let mut redis: RedisConn = self.redis.clone();
         let mut tx = self.pool.begin().await?;
         sqlx::query(LOCK_TIMEOUT).execute(&mut *tx).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")

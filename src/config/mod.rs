@@ -47,6 +47,16 @@ pub struct Settings {
         global = true
     )]
     pub redis_url: String,
+    /// REDIS_URL names a Redis Cluster: one seed node or a comma-separated
+    /// list of them (each a `redis://` URL).
+    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER", global = true)]
+    pub redis_cluster: bool,
+    /// Replicas of the events stream when it is created (3 on a
+    /// three-node JetStream cluster; NATS_URL may list every node,
+    /// comma-separated). An existing stream keeps its own.
+    #[arg(long, env = "SWITCHBOARD_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5), global = true)]
+    pub stream_replicas: u8,
     #[arg(
         long = "listen",
         env = "SWITCHBOARD_LISTEN",

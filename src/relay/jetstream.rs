@@ -17,10 +17,12 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(30 * 60);
 /// a feed for subscribers and workers, and must not grow without bound.
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Creates the events stream if missing (file storage, dedupe window).
+/// Creates the events stream if missing (file storage, dedupe window,
+/// `replicas` copies; an existing stream keeps its own).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     ns: &Namespace,
+    replicas: usize,
 ) -> anyhow::Result<stream::Stream> {
     let config = stream::Config {
         name: ns.events_stream(),
@@ -28,6 +30,7 @@ pub async fn ensure_stream(
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         max_age: RETENTION,
+        num_replicas: replicas,
         ..Default::default()
     };
     js.get_or_create_stream(config)

@@ -54,6 +54,8 @@ pub struct Relay {
     pub local: Option<store::Store>,
     pub js: async_nats::jetstream::Context,
     pub ns: Namespace,
+    /// Replicas of the events stream if this relay creates it.
+    pub replicas: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -77,7 +79,7 @@ impl Relay {
     async fn relay_while_leading(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Backoff::default();
         loop {
-            match ensure_stream(&self.js, &self.ns).await {
+            match ensure_stream(&self.js, &self.ns, self.replicas).await {
                 Ok(_) => break,
                 Err(e) => backoff.wait("ensure stream", &e).await,
             }

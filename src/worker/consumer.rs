@@ -33,7 +33,7 @@ const LEGACY_RELEASE_CONSUMER: &str = "caps-release";
 /// releasers.
 pub async fn ensure_consumers(w: &Worker) -> anyhow::Result<(PullConsumer, Vec<PullConsumer>)> {
     let ns = &w.deps.ns;
-    let stream = ensure_stream(&w.deps.js, ns).await?;
+    let stream = ensure_stream(&w.deps.js, ns, w.deps.stream_replicas).await?;
     let originate = stream
         .get_or_create_consumer(
             ORIGINATE_CONSUMER,

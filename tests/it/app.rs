@@ -100,6 +100,7 @@ impl TestApp {
         }
         let settings = settings_for_nats(&env, nats, extra);
         let mut deps = env.deps_with_nats(nats).await;
+        deps.stream_replicas = usize::from(settings.stream_replicas);
         if let Some(clock) = clock {
             deps.clock = clock;
         }
@@ -338,6 +339,9 @@ fn settings_for_nats(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if env.redis_cluster {
+        args.push("--redis-cluster".into());
+    }
     args.extend(extra);
     args.push("serve".into());
     Cli::parse_from(args).settings

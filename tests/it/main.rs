@@ -15,6 +15,7 @@ mod callproc;
 mod caps;
 mod carriers;
 mod client;
+mod clusters;
 mod command_state;
 mod console;
 mod faults;

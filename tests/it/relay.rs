@@ -19,7 +19,7 @@ fn relay(deps: &Deps) -> Relay {
 }
 
 /// Every message in the namespace's events stream, in stream order.
-async fn published(js: &jetstream::Context, deps: &Deps) -> Vec<Envelope> {
+pub(crate) async fn published(js: &jetstream::Context, deps: &Deps) -> Vec<Envelope> {
     let Ok(mut stream) = js.get_stream(deps.ns.events_stream()).await else {
         return Vec::new();
     };
@@ -42,7 +42,7 @@ async fn published(js: &jetstream::Context, deps: &Deps) -> Vec<Envelope> {
 /// Waits until the relay's checkpoint is at the store's head: every event
 /// published and acknowledged, so nothing more (no late duplicate) is on its
 /// way before the stream is checked.
-async fn drained(env: &TestEnv) {
+pub(crate) async fn drained(env: &TestEnv) {
     let caught_up = eventually(Duration::from_secs(30), || async {
         let head: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
             .fetch_one(&env.pool)

@@ -24,6 +24,8 @@ pub struct TestEnv {
     pub ns: Namespace,
     /// The Redis this install uses (the shared one unless a test brings its own).
     pub redis_url: String,
+    /// `redis_url` lists the seeds of a Redis Cluster.
+    pub redis_cluster: bool,
 }
 
 impl TestEnv {
@@ -41,6 +43,7 @@ impl TestEnv {
             pool,
             ns,
             redis_url: redis_url(),
+            redis_cluster: false,
         }
     }
 
@@ -57,11 +60,10 @@ impl TestEnv {
             .await
             .unwrap();
         let js = jetstream::new(nats.clone());
-        let redis = redis::aio::ConnectionManager::new(
-            redis::Client::open(self.redis_url.as_str()).unwrap(),
-        )
-        .await
-        .unwrap();
+        let redis =
+            switchboard::redis_conn::RedisConn::connect(&self.redis_url, self.redis_cluster)
+                .await
+                .unwrap();
         Deps::new(self.pool.clone(), nats, js, redis, self.ns.clone())
     }
 

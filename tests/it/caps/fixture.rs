@@ -44,7 +44,7 @@ impl Fixture {
             .unwrap();
         let clock = Arc::new(ManualClock::new(start));
         let caps = Caps::new(
-            redis.clone(),
+            redis.clone().into(),
             env.pool.clone(),
             env.ns.clone(),
             clock.clone(),
