@@ -10,8 +10,10 @@
 //! scenario prints what it did and what held.
 
 mod caps;
+mod checks;
 mod kills;
 mod restarts;
+mod standbys;
 
 use events::TenantId;
 use std::path::PathBuf;

@@ -6,27 +6,16 @@
 //! rebuild from history, nothing was dialed twice, and a new call goes
 //! through.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use switchboard::store::{self, Position};
-use switchboard::{checkpoint, projection};
+use serde_json::json;
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
+use super::checks::{
+    assert_projections_equal_rebuild, assert_published_once, settled_at_head, Load,
+};
 use super::{assert_one_outcome_per_call, scale, Cluster, Shape};
-
-async fn table_json(pool: &sqlx::PgPool, schema: &str, table: &str) -> Value {
-    sqlx::query_scalar(&format!(
-        "SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]') FROM {schema}.{table} t"
-    ))
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
@@ -48,44 +37,10 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
                               "daily_calls_max": 1_000_000, "daily_minutes_max": 1_000_000}),
         )
         .await;
-    let c = Arc::new(Mutex::new(c));
-    let (gw, http) = {
-        let c = c.lock().await;
-        (c.gateway_urls[0].clone(), c.http.clone())
-    };
     // Load at a steady rate through every fault; answers are counted, not
     // judged (a 503 while PostgreSQL is down is the honest answer).
-    let stop = Arc::new(AtomicBool::new(false));
-    let answers = Arc::new(Mutex::new(BTreeMap::<u16, usize>::new()));
-    let load = {
-        let (stop, answers, t) = (stop.clone(), answers.clone(), t.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
-            let mut inflight = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let (gw, http, t, answers) = (gw.clone(), http.clone(), t.clone(), answers.clone());
-                inflight.push(tokio::spawn(async move {
-                    let body = json!({"from_number": from[0], "to_number": "+14155550100"});
-                    let s = match http
-                        .post(format!("{gw}/api/v1/calls/originate"))
-                        .bearer_auth(&t)
-                        .json(&body)
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await
-                    {
-                        Ok(r) => r.status().as_u16(),
-                        Err(_) => 599,
-                    };
-                    *answers.lock().await.entry(s).or_default() += 1;
-                }));
-            }
-            for f in inflight {
-                let _ = f.await;
-            }
-        })
-    };
+    let load = Load::start(&c, &t, from[0], rate);
+    let c = Arc::new(Mutex::new(c));
     let mut faults = Vec::new();
     let pause = || tokio::time::sleep(Duration::from_millis(1500));
     let began = Instant::now();
@@ -134,11 +89,9 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
         faults.push("PostgreSQL immediate restart".into());
     }
     pause().await;
-    stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    let answers = load.stop().await;
     let loaded_for = began.elapsed();
     let c = Arc::try_unwrap(c).ok().unwrap().into_inner();
-    let answers = answers.lock().await.clone();
 
     // Without a manual step: a new call goes through.
     let recovered = c
@@ -161,68 +114,15 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
     );
 
     // Quiescence: calls final, the relay and every projector at the head.
-    let settled = c
-        .until(Duration::from_secs(90), || async {
-            let head = crate::support::last_position(&c.pool).await;
-            let mut at_head = checkpoint::load(&c.pool, "relay")
-                .await
-                .is_ok_and(|p| p >= head);
-            for p in projection::all() {
-                let name = projection::checkpoint_name(&*p);
-                at_head &= checkpoint::load(&c.pool, &name)
-                    .await
-                    .is_ok_and(|p| p >= head);
-            }
-            at_head && c.settled().await
-        })
-        .await;
+    let settled = settled_at_head(&c, Duration::from_secs(90)).await;
     assert!(
         settled,
         "did not settle: {:?}; logs in {}",
         c.statuses().await,
         c.dir.display()
     );
-
-    // Every stored event on JetStream exactly once.
-    let stored = store::read_global(&c.pool, Position::START, 10_000_000)
-        .await
-        .unwrap();
-    let nats = async_nats::connect(c.nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
-    let mut stream = js.get_stream(c.ns.events_stream()).await.unwrap();
-    let info = stream.info().await.unwrap();
-    let mut published = Vec::new();
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            let env: events::Envelope = serde_json::from_slice(&m.payload).unwrap();
-            published.push(env.event_id);
-        }
-    }
-    let unique: HashSet<Uuid> = published.iter().copied().collect();
-    let want: HashSet<Uuid> = stored.iter().map(|e| e.envelope.event_id).collect();
-    assert_eq!(
-        unique.len(),
-        published.len(),
-        "an event is on JetStream twice"
-    );
-    assert_eq!(unique, want, "JetStream and the store differ");
-
-    // Every projection equals a rebuild from the store.
-    let end = crate::support::last_position(&c.pool).await;
-    for p in projection::all() {
-        let schema = format!("fresh_{}", p.name());
-        projection::rebuild_to_schema(&c.pool, &*p, &schema, Some(end))
-            .await
-            .unwrap();
-        for table in p.tables() {
-            let live = table_json(&c.pool, "public", table).await;
-            assert_eq!(
-                live,
-                table_json(&c.pool, &schema, table).await,
-                "{table} differs from a rebuild"
-            );
-        }
-    }
+    let stored = assert_published_once(&c).await;
+    assert_projections_equal_rebuild(&c).await;
 
     // The cap counters equal a rebuild from history.
     let (_, usage) = c
@@ -261,7 +161,7 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
         loaded_for.as_secs_f64(),
         faults.len(),
         faults.join("; "),
-        stored.len(),
+        stored,
         record["dials"].as_array().unwrap().len(),
     );
     c.stop().await;
