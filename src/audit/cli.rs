@@ -140,13 +140,16 @@ async fn events_cmd(
         writeln!(out, "{}", output::event_header())?;
     }
     let mut line = ProgressLine::new();
+    // The head when the replay starts: how far along the history it is.
+    let head = crate::store::head(pool).await?.global_position.max(0) as u64;
     let (n, _) = events::replay::<anyhow::Error, _>(pool, &query, |e| {
         let cursor = e.position.to_cursor();
         match a.format {
             Format::Json => output::json_line(out, &e.envelope)?,
             Format::Table => writeln!(out, "{}", output::event_row(&cursor, &e.envelope))?,
         }
-        line.update(|| format!("replaying: {cursor}"));
+        let at = e.position.global_position.max(0) as u64;
+        line.update(|| format!("replaying {} at {cursor}", output::bar(at, head)));
         Ok(())
     })
     .await?;

@@ -82,6 +82,18 @@ pub fn key_values(out: &mut impl Write, value: &serde_json::Value) -> std::io::R
     Ok(())
 }
 
+/// `[#######.............]  35%`: `done` of about `total`.
+pub fn bar(done: u64, total: u64) -> String {
+    const CELLS: u64 = 20;
+    let pct = (done.saturating_mul(100) / total.max(1)).min(100);
+    let filled = (pct * CELLS / 100) as usize;
+    format!(
+        "[{}{}] {pct:>3}%",
+        "#".repeat(filled),
+        ".".repeat(CELLS as usize - filled)
+    )
+}
+
 /// A progress line on stderr, redrawn at most a few times a second, and only
 /// when stderr is a terminal (never in logs or pipes).
 pub struct ProgressLine {
@@ -119,6 +131,20 @@ impl ProgressLine {
             eprint!("\r\x1b[2K");
             self.drawn = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bar_fills_with_the_share_done_and_never_overflows() {
+        assert_eq!(super::bar(0, 10), format!("[{}]   0%", ".".repeat(20)));
+        assert_eq!(
+            super::bar(7, 20),
+            format!("[{}{}]  35%", "#".repeat(7), ".".repeat(13))
+        );
+        assert_eq!(super::bar(30, 20), format!("[{}] 100%", "#".repeat(20)));
+        assert_eq!(super::bar(5, 0), format!("[{}] 100%", "#".repeat(20)));
     }
 }
 

@@ -27,8 +27,14 @@ pub fn describe(name: &str, p: &Progress) -> String {
         Phase::Swap => "swapping in",
     };
     format!(
-        "rebuild {name}: {phase}, {} events replayed (at position {} of ~{})",
-        p.applied, p.at.global_position, p.total_hint
+        "rebuild {name}: {} {phase}, {} events replayed (at position {} of ~{})",
+        super::output::bar(
+            p.at.global_position.max(0) as u64,
+            p.total_hint.max(0) as u64
+        ),
+        p.applied,
+        p.at.global_position,
+        p.total_hint
     )
 }
 

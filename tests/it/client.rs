@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::app::TestApp;
 
+#[derive(Debug)]
 struct Ran {
     code: i32,
     stdout: String,
@@ -471,5 +472,53 @@ async fn failures_read_clearly_exit_by_class_and_change_nothing() {
     );
 
     assert_eq!(app.event_count().await, before, "bad input appended events");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_drawn_on_a_terminal_and_not_on_a_pipe() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        println!("skipped: no `script` (util-linux) to give the client a terminal");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let t = app.admin(TenantId::new());
+    for i in 0..3 {
+        client(
+            &app,
+            &t,
+            &["limits", "set", "--concurrent-max", &(i + 1).to_string()],
+        )
+        .await
+        .ok();
+    }
+    let args = "client audit events --all --limit 1";
+    // `script` runs the client on a pseudo-terminal: stdout and stderr both
+    // land in its output, progress line included.
+    let out = tokio::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_switchboard")),
+            "/dev/null",
+        ])
+        .env("SWITCHBOARD_URL", &app.base)
+        .env("SWITCHBOARD_TOKEN", &t)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(
+        tty.contains("\r\x1b[2K") && tty.contains("so far"),
+        "no progress on a terminal: {tty:?}"
+    );
+    let piped = client(&app, &t, &["audit", "events", "--all", "--limit", "1"])
+        .await
+        .ok();
+    assert!(
+        !piped.stderr.contains('\r') && !piped.stdout.contains('\r'),
+        "{piped:?}"
+    );
     app.stop().await;
 }
