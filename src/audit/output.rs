@@ -134,6 +134,18 @@ impl ProgressLine {
     }
 }
 
+impl Default for ProgressLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -145,17 +157,5 @@ mod tests {
         );
         assert_eq!(super::bar(30, 20), format!("[{}] 100%", "#".repeat(20)));
         assert_eq!(super::bar(5, 0), format!("[{}] 100%", "#".repeat(20)));
-    }
-}
-
-impl Default for ProgressLine {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for ProgressLine {
-    fn drop(&mut self) {
-        self.finish();
     }
 }
