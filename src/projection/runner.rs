@@ -361,22 +361,56 @@ pub async fn rebuild_into(
     from: Position,
     until: Option<Position>,
 ) -> Result<Position, StepError> {
+    replay_into(pool, conn, projection, from, until, &mut |_, _| {}).await
+}
+
+/// `rebuild_into`, telling `committed` how many events each batch applied
+/// and where it ended, once it has committed.
+///
+/// The next batch is read (on another pool connection, decoded on another
+/// task) while this one is applied: the read and the write run in two
+/// PostgreSQL backends and on both cores at once instead of taking turns.
+pub async fn replay_into(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    from: Position,
+    until: Option<Position>,
+    committed: &mut (dyn FnMut(usize, Position) + Send),
+) -> Result<Position, StepError> {
+    let read = |after: Position| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut batch = store::read_global(&pool, after, REBUILD_BATCH).await?;
+            if let Some(u) = until {
+                batch.retain(|e| e.position <= u);
+            }
+            Ok::<_, StoreError>(batch)
+        })
+    };
     let mut at = from;
+    let mut next = read(at);
     loop {
         if until.is_some_and(|u| at >= u) {
+            next.abort();
             return Ok(at);
         }
-        let batch = store::read_global(pool, at, REBUILD_BATCH).await?;
+        let batch = next
+            .await
+            .map_err(|e| StepError::Db(sqlx::Error::Protocol(format!("replay read: {e}"))))??;
         let Some(last) = batch.last().map(|e| e.position) else {
             if until.is_none() {
                 return Ok(at);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+            next = read(at);
             continue;
         };
+        next = read(last);
         let mut tx = conn.begin().await?;
         apply_events(&mut tx, projection, &batch).await?;
         tx.commit().await?;
         at = last;
+        committed(batch.len(), at);
     }
 }

@@ -136,18 +136,28 @@ impl Event {
         schema_version: u32,
         data: &Value,
     ) -> Result<Event, DecodeError> {
-        let (version, data) = upcast::upcast(event_type, schema_version, data.clone())?;
-        let tagged = serde_json::json!({ "type": event_type, "data": data });
-        serde_json::from_value(tagged).map_err(|source| {
-            if upcast::current_version_opt(event_type).is_none() {
-                DecodeError::UnknownType(event_type.to_owned())
-            } else {
-                DecodeError::Payload {
-                    event_type: event_type.to_owned(),
-                    version,
-                    source,
-                }
-            }
+        let current = upcast::current_version_opt(event_type)
+            .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
+        // Only an older payload is copied (to be upcast); a current one is
+        // read where it lies.
+        let upcast;
+        let (version, data) = if schema_version == current {
+            (current, data)
+        } else {
+            upcast = upcast::upcast(event_type, schema_version, data.clone())?;
+            (upcast.0, &upcast.1)
+        };
+        // `type` before `data`: serde then reads the payload straight into
+        // its variant. A JSON object (keys sorted, `data` first) would make
+        // it buffer the payload and read it twice.
+        let tag = Value::String(event_type.to_owned());
+        let fields = [("type", &tag), ("data", data)];
+        let map =
+            serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+        Event::deserialize(map).map_err(|source| DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            version,
+            source,
         })
     }
 }

@@ -49,9 +49,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 mod install;
 
-use install::{apply_batch, next_batch, swap};
+use install::swap;
 
-use super::runner::{checkpoint_name, StepError};
+use super::runner::{checkpoint_name, replay_into, StepError};
 use crate::leader::role_key;
 use crate::store::Position;
 
@@ -180,18 +180,12 @@ async fn copy_and_swap(
     // Copy, then catch up until a round has little left.
     loop {
         let before = p.applied;
-        loop {
-            let batch = next_batch(pool, p.at, None).await?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                break;
-            };
-            let mut tx = conn.begin().await?;
-            apply_batch(&mut tx, projection, &batch).await?;
-            tx.commit().await?;
-            p.applied += batch.len() as u64;
-            p.at = last;
+        replay_into(pool, conn, projection, p.at, None, &mut |n, at| {
+            p.applied += n as u64;
+            p.at = at;
             progress(&p);
-        }
+        })
+        .await?;
         if p.phase == Phase::CatchUp && p.applied - before < CLOSE_ENOUGH {
             break;
         }
