@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::store::{self, Position, StoreError, StoredEvent, TenantFilter};
 
-/// Events read per query.
-pub const PAGE: i64 = 500;
+/// Events read per query (two pages are in memory at a time).
+pub const PAGE: i64 = 2_000;
 
 /// What to replay: one tenant's history or, with `tenant: None`, everyone's.
 #[derive(Debug, Clone, Default)]
@@ -38,10 +38,29 @@ async fn stream_tenant(pool: &PgPool, stream: Uuid) -> Result<Option<TenantId>, 
     )
 }
 
+/// One page of `query` after `at`.
+async fn read_page(
+    pool: &PgPool,
+    query: &EventQuery,
+    at: Position,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    match query.tenant {
+        Some(tenant) => {
+            let filter = TenantFilter {
+                after: Some(at),
+                ..query.filter.clone()
+            };
+            store::read_tenant(pool, tenant, &filter, PAGE).await
+        }
+        None => store::read_global(pool, at, PAGE).await,
+    }
+}
+
 /// Calls `each` with every event matching `query`, in global order, up to
 /// the current horizon (events still committing are never passed over: the
 /// next replay from the last cursor picks them up). Reads `PAGE` events at a
-/// time. Returns how many matched and the position of the last one read.
+/// time, the next page on another task while `each` goes through this one.
+/// Returns how many matched and the position of the last one read.
 pub async fn replay<E, F>(
     pool: &PgPool,
     query: &EventQuery,
@@ -56,31 +75,31 @@ where
     if let (None, Some(stream)) = (query.tenant, query.filter.stream_id) {
         query.tenant = stream_tenant(pool, stream).await?;
     }
+    let read = |at: Position| {
+        let (pool, query) = (pool.clone(), query.clone());
+        tokio::spawn(async move { read_page(&pool, &query, at).await })
+    };
     let mut at = query.filter.after.unwrap_or(Position::START);
     let mut matched = 0u64;
+    let mut next = read(at);
     loop {
-        let page = match query.tenant {
-            Some(tenant) => {
-                let filter = TenantFilter {
-                    after: Some(at),
-                    ..query.filter.clone()
-                };
-                store::read_tenant(pool, tenant, &filter, PAGE).await?
-            }
-            None => store::read_global(pool, at, PAGE).await?,
-        };
+        let page = next
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Protocol(format!("replay read: {e}"))))??;
+        let full = page.len() as i64 == PAGE;
+        if let Some(last) = page.last() {
+            at = last.position;
+        }
+        let ahead = full.then(|| read(at));
         for e in &page {
             if query.matches(e) {
                 matched += 1;
                 each(e)?;
             }
         }
-        match page.last() {
-            Some(last) => at = last.position,
+        match ahead {
+            Some(read) => next = read,
             None => return Ok((matched, at)),
-        }
-        if (page.len() as i64) < PAGE {
-            return Ok((matched, at));
         }
     }
 }
