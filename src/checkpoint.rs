@@ -34,6 +34,29 @@ pub async fn save<'e>(
     Ok(())
 }
 
+/// `save`, committed without waiting for the disk (`synchronous_commit`
+/// off for this one statement's transaction), for a reader whose work is
+/// safe to repeat: the relay, whose republished tail JetStream drops as
+/// duplicates. A crash can take back the last few saves, never reorder
+/// them. (`set_config` sits in the WHERE so it runs in the statement's own
+/// transaction, before its commit reads the setting.)
+pub async fn save_without_flush<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    at: Position,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
+         updated_at = now() WHERE name = $1 \
+         AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+    )
+    .bind(name)
+    .bind(at.global_position)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// `save`, and a `pg_notify(channel, '<name>:<position>')` delivered at
 /// commit, in one statement.
 pub async fn save_and_announce<'e>(

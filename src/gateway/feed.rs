@@ -49,6 +49,8 @@ use crate::store::{self, Position, StoredEvent, TenantFilter};
 const PAGE: i64 = 500;
 /// Events the tail reads per query.
 const TAIL_PAGE: i64 = 1000;
+/// How often an idle tail (no connection open) moves its cursor to the end.
+const IDLE_SKIP: Duration = Duration::from_secs(1);
 
 /// The process's tail of the store, shared by every connection.
 pub struct Hub {
@@ -60,6 +62,8 @@ pub struct Hub {
     /// server's graceful shutdown is not held up by them.
     closing: CancellationToken,
     heartbeat: Duration,
+    /// Told when a connection subscribes, so an idle tail wakes for it.
+    subscribed: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -71,6 +75,7 @@ impl Hub {
             cursor: AtomicI64::new(-1),
             closing: CancellationToken::new(),
             heartbeat,
+            subscribed: tokio::sync::Notify::new(),
         }
     }
 
@@ -90,7 +95,9 @@ impl Hub {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tx.subscribe()
+        let rx = self.tx.subscribe();
+        self.subscribed.notify_one();
+        rx
     }
 
     /// Tails the store from its current end until `stop`, waking on this
@@ -123,17 +130,30 @@ impl Hub {
                 .cursor
                 .compare_exchange(-1, h, Ordering::SeqCst, Ordering::SeqCst);
         }
+        let mut skipped: Option<std::time::Instant> = None;
         loop {
             let at = Position::new(self.cursor.load(Ordering::SeqCst));
             if self.tx.receiver_count() == 0 {
+                // Nobody listens: keep the cursor near the end, reading the
+                // head at most once per IDLE_SKIP (not once per commit), so
+                // a first subscriber is sent little it did not ask for.
                 // Skip ahead only if still nobody listens *after* the head
                 // was read: a client that subscribes later reads a head at
                 // or above it, so nothing it waits for is skipped.
-                let h = head().await?;
-                if self.tx.receiver_count() == 0 {
-                    self.cursor
-                        .store(h.max(at.global_position), Ordering::SeqCst);
+                if skipped.is_none_or(|t| t.elapsed() >= IDLE_SKIP) {
+                    let h = head().await?;
+                    if self.tx.receiver_count() == 0 {
+                        self.cursor
+                            .store(h.max(at.global_position), Ordering::SeqCst);
+                    }
+                    skipped = Some(std::time::Instant::now());
                 }
+                tokio::select! {
+                    woke = wake.wait(IDLE_SKIP) => woke?,
+                    _ = self.subscribed.notified() => {}
+                    _ = stop.cancelled() => return Ok(()),
+                }
+                continue;
             } else {
                 let batch = store::read_global(&deps.pool, at, TAIL_PAGE).await?;
                 if let Some(last) = batch.last() {

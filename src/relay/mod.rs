@@ -158,7 +158,7 @@ impl Relay {
             }
             let caught_up = in_flight.is_empty() && read_nothing;
             if acked > saved && (caught_up || last_save.elapsed() >= SAVE_EVERY) {
-                checkpoint::save(&self.pool, NAME, acked)
+                checkpoint::save_without_flush(&self.pool, NAME, acked)
                     .await
                     .map_err(|e| store_err(e.into()))?;
                 saved = acked;
