@@ -15,19 +15,26 @@ const REPLAY: i64 = 1_000_000;
 
 /// Stores events of `calls` calls (four each: requested, claimed,
 /// dispatched, ended), written straight into `events` by SQL: the shape of
-/// real history at the speed of a bulk load. Hashes are not chained (no
-/// verify runs over them).
+/// real history at the speed of a bulk load. Ids are shaped as Switchboard
+/// mints them, UUIDv7 (a millisecond time prefix, then random bits), with
+/// time moving forward call by call, so the indexes grow as a live store's
+/// do; tenants (whose ids come from tokens, not from us) are random, 1,000
+/// of them. Hashes are not chained (no verify runs over them).
 async fn bulk_calls(pool: &PgPool, calls: i64) -> anyhow::Result<()> {
     let chunk = 250_000;
+    let tenants: Vec<uuid::Uuid> = (0..1_000).map(|_| uuid::Uuid::new_v4()).collect();
+    // History ends now: the first call is `calls` milliseconds ago.
+    let start_ms = chrono::Utc::now().timestamp_millis() - calls;
     let mut done = 0;
     while done < calls {
         let n = chunk.min(calls - done);
         sqlx::query(
             "WITH c AS (
-                SELECT gen_random_uuid() AS call, gen_random_uuid() AS tenant, g
+                SELECT sb_v7($2 + g) AS call, ($3::uuid[])[1 + (($2 + g) % 1000)] AS tenant,
+                       $2 + g AS ms, g
                 FROM generate_series(1, $1) g),
              e AS (
-                SELECT c.call, c.tenant, v.version, v.typ, v.data FROM c,
+                SELECT c.call, c.tenant, c.ms, v.version, v.typ, v.data FROM c,
                 LATERAL (VALUES
                   (1, 'OriginateRequested', jsonb_build_object('from_number', '+12025550100',
                       'to_number', '+14155550100', 'agent_id', gen_random_uuid(),
@@ -42,17 +49,32 @@ async fn bulk_calls(pool: &PgPool, calls: i64) -> anyhow::Result<()> {
              INSERT INTO events (event_id, event_type, schema_version, stream_type, stream_id,
                  version, tenant_id, recorded_at, command_id, correlation_id, actor, data,
                  prev_hash, hash)
-             SELECT gen_random_uuid(), typ, CASE typ WHEN 'CallEnded' THEN 2 ELSE 1 END, 'call',
-                 call, version, tenant, now(), gen_random_uuid(), call, 'bench', data,
+             SELECT sb_v7(ms), typ, CASE typ WHEN 'CallEnded' THEN 2 ELSE 1 END, 'call',
+                 call, version, tenant, now(), sb_v7(ms), call, 'bench', data,
                  decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex')
              FROM e ORDER BY call, version",
         )
         .bind(n)
+        .bind(start_ms + done)
+        .bind(&tenants)
         .execute(pool)
         .await?;
         done += n;
         eprintln!("bench: {} events stored", done * 4);
     }
+    Ok(())
+}
+
+/// `sb_v7(ms)`: a UUIDv7-shaped id at Unix millisecond `ms` (version 7,
+/// RFC 4122 variant, random tail), for the bulk history.
+async fn define_v7(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query(
+        "CREATE OR REPLACE FUNCTION sb_v7(ms bigint) RETURNS uuid LANGUAGE sql AS $$
+           SELECT (lpad(to_hex(ms), 12, '0') || '7' || substr(r, 1, 3) || '8' || substr(r, 4, 15))::uuid
+           FROM (SELECT md5(random()::text) AS r) x $$",
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -68,6 +90,7 @@ pub async fn growth(env: &BenchEnv, empty_p99: Option<f64>) -> anyhow::Result<Ve
     let pool = &env.deps.pool;
     let have = count(pool).await?;
     if have < GROWTH {
+        define_v7(pool).await?;
         bulk_calls(pool, (GROWTH - have) / 4).await?;
     }
     sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
@@ -119,6 +142,7 @@ pub async fn replay(env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
     let pool = &env.deps.pool;
     let have = count(pool).await?;
     if have < REPLAY {
+        define_v7(pool).await?;
         bulk_calls(pool, (REPLAY - have) / 4).await?;
     }
     let n = count(pool).await? as f64;
