@@ -135,26 +135,10 @@ pub async fn limits(api: &Api, out: &mut Out, c: LimitsCommand) -> Result<(), Fa
             if body.is_empty() {
                 return Err(Failure::Usage("set: give at least one cap".into()));
             }
-            write(
-                api,
-                out,
-                Method::PATCH,
-                LIMITS,
-                &body.into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PATCH, LIMITS, body, if_match).await
         }
         LimitsCommand::Replace { caps, if_match } => {
-            write(
-                api,
-                out,
-                Method::PUT,
-                LIMITS,
-                &caps.body().into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PUT, LIMITS, caps.body(), if_match).await
         }
         LimitsCommand::Kill {
             dimension,
@@ -165,15 +149,7 @@ pub async fn limits(api: &Api, out: &mut Out, c: LimitsCommand) -> Result<(), Fa
                 .iter()
                 .map(|f| (f.to_string(), Value::from(0)))
                 .collect();
-            write(
-                api,
-                out,
-                Method::PATCH,
-                LIMITS,
-                &body.into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PATCH, LIMITS, body, if_match).await
         }
     }
 }
@@ -232,15 +208,7 @@ pub async fn destinations(api: &Api, out: &mut Out, c: DestinationsCommand) -> R
             body.insert("allowed_countries".into(), countries.into());
             body.insert("allow_premium_rate".into(), allow_premium_rate.into());
             body.insert("allow_satellite".into(), allow_satellite.into());
-            write(
-                api,
-                out,
-                Method::PUT,
-                PATH,
-                &body.into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PUT, PATH, body, if_match).await
         }
     }
 }

@@ -132,7 +132,7 @@ pub async fn providers(api: &Api, out: &mut Out, c: ProvidersCommand) -> Result<
         } => {
             let body = json!({"provider": provider, "label": label,
                 "credentials": read_object(&credentials)?});
-            write(api, out, Method::POST, PATH, &body, None).await
+            write(api, out, Method::POST, PATH, body, None).await
         }
         ProvidersCommand::Update {
             id,
@@ -146,15 +146,7 @@ pub async fn providers(api: &Api, out: &mut Out, c: ProvidersCommand) -> Result<
                 body.insert("credentials".into(), read_object(&path)?);
             }
             let path = format!("{PATH}/{id}");
-            write(
-                api,
-                out,
-                Method::PATCH,
-                &path,
-                &body.into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PATCH, &path, body, if_match).await
         }
         ProvidersCommand::Delete { id, if_match } => {
             delete(api, out, &format!("{PATH}/{id}"), if_match.as_deref()).await
@@ -188,7 +180,7 @@ pub async fn numbers(api: &Api, out: &mut Out, c: NumbersCommand) -> Result<(), 
             put(&mut body, "agent_id", agent.map(|a| a.to_string().into()));
             put(&mut body, "inbound_enabled", inbound.map(Value::from));
             put(&mut body, "outbound_enabled", outbound.map(Value::from));
-            write(api, out, Method::POST, PATH, &body.into(), None).await
+            write(api, out, Method::POST, PATH, body, None).await
         }
         NumbersCommand::Update {
             id,
@@ -204,15 +196,7 @@ pub async fn numbers(api: &Api, out: &mut Out, c: NumbersCommand) -> Result<(), 
             put(&mut body, "outbound_enabled", outbound.map(Value::from));
             put(&mut body, "daily_calls_max", daily_calls_max);
             let path = format!("{PATH}/{id}");
-            write(
-                api,
-                out,
-                Method::PATCH,
-                &path,
-                &body.into(),
-                if_match.as_deref(),
-            )
-            .await
+            write(api, out, Method::PATCH, &path, body, if_match).await
         }
         NumbersCommand::Delete { id, if_match } => {
             delete(api, out, &format!("{PATH}/{id}"), if_match.as_deref()).await
@@ -226,12 +210,13 @@ pub async fn write(
     out: &mut Out,
     method: Method,
     path: &str,
-    body: &Value,
-    if_match: Option<&str>,
+    body: impl Into<Value>,
+    if_match: Option<String>,
 ) -> Result<(), Failure> {
+    let body = body.into();
     let r = Request {
-        body: Some(body),
-        if_match,
+        body: Some(&body),
+        if_match: if_match.as_deref(),
         ..Default::default()
     };
     out.object(&api.send(method, path, r).await?.body)

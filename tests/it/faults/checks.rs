@@ -15,6 +15,13 @@ use uuid::Uuid;
 
 use super::Cluster;
 
+/// Caps that admit everything a scenario sends: what it judges is the
+/// faults, not the caps.
+pub fn no_caps() -> Value {
+    json!({"concurrent_max": 1000, "calls_per_minute": 100_000,
+           "daily_calls_max": 1_000_000, "daily_minutes_max": 1_000_000})
+}
+
 /// Originates at a steady `rate` per second until stopped; answers are
 /// counted by status (599: no answer), not judged.
 pub struct Load {

@@ -32,13 +32,7 @@ async fn faults_killed_workers_and_a_flaky_call_processor_never_dial_twice() {
     )
     .await;
     let from = FROM;
-    let (_, t) = c
-        .tenant(
-            &from,
-            json!({"concurrent_max": 1000, "calls_per_minute": 100_000,
-                              "daily_calls_max": 1_000_000, "daily_minutes_max": 1_000_000}),
-        )
-        .await;
+    let (_, t) = c.tenant(&from, super::checks::no_caps()).await;
     let c = Arc::new(Mutex::new(c));
     let (gw, http) = {
         let c = c.lock().await;

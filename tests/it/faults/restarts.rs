@@ -30,13 +30,7 @@ async fn faults_restarts_of_every_part_lose_nothing_and_duplicate_nothing() {
     )
     .await;
     let from = ["+12025550121"];
-    let (tenant, t) = c
-        .tenant(
-            &from,
-            json!({"concurrent_max": 1000, "calls_per_minute": 100_000,
-                              "daily_calls_max": 1_000_000, "daily_minutes_max": 1_000_000}),
-        )
-        .await;
+    let (tenant, t) = c.tenant(&from, super::checks::no_caps()).await;
     // Load at a steady rate through every fault; answers are counted, not
     // judged (a 503 while PostgreSQL is down is the honest answer).
     let load = Load::start(&c, &t, from[0], rate);

@@ -53,13 +53,7 @@ async fn faults_standbys_take_over_from_killed_leaders() {
     )
     .await;
     let from = ["+12025550121"];
-    let (_, t) = c
-        .tenant(
-            &from,
-            json!({"concurrent_max": 1000, "calls_per_minute": 100_000,
-                   "daily_calls_max": 1_000_000, "daily_minutes_max": 1_000_000}),
-        )
-        .await;
+    let (_, t) = c.tenant(&from, super::checks::no_caps()).await;
     // The first relay and projector have led since the tenant's writes (its
     // reads waited for them); the second copies start now and can only wait.
     let calls = projection::all()
