@@ -17,21 +17,21 @@ pub async fn load(pool: &PgPool, name: &str) -> Result<Position, sqlx::Error> {
     Ok(Position::new(p))
 }
 
+/// The update both saves run; `save_without_flush` adds to its WHERE.
+macro_rules! save_sql {
+    () => {
+        "UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
+         updated_at = now() WHERE name = $1"
+    };
+}
+
 /// Moves `name` to `at`, and marks it running.
 pub async fn save<'e>(
     db: impl PgExecutor<'e>,
     name: &str,
     at: Position,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
-         updated_at = now() WHERE name = $1",
-    )
-    .bind(name)
-    .bind(at.global_position)
-    .execute(db)
-    .await?;
-    Ok(())
+    run_save(db, name, at, save_sql!()).await
 }
 
 /// `save`, committed without waiting for the disk (`synchronous_commit`
@@ -45,15 +45,24 @@ pub async fn save_without_flush<'e>(
     name: &str,
     at: Position,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE checkpoints SET position = $2, status = 'running', error = NULL, \
-         updated_at = now() WHERE name = $1 \
-         AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
-    )
-    .bind(name)
-    .bind(at.global_position)
-    .execute(db)
-    .await?;
+    let sql = concat!(
+        save_sql!(),
+        " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    );
+    run_save(db, name, at, sql).await
+}
+
+async fn run_save<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    at: Position,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sql)
+        .bind(name)
+        .bind(at.global_position)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

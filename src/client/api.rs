@@ -71,10 +71,6 @@ impl Api {
         Ok(Api { http, base, token })
     }
 
-    pub fn token(&self) -> &SecretString {
-        &self.token
-    }
-
     fn request(
         &self,
         method: Method,

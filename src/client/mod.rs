@@ -84,7 +84,12 @@ pub enum ClientCommand {
 /// Runs a client command; a failure carries its exit code.
 pub async fn run(args: ClientArgs) -> Result<(), Failure> {
     let token = args.token.unwrap_or_default().into();
-    let api = Api::new(&args.url, token, Some(args.timeout))?;
+    // The live feed never ends by itself: no request timeout for it.
+    let timeout = match args.command {
+        ClientCommand::Events(_) => None,
+        _ => Some(args.timeout),
+    };
+    let api = Api::new(&args.url, token, timeout)?;
     let mut out = Out::new(args.json);
     match args.command {
         ClientCommand::Providers(c) => resources::providers(&api, &mut out, c).await,
@@ -93,11 +98,7 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
         ClientCommand::Destinations(c) => limits::destinations(&api, &mut out, c).await,
         ClientCommand::Calls(c) => calls::run(&api, &mut out, c).await,
         ClientCommand::Audit(c) => audit::run(&api, &mut out, c).await,
-        ClientCommand::Events(c) => {
-            // The feed never ends by itself: no request timeout.
-            let api = Api::new(&args.url, api.token().clone(), None)?;
-            follow::run(&api, &mut out, c).await
-        }
+        ClientCommand::Events(c) => follow::run(&api, &mut out, c).await,
         ClientCommand::Openapi => {
             let doc = api.get("/openapi.json", vec![]).await?;
             out.json = true;

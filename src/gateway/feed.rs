@@ -154,18 +154,17 @@ impl Hub {
                     _ = stop.cancelled() => return Ok(()),
                 }
                 continue;
-            } else {
-                let batch = store::read_global(&deps.pool, at, TAIL_PAGE).await?;
-                if let Some(last) = batch.last() {
-                    self.cursor
-                        .store(last.position.global_position, Ordering::SeqCst);
-                    for e in batch.iter() {
-                        // No receiver left is fine: nobody is listening.
-                        let _ = self.tx.send(Arc::new(e.clone()));
-                    }
-                    if batch.len() as i64 == TAIL_PAGE {
-                        continue;
-                    }
+            }
+            let batch = store::read_global(&deps.pool, at, TAIL_PAGE).await?;
+            if let Some(last) = batch.last() {
+                self.cursor
+                    .store(last.position.global_position, Ordering::SeqCst);
+                for e in batch.iter() {
+                    // No receiver left is fine: nobody is listening.
+                    let _ = self.tx.send(Arc::new(e.clone()));
+                }
+                if batch.len() as i64 == TAIL_PAGE {
+                    continue;
                 }
             }
             tokio::select! {

@@ -373,6 +373,20 @@ pub async fn rebuild_into(
     replay_into(pool, conn, projection, from, until, &mut |_, _| {}).await
 }
 
+/// The next replay batch after `after`, up to `until` (all visible events
+/// with `None`): what a rebuild copies and its swap catches up with.
+pub(crate) async fn read_batch(
+    pool: &PgPool,
+    after: Position,
+    until: Option<Position>,
+) -> Result<Vec<store::StoredEvent>, StoreError> {
+    let mut batch = store::read_global(pool, after, REBUILD_BATCH).await?;
+    if let Some(u) = until {
+        batch.retain(|e| e.position <= u);
+    }
+    Ok(batch)
+}
+
 /// `rebuild_into`, telling `committed` how many events each batch applied
 /// and where it ended, once it has committed.
 ///
@@ -389,13 +403,7 @@ pub async fn replay_into(
 ) -> Result<Position, StepError> {
     let read = |after: Position| {
         let pool = pool.clone();
-        tokio::spawn(async move {
-            let mut batch = store::read_global(&pool, after, REBUILD_BATCH).await?;
-            if let Some(u) = until {
-                batch.retain(|e| e.position <= u);
-            }
-            Ok::<_, StoreError>(batch)
-        })
+        tokio::spawn(async move { read_batch(&pool, after, until).await })
     };
     let mut at = from;
     let mut next = read(at);

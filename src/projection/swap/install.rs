@@ -1,5 +1,5 @@
-//! The pieces of a live rebuild that touch tables: replaying batches into
-//! the copy, and the swap transaction (see the design in `super`).
+//! The swap transaction of a live rebuild (see the design in `super`); the
+//! copy before it is `runner::replay_into`.
 
 use std::time::{Duration, Instant};
 
@@ -7,35 +7,9 @@ use projections::Projection;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{quote, SwapError};
+use crate::projection::runner::{apply_events, read_batch};
 use crate::projection::StepError;
-use crate::store::{self, Position};
-
-/// Events per copy transaction. A copy transaction holds no lock any reader
-/// or writer waits for (positions do not depend on open transactions), so it
-/// can be large; large batches are what makes a replay fast.
-const BATCH: i64 = 5_000;
-
-/// Applies `batch` to the tables `conn` sees (its `search_path`).
-pub(super) async fn apply_batch(
-    conn: &mut PgConnection,
-    projection: &dyn Projection,
-    batch: &[store::StoredEvent],
-) -> Result<(), StepError> {
-    crate::projection::runner::apply_events(conn, projection, batch).await
-}
-
-/// Reads the events after `at` up to `until` (all visible ones with `None`).
-pub(super) async fn next_batch(
-    pool: &PgPool,
-    at: Position,
-    until: Option<Position>,
-) -> Result<Vec<store::StoredEvent>, StepError> {
-    let mut batch = store::read_global(pool, at, BATCH).await?;
-    if let Some(u) = until {
-        batch.retain(|e| e.position <= u);
-    }
-    Ok(batch)
-}
+use crate::store::Position;
 
 /// The swap transaction. Returns the position installed, the events it
 /// applied, and how long it held the live projection.
@@ -65,11 +39,13 @@ pub(super) async fn swap(
     let mut at = copy_at;
     let mut applied = 0u64;
     while at < live_at {
-        let batch = next_batch(pool, at, Some(live_at)).await?;
+        let batch = read_batch(pool, at, Some(live_at))
+            .await
+            .map_err(StepError::from)?;
         let Some(last) = batch.last().map(|e| e.position) else {
             break;
         };
-        apply_batch(&mut tx, projection, &batch).await?;
+        apply_events(&mut tx, projection, &batch).await?;
         applied += batch.len() as u64;
         at = last;
     }
