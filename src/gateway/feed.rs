@@ -119,6 +119,11 @@ impl Hub {
         }
     }
 
+    /// Where the tail has read to.
+    fn position(&self) -> Position {
+        Position::new(self.cursor.load(Ordering::SeqCst))
+    }
+
     async fn tail(&self, deps: &crate::app::Deps, stop: &CancellationToken) -> anyhow::Result<()> {
         let mut wake = store::Wake::new(&deps.pool, Some(deps.store.feed()), None).await?;
         let head = || async { anyhow::Ok(store::head(&deps.pool).await?.global_position) };
@@ -149,7 +154,7 @@ impl Hub {
                     skipped = Some(std::time::Instant::now());
                 }
                 tokio::select! {
-                    woke = wake.wait(IDLE_SKIP) => woke?,
+                    woke = wake.wait(IDLE_SKIP, Some(self.position())) => { woke?; }
                     _ = self.subscribed.notified() => {}
                     _ = stop.cancelled() => return Ok(()),
                 }
@@ -168,7 +173,7 @@ impl Hub {
                 }
             }
             tokio::select! {
-                woke = wake.wait(Duration::from_secs(1)) => woke?,
+                woke = wake.wait(Duration::from_secs(1), Some(self.position())) => { woke?; }
                 _ = stop.cancelled() => return Ok(()),
             }
         }

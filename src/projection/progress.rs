@@ -30,6 +30,8 @@ const FIRST_RECHECK: Duration = Duration::from_millis(25);
 #[derive(Default)]
 pub struct Progress {
     positions: Mutex<HashMap<String, watch::Sender<i64>>>,
+    /// When a wait last re-read the checkpoints table.
+    reread_last: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Progress {
@@ -58,6 +60,32 @@ impl Progress {
         let mut rx = self.channel(name);
         rx.borrow_and_update();
         let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    /// Every checkpoint a wait here has asked about.
+    fn names(&self) -> Vec<String> {
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Re-reads every known checkpoint, unless a wait here already did
+    /// within `FIRST_RECHECK`: under load many requests wait at once and
+    /// all pass their first recheck together; one read serves them all
+    /// (each wakes on the positions it moves).
+    async fn reread_shared(&self, pool: &PgPool) {
+        let now = tokio::time::Instant::now();
+        {
+            let mut last = self.reread_last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < FIRST_RECHECK) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.reread(pool, &self.names()).await;
     }
 
     async fn reread(&self, pool: &PgPool, names: &[String]) {
@@ -96,7 +124,7 @@ impl Progress {
                     return false;
                 }
                 if now >= reread_at {
-                    self.reread(pool, names).await;
+                    self.reread_shared(pool).await;
                     reread_at = now + RECHECK;
                     continue;
                 }
@@ -124,14 +152,7 @@ impl Progress {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(PROGRESS_CHANNEL).await?;
         // Anything applied before the listener was in place.
-        let names: Vec<String> = self
-            .positions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        self.reread(pool, &names).await;
+        self.reread(pool, &self.names()).await;
         loop {
             let n = listener.recv().await?;
             if let Some((name, at)) = n.payload().rsplit_once(':') {

@@ -119,12 +119,17 @@ impl Relay {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let mut read_nothing = true;
+            // Whether everything stored when last read has been read: a
+            // batch short of `BATCH` reached the end, so the relay waits
+            // for the next commit instead of reading once more to find
+            // nothing (a commit in between has queued a wake already). A
+            // full window reads nothing and knows nothing of the end.
+            let mut read_all = false;
             if in_flight.len() < IN_FLIGHT {
                 let batch = store::read_global(&self.pool, read_to, BATCH)
                     .await
                     .map_err(|e| store_err(e.into()))?;
-                read_nothing = batch.is_empty();
+                read_all = (batch.len() as i64) < BATCH;
                 for event in batch {
                     read_to = event.position;
                     let ack = send(&self.js, &self.ns, &event)
@@ -136,7 +141,7 @@ impl Relay {
             // Take the acknowledgements that are due: all of them when the
             // window is full or nothing more was read, else those already in.
             while let Some((event, ack)) = in_flight.pop_front() {
-                let must_wait = in_flight.len() + 1 >= IN_FLIGHT || read_nothing;
+                let must_wait = in_flight.len() + 1 >= IN_FLIGHT || read_all;
                 let ack = if must_wait {
                     ack.await
                 } else {
@@ -156,21 +161,23 @@ impl Relay {
                     .relay_delay
                     .observe(crate::metrics::seconds_since(event.envelope.recorded_at));
             }
-            let caught_up = in_flight.is_empty() && read_nothing;
+            let caught_up = in_flight.is_empty() && read_all;
             if acked > saved && (caught_up || last_save.elapsed() >= SAVE_EVERY) {
                 checkpoint::save_without_flush(&self.pool, NAME, acked)
                     .await
                     .map_err(|e| store_err(e.into()))?;
                 saved = acked;
                 last_save = std::time::Instant::now();
-                let lag = store::count_after(&self.pool, acked, 1_000_000)
-                    .await
-                    .map_err(|e| store_err(e.into()))?;
-                self.metrics.relay_lag.set(lag);
+                if !caught_up {
+                    let lag = store::count_after(&self.pool, acked, 1_000_000)
+                        .await
+                        .map_err(|e| store_err(e.into()))?;
+                    self.metrics.relay_lag.set(lag);
+                }
             }
             if caught_up {
                 self.metrics.relay_lag.set(0);
-                wake.wait(IDLE_WAKE)
+                wake.wait(IDLE_WAKE, Some(read_to))
                     .await
                     .map_err(|e| store_err(e.into()))?;
             }

@@ -17,7 +17,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
-use super::{StoredEvent, NOTIFY_CHANNEL};
+use super::{Position, StoredEvent, NOTIFY_CHANNEL};
 
 /// What a reader waits on.
 pub struct Wake {
@@ -45,40 +45,64 @@ impl Wake {
     }
 
     /// Waits for a relevant commit (or `idle`), then takes every signal
-    /// already queued. An error is the listener's connection: the caller
-    /// starts over.
-    pub async fn wait(&mut self, idle: Duration) -> Result<(), sqlx::Error> {
+    /// already queued. Returns whether a commit woke it (`false`: `idle`
+    /// passed). An error is the listener's connection: the caller starts
+    /// over.
+    ///
+    /// A commit is relevant when it wrote a stream type the reader reads
+    /// and, when the reader says how far it has read (`read_to`), ended
+    /// after that. The second is what keeps a commit from waking a reader
+    /// twice: this process's feed tells of it first, the reader reads it,
+    /// and the NOTIFY that follows names a position already read.
+    pub async fn wait(
+        &mut self,
+        idle: Duration,
+        read_to: Option<Position>,
+    ) -> Result<bool, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + idle;
         let Wake {
             listener,
             local,
             types,
         } = self;
-        loop {
-            let relevant = tokio::select! {
-                n = listener.recv() => wants_payload(types, n?.payload()),
-                r = next_local(local, types) => r,
-                _ = tokio::time::sleep_until(deadline) => true,
-            };
-            if relevant {
-                break;
+        let signalled = loop {
+            tokio::select! {
+                n = listener.recv() => if wants_payload(types, read_to, n?.payload()) { break true },
+                r = next_local(local, types, read_to) => if r { break true },
+                _ = tokio::time::sleep_until(deadline) => break false,
             }
-        }
+        };
         while listener.next_buffered().is_some() {}
         if let Some(rx) = local {
             while rx.try_recv().is_ok() {}
         }
-        Ok(())
+        Ok(signalled)
     }
 }
 
-fn wants_payload(types: &Option<Vec<StreamType>>, payload: &str) -> bool {
+/// Whether a NOTIFY payload (`<type>[,<type>…][,@<position>]`, see
+/// migrations/20261207000001_notify_position.sql) is news to this reader.
+fn wants_payload(
+    types: &Option<Vec<StreamType>>,
+    read_to: Option<Position>,
+    payload: &str,
+) -> bool {
+    let (names, last) = match payload.rsplit_once(",@") {
+        Some((names, at)) => (names, at.parse::<i64>().ok().map(Position::new)),
+        // An older writer names no position; a bare '@…' none either.
+        None => (payload, None),
+    };
+    if let (Some(last), Some(read_to)) = (last, read_to) {
+        if last <= read_to {
+            return false;
+        }
+    }
     match types {
         None => true,
-        // An empty payload (an older writer) names nothing: wake.
+        // An empty list (an older writer) names nothing: wake.
         Some(types) => {
-            payload.is_empty()
-                || payload
+            names.is_empty()
+                || names
                     .split(',')
                     .any(|t| types.iter().any(|w| w.as_str() == t))
         }
@@ -88,20 +112,58 @@ fn wants_payload(types: &Option<Vec<StreamType>>, payload: &str) -> bool {
 async fn next_local(
     local: &mut Option<broadcast::Receiver<Arc<[StoredEvent]>>>,
     types: &Option<Vec<StreamType>>,
+    read_to: Option<Position>,
 ) -> bool {
     let Some(rx) = local else {
         return std::future::pending().await;
     };
     match rx.recv().await {
-        Ok(events) => match types {
-            None => !events.is_empty(),
-            Some(t) => events.iter().any(|e| t.contains(&e.envelope.stream_type)),
-        },
+        Ok(events) => {
+            let unread = |e: &StoredEvent| read_to.is_none_or(|r| e.position > r);
+            match types {
+                None => events.iter().any(unread),
+                Some(t) => events
+                    .iter()
+                    .any(|e| unread(e) && t.contains(&e.envelope.stream_type)),
+            }
+        }
         // Missed some: there may be anything among them.
         Err(broadcast::error::RecvError::Lagged(_)) => true,
         Err(broadcast::error::RecvError::Closed) => {
             *local = None;
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls() -> Option<Vec<StreamType>> {
+        Some(vec![StreamType::Call])
+    }
+
+    #[test]
+    fn a_payload_wakes_a_reader_of_its_types_that_has_not_read_it() {
+        let p = Some(Position::new(10));
+        assert!(wants_payload(&calls(), p, "call,@11"));
+        assert!(wants_payload(&calls(), p, "number,call,@11"));
+        assert!(!wants_payload(&calls(), p, "number,@11"));
+        // Read already: the second signal of a commit.
+        assert!(!wants_payload(&calls(), p, "call,@10"));
+        assert!(!wants_payload(&None, p, "call,@9"));
+        // Not knowing where it is, a reader wakes.
+        assert!(wants_payload(&calls(), None, "call,@9"));
+    }
+
+    #[test]
+    fn an_older_writers_payload_still_wakes() {
+        let p = Some(Position::new(10));
+        assert!(wants_payload(&calls(), p, "call"));
+        assert!(wants_payload(&calls(), p, ""));
+        assert!(!wants_payload(&calls(), p, "number"));
+        // A position that does not parse is no position.
+        assert!(wants_payload(&calls(), p, "call,@x"));
     }
 }
