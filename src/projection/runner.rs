@@ -165,51 +165,18 @@ impl Runner {
     /// Applies the next batch after the checkpoint in one transaction.
     /// Tests drive a projection with this until it is `Idle`.
     pub async fn step(&self) -> Result<StepOutcome, StepError> {
-        self.step_from(None).await.map(|(outcome, _)| outcome)
+        self.step_to().await.map(|(outcome, _)| outcome)
     }
 
-    /// The stream types this projection reads, as the store names them.
-    fn type_names(&self) -> Vec<&'static str> {
-        self.projection
+    /// `step`, also returning where the checkpoint is now.
+    async fn step_to(&self) -> Result<(StepOutcome, Position), StepError> {
+        let name = checkpoint_name(&*self.projection);
+        let types: Vec<&str> = self
+            .projection
             .stream_types()
             .iter()
             .map(|t| t.as_str())
-            .collect()
-    }
-
-    /// `step`, given where this leader last left the checkpoint (`known`);
-    /// returns where the checkpoint is now.
-    ///
-    /// With `known`, the batch is read first, outside any transaction: a
-    /// wake that finds nothing new (the second signal of a commit already
-    /// applied, the first reached this process's feed and the NOTIFY came
-    /// after) then costs one statement instead of four (begin, lock, read,
-    /// rollback). What that read found is used inside the transaction when
-    /// the locked checkpoint is still `known`: the events at or below its
-    /// `last` are committed and never change. Only a rebuild's swap moves
-    /// the checkpoint under a running leader; the locked row then differs
-    /// and the batch is read again in the transaction. (A swap that moved
-    /// it back would leave `known` ahead; the idle wake calls this without
-    /// `known`, so that is repaired within `IDLE_WAKE`.)
-    async fn step_from(
-        &self,
-        known: Option<Position>,
-    ) -> Result<(StepOutcome, Position), StepError> {
-        let name = checkpoint_name(&*self.projection);
-        let types = self.type_names();
-        let mut read_ahead = None;
-        if let Some(known) = known {
-            let mut conn = self.pool.acquire().await?;
-            let (batch, last) = store::read_global_of(&mut conn, known, &types, BATCH).await?;
-            if last == known {
-                return Ok((StepOutcome::Idle, known));
-            }
-            read_ahead = Some((known, batch, last));
-        }
-        // The checkpoint row is this transaction's first lock, taken before
-        // any table is touched: a live rebuild's swap (`super::swap`) locks
-        // it first too, so the two queue instead of deadlocking, and a swap
-        // that moved the checkpoint is seen here.
+            .collect();
         let (mut tx, at) = loop {
             let mut tx = self.pool.begin().await?;
             match lock_checkpoint(&mut tx, &name).await? {
@@ -220,10 +187,7 @@ impl Runner {
                 }
             }
         };
-        let (batch, last) = match read_ahead {
-            Some((known, batch, last)) if known == at => (batch, last),
-            _ => store::read_global_of(&mut tx, at, &types, BATCH).await?,
-        };
+        let (batch, last) = store::read_global_of(&mut tx, at, &types, BATCH).await?;
         if last == at {
             tx.rollback().await?;
             return Ok((StepOutcome::Idle, at));
@@ -335,36 +299,37 @@ impl Runner {
         let local = self.local.as_ref().map(|s| s.feed());
         let types = self.projection.stream_types().to_vec();
         let mut wake = Wake::new(&self.pool, local, Some(types)).await?;
-        // Where this leader left the checkpoint; `None` after an idle wake,
-        // so that one step always reads the checkpoint row itself.
-        let mut known = None;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            let (outcome, at) = self.step_from(known).await?;
-            known = Some(at);
-            match outcome {
-                StepOutcome::Applied(n) => {
-                    // A full batch means more is waiting: measure how much.
-                    let lag = if n as i64 == BATCH {
-                        let at = checkpoint::load(&self.pool, &checkpoint_name(&*self.projection))
-                            .await?;
-                        store::count_after(&self.pool, at, 1_000_000).await?
-                    } else {
-                        0
-                    };
+            let (outcome, at) = self.step_to().await?;
+            let lag = match outcome {
+                // A full batch means more is waiting: measure how much, and
+                // go on at once.
+                StepOutcome::Applied(n) if n as i64 == BATCH => {
+                    let lag = store::count_after(&self.pool, at, 1_000_000).await?;
                     self.metrics
                         .projector_lag
                         .get_or_create(&self.labels())
                         .set(lag);
+                    continue;
                 }
-                StepOutcome::Idle => {
-                    if !wake.wait(IDLE_WAKE, known).await? {
-                        known = None;
-                    }
-                }
-            }
+                _ => 0,
+            };
+            self.metrics
+                .projector_lag
+                .get_or_create(&self.labels())
+                .set(lag);
+            // Caught up: the step read everything stored when it ran (a
+            // batch short of BATCH covers up to the head it saw). A commit
+            // since has queued a wake, and a wake for what the step already
+            // read (this process's feed told of a commit, the NOTIFY came
+            // after) is skipped by its position: each commit costs one step,
+            // not two or three that find nothing. Every wake, even the idle
+            // one, steps from the locked checkpoint row, so a rebuild's swap
+            // that moved it is seen.
+            wake.wait(IDLE_WAKE, Some(at)).await?;
         }
     }
 }

@@ -101,7 +101,7 @@ impl Relay {
     /// Reads ahead and publishes without waiting for each acknowledgement:
     /// up to `IN_FLIGHT` events are on their way while the next are read.
     /// Acknowledgements are taken in order, and the checkpoint is saved (at
-    /// most every `SAVE_EVERY`, and whenever the relay catches up) at the
+    /// most every `SAVE_EVERY`, and soon after the relay catches up) at the
     /// last event whose acknowledgement, and every one before it, came.
     async fn publish_from_checkpoint(
         &self,
@@ -162,7 +162,11 @@ impl Relay {
                     .observe(crate::metrics::seconds_since(event.envelope.recorded_at));
             }
             let caught_up = in_flight.is_empty() && read_all;
-            if acked > saved && (caught_up || last_save.elapsed() >= SAVE_EVERY) {
+            // Saved at most every SAVE_EVERY, caught up or not: under load
+            // the relay catches up after nearly every commit, and a save per
+            // commit was a statement per commit. What a restart re-publishes
+            // in between, JetStream drops as duplicates.
+            if acked > saved && last_save.elapsed() >= SAVE_EVERY {
                 checkpoint::save_without_flush(&self.pool, NAME, acked)
                     .await
                     .map_err(|e| store_err(e.into()))?;
@@ -177,7 +181,13 @@ impl Relay {
             }
             if caught_up {
                 self.metrics.relay_lag.set(0);
-                wake.wait(IDLE_WAKE, Some(read_to))
+                // With a save still due, wake for it when it is.
+                let idle = if acked > saved {
+                    SAVE_EVERY.saturating_sub(last_save.elapsed())
+                } else {
+                    IDLE_WAKE
+                };
+                wake.wait(idle, Some(read_to))
                     .await
                     .map_err(|e| store_err(e.into()))?;
             }
