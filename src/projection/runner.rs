@@ -75,27 +75,29 @@ pub enum StepError {
     Db(#[from] sqlx::Error),
 }
 
+/// How a projector's transaction begins: without waiting for its WAL to
+/// reach the disk at commit (`synchronous_commit` off, for this transaction
+/// only), set in the same round trip as the `BEGIN`.
+///
+/// A read table and its checkpoint are derived from the store and commit
+/// together, so a crash can only take back the last few batches whole, and
+/// they are applied again. Only the store's appends wait for the disk. This
+/// halves the flushes of a write (one for the append, none for its
+/// projection).
+const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
+
 /// Locks `name`'s checkpoint row for the rest of `tx`; returns its position
 /// (`None` while the row does not exist yet).
-///
-/// The transaction then commits without waiting for its WAL to reach the
-/// disk (`synchronous_commit` off, for this transaction only): a read table
-/// and its checkpoint are derived from the store and commit together, so a
-/// crash can only take back the last few batches whole, and they are
-/// applied again. Only the store's appends wait for the disk. This halves
-/// the flushes of a write (one for the append, none for its projection).
 async fn lock_checkpoint(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<Option<Position>, sqlx::Error> {
-    let p: Option<(i64, String)> = sqlx::query_as(
-        "SELECT position, set_config('synchronous_commit', 'off', true) \
-         FROM checkpoints WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_optional(conn)
-    .await?;
-    Ok(p.map(|(p, _)| Position::new(p)))
+    let p: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(p.map(Position::new))
 }
 
 /// Whether a database error is the event's own fault: a data exception
@@ -177,17 +179,26 @@ impl Runner {
             .iter()
             .map(|t| t.as_str())
             .collect();
-        let (mut tx, at) = loop {
-            let mut tx = self.pool.begin().await?;
-            match lock_checkpoint(&mut tx, &name).await? {
-                Some(at) => break (tx, at),
+        // The checkpoint row is this transaction's first lock, taken before
+        // any table is touched: a live rebuild's swap (`super::swap`) locks
+        // it first too, so the two queue instead of deadlocking, and a swap
+        // that moved the checkpoint is seen here. The same statement reads
+        // the batch after it.
+        let (mut tx, read) = loop {
+            let mut tx = self.pool.begin_with(BEGIN_UNFLUSHED).await?;
+            match store::read_after_checkpoint(&mut tx, &name, &types, BATCH).await? {
+                Some(read) => break (tx, read),
                 None => {
                     tx.rollback().await?;
                     checkpoint::load(&self.pool, &name).await?;
                 }
             }
         };
-        let (batch, last) = store::read_global_of(&mut tx, at, &types, BATCH).await?;
+        let store::CheckpointRead {
+            at,
+            events: batch,
+            covered: last,
+        } = read;
         if last == at {
             tx.rollback().await?;
             return Ok((StepOutcome::Idle, at));
@@ -213,7 +224,7 @@ impl Runner {
                         return Err(StepError::Db(error_db(error)));
                     }
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(BEGIN_UNFLUSHED).await?;
                 lock_checkpoint(&mut tx, &name).await?;
                 for (stored, event) in batch.iter().zip(&decoded) {
                     self.projection

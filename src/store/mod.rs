@@ -30,8 +30,8 @@ pub use fold::{fold_onto, load};
 pub use heads::Heads;
 pub use position::Position;
 pub use read::{
-    count_after, head, read_global, read_global_of, read_stream, read_stream_after, read_tenant,
-    TenantFilter,
+    count_after, head, read_after_checkpoint, read_global, read_stream, read_stream_after,
+    read_tenant, CheckpointRead, TenantFilter,
 };
 pub use row::StoredEvent;
 pub use states::{Apply, Loaded, States};

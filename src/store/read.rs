@@ -72,37 +72,49 @@ pub async fn read_global(
     Ok(StoredEvent::from_rows(&rows)?)
 }
 
-/// Up to `limit` events of `stream_types` after `after` in the global order,
-/// and how far that read covered: the last event returned when the batch is
-/// full, else the last position stored, so a reader that applies only some
-/// streams still moves past the others.
-pub async fn read_global_of(
+/// What a reader with a checkpoint reads in one step.
+#[derive(Debug)]
+pub struct CheckpointRead {
+    /// The checkpoint: where the read started.
+    pub at: Position,
+    /// Up to the limit of the reader's events after `at`.
+    pub events: Vec<StoredEvent>,
+    /// How far the read covered: the last event returned when the batch is
+    /// full, else the last position stored, so a reader that applies only
+    /// some streams still moves past the others.
+    pub covered: Position,
+}
+
+/// Locks the checkpoint row `checkpoint` for the rest of the transaction
+/// and reads up to `limit` events of `stream_types` after it, in the global
+/// order: one statement, one round trip. `None` while the row does not
+/// exist.
+pub async fn read_after_checkpoint(
     conn: &mut sqlx::PgConnection,
-    after: Position,
+    checkpoint: &str,
     stream_types: &[&str],
     limit: i64,
-) -> Result<(Vec<StoredEvent>, Position), StoreError> {
-    // One statement, one snapshot: everything at or below the highest
+) -> Result<Option<CheckpointRead>, StoreError> {
+    // One snapshot for the whole read: everything at or below the highest
     // position it sees is visible in it too (positions become visible in
     // order), so the read misses none of it. With no event to return, the
-    // one row carries only `top`.
+    // one row carries only the checkpoint and `top`. A checkpoint moved
+    // while this waited for its lock is read as moved (the lock re-reads
+    // the row), and the events after it are read in the same statement.
     let rows = sqlx::query(&format!(
-        "WITH top AS (SELECT coalesce(max(global_position), 0) AS top FROM events) \
-         SELECT e.*, top.top FROM top LEFT JOIN LATERAL ( \
-           SELECT {COLUMNS} FROM events WHERE global_position > $1 \
-             AND global_position <= top.top AND stream_type = ANY($2) \
-           ORDER BY global_position LIMIT $3) e ON true"
+        "WITH cp AS (SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE),          top AS (SELECT coalesce(max(global_position), 0) AS top FROM events)          SELECT e.*, top.top, cp.position AS checkpoint FROM cp CROSS JOIN top          LEFT JOIN LATERAL (            SELECT {COLUMNS} FROM events WHERE global_position > cp.position              AND global_position <= top.top AND stream_type = ANY($2)            ORDER BY global_position LIMIT $3) e ON true"
     ))
-    .bind(after.global_position)
+    .bind(checkpoint)
     .bind(stream_types)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let top: i64 = match rows.first() {
-        Some(r) => sqlx::Row::try_get(r, "top")?,
-        None => 0,
+    let Some(first) = rows.first() else {
+        return Ok(None);
     };
-    let top = top.max(after.global_position);
+    let at = Position::new(sqlx::Row::try_get(first, "checkpoint")?);
+    let top: i64 = sqlx::Row::try_get(first, "top")?;
+    let top = top.max(at.global_position);
     let mut events = Vec::with_capacity(rows.len());
     for r in &rows {
         let present: Option<i64> = sqlx::Row::try_get(r, "global_position")?;
@@ -114,7 +126,11 @@ pub async fn read_global_of(
         Some(last) if events.len() as i64 == limit => last.position,
         _ => Position::new(top),
     };
-    Ok((events, covered))
+    Ok(Some(CheckpointRead {
+        at,
+        events,
+        covered,
+    }))
 }
 
 /// Filters for a tenant's history.
