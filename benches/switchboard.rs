@@ -30,6 +30,10 @@ mod relay;
 use env::BenchEnv;
 use measure::Row;
 
+/// The service's allocator (src/main.rs), so the bench measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What to run, from the command line.
 pub struct Plan {
     pub full: bool,

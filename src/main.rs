@@ -3,6 +3,14 @@
 use switchboard::cli::Invocation;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: under the originate load glibc's
+/// `malloc`, `free` and `malloc_consolidate` took about a seventh of this
+/// process's CPU (docs/BENCHMARKS.md "Where the originate path spends its
+/// time"); a request allocates and frees many small buffers across tokio's
+/// threads, which is what mimalloc's per-thread free lists are made for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
