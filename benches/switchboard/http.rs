@@ -334,7 +334,7 @@ impl App {
             0.99,
         );
         let w = "originate (all roles, simulator)";
-        let o = &format!("originate at {OPEN_RATE:.0}/s offered");
+        let o = &format!("originate at {rate:.0}/s offered");
         let mut rows = vec![
             Row::new(w, "calls/s, 64 clients", closed.ops_per_s(), "/s")
                 .target(Target::AtLeast(1000.0)),

@@ -98,6 +98,14 @@ impl Relay {
         }
     }
 
+    /// Saves the checkpoint at `acked` (without waiting for the disk: a
+    /// lost save republishes a tail JetStream drops as duplicates).
+    async fn save(&self, acked: store::Position) -> Result<(), Step> {
+        checkpoint::save_without_flush(&self.pool, NAME, acked)
+            .await
+            .map_err(|e| Step::Store(e.into()))
+    }
+
     /// Reads ahead and publishes without waiting for each acknowledgement:
     /// up to `IN_FLIGHT` events are on their way while the next are read.
     /// Acknowledgements are taken in order, and the checkpoint is saved (at
@@ -167,9 +175,7 @@ impl Relay {
             // commit was a statement per commit. What a restart re-publishes
             // in between, JetStream drops as duplicates.
             if acked > saved && last_save.elapsed() >= SAVE_EVERY {
-                checkpoint::save_without_flush(&self.pool, NAME, acked)
-                    .await
-                    .map_err(|e| store_err(e.into()))?;
+                self.save(acked).await?;
                 saved = acked;
                 last_save = std::time::Instant::now();
                 if !caught_up {
@@ -181,15 +187,27 @@ impl Relay {
             }
             if caught_up {
                 self.metrics.relay_lag.set(0);
-                // With a save still due, wake for it when it is.
-                let idle = if acked > saved {
-                    SAVE_EVERY.saturating_sub(last_save.elapsed())
-                } else {
-                    IDLE_WAKE
-                };
-                wake.wait(idle, Some(read_to))
-                    .await
-                    .map_err(|e| store_err(e.into()))?;
+                loop {
+                    // With a save still due, wake for it when it is, save,
+                    // and go on waiting: nothing new was committed, so
+                    // there is nothing to read.
+                    let due = acked > saved;
+                    let idle = if due {
+                        SAVE_EVERY.saturating_sub(last_save.elapsed())
+                    } else {
+                        IDLE_WAKE
+                    };
+                    let committed = wake
+                        .wait(idle, Some(read_to))
+                        .await
+                        .map_err(|e| store_err(e.into()))?;
+                    if committed || !due {
+                        break;
+                    }
+                    self.save(acked).await?;
+                    saved = acked;
+                    last_save = std::time::Instant::now();
+                }
             }
         }
     }
