@@ -154,7 +154,7 @@ impl Hub {
                     skipped = Some(std::time::Instant::now());
                 }
                 tokio::select! {
-                    woke = wake.wait(IDLE_SKIP, Some(self.position())) => { woke?; }
+                    woke = wake.wait(IDLE_SKIP, self.position()) => { woke?; }
                     _ = self.subscribed.notified() => {}
                     _ = stop.cancelled() => return Ok(()),
                 }
@@ -173,7 +173,7 @@ impl Hub {
                 }
             }
             tokio::select! {
-                woke = wake.wait(Duration::from_secs(1), Some(self.position())) => { woke?; }
+                woke = wake.wait(Duration::from_secs(1), self.position()) => { woke?; }
                 _ = stop.cancelled() => return Ok(()),
             }
         }

@@ -315,23 +315,21 @@ impl Runner {
                 return Ok(());
             }
             let (outcome, at) = self.step_to().await?;
-            let lag = match outcome {
-                // A full batch means more is waiting: measure how much, and
-                // go on at once.
-                StepOutcome::Applied(n) if n as i64 == BATCH => {
-                    let lag = store::count_after(&self.pool, at, 1_000_000).await?;
-                    self.metrics
-                        .projector_lag
-                        .get_or_create(&self.labels())
-                        .set(lag);
-                    continue;
-                }
-                _ => 0,
+            // A full batch means more is waiting: measure how much, and go
+            // on at once.
+            let full = outcome == StepOutcome::Applied(BATCH as usize);
+            let lag = if full {
+                store::count_after(&self.pool, at, 1_000_000).await?
+            } else {
+                0
             };
             self.metrics
                 .projector_lag
                 .get_or_create(&self.labels())
                 .set(lag);
+            if full {
+                continue;
+            }
             // Caught up: the step read everything stored when it ran (a
             // batch short of BATCH covers up to the head it saw). A commit
             // since has queued a wake, and a wake for what the step already
@@ -340,7 +338,7 @@ impl Runner {
             // not two or three that find nothing. Every wake, even the idle
             // one, steps from the locked checkpoint row, so a rebuild's swap
             // that moved it is seen.
-            wake.wait(IDLE_WAKE, Some(at)).await?;
+            wake.wait(IDLE_WAKE, at).await?;
         }
     }
 }

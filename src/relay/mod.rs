@@ -198,7 +198,7 @@ impl Relay {
                         IDLE_WAKE
                     };
                     let committed = wake
-                        .wait(idle, Some(read_to))
+                        .wait(idle, read_to)
                         .await
                         .map_err(|e| store_err(e.into()))?;
                     if committed || !due {

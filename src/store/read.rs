@@ -102,7 +102,13 @@ pub async fn read_after_checkpoint(
     // while this waited for its lock is read as moved (the lock re-reads
     // the row), and the events after it are read in the same statement.
     let rows = sqlx::query(&format!(
-        "WITH cp AS (SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE),          top AS (SELECT coalesce(max(global_position), 0) AS top FROM events)          SELECT e.*, top.top, cp.position AS checkpoint FROM cp CROSS JOIN top          LEFT JOIN LATERAL (            SELECT {COLUMNS} FROM events WHERE global_position > cp.position              AND global_position <= top.top AND stream_type = ANY($2)            ORDER BY global_position LIMIT $3) e ON true"
+        "WITH cp AS (SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE), \
+         top AS (SELECT coalesce(max(global_position), 0) AS top FROM events) \
+         SELECT e.*, top.top, cp.position AS checkpoint FROM cp CROSS JOIN top \
+         LEFT JOIN LATERAL ( \
+           SELECT {COLUMNS} FROM events WHERE global_position > cp.position \
+             AND global_position <= top.top AND stream_type = ANY($2) \
+           ORDER BY global_position LIMIT $3) e ON true"
     ))
     .bind(checkpoint)
     .bind(stream_types)

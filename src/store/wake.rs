@@ -50,15 +50,10 @@ impl Wake {
     /// over.
     ///
     /// A commit is relevant when it wrote a stream type the reader reads
-    /// and, when the reader says how far it has read (`read_to`), ended
-    /// after that. The second is what keeps a commit from waking a reader
+    /// and ended after what the reader has read (`read_to`). The second is what keeps a commit from waking a reader
     /// twice: this process's feed tells of it first, the reader reads it,
     /// and the NOTIFY that follows names a position already read.
-    pub async fn wait(
-        &mut self,
-        idle: Duration,
-        read_to: Option<Position>,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn wait(&mut self, idle: Duration, read_to: Position) -> Result<bool, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + idle;
         let Wake {
             listener,
@@ -82,20 +77,14 @@ impl Wake {
 
 /// Whether a NOTIFY payload (`<type>[,<type>…][,@<position>]`, see
 /// migrations/20261207000001_notify_position.sql) is news to this reader.
-fn wants_payload(
-    types: &Option<Vec<StreamType>>,
-    read_to: Option<Position>,
-    payload: &str,
-) -> bool {
+fn wants_payload(types: &Option<Vec<StreamType>>, read_to: Position, payload: &str) -> bool {
     let (names, last) = match payload.rsplit_once(",@") {
         Some((names, at)) => (names, at.parse::<i64>().ok().map(Position::new)),
         // An older writer names no position; a bare '@…' none either.
         None => (payload, None),
     };
-    if let (Some(last), Some(read_to)) = (last, read_to) {
-        if last <= read_to {
-            return false;
-        }
+    if last.is_some_and(|last| last <= read_to) {
+        return false;
     }
     match types {
         None => true,
@@ -112,14 +101,14 @@ fn wants_payload(
 async fn next_local(
     local: &mut Option<broadcast::Receiver<Arc<[StoredEvent]>>>,
     types: &Option<Vec<StreamType>>,
-    read_to: Option<Position>,
+    read_to: Position,
 ) -> bool {
     let Some(rx) = local else {
         return std::future::pending().await;
     };
     match rx.recv().await {
         Ok(events) => {
-            let unread = |e: &StoredEvent| read_to.is_none_or(|r| e.position > r);
+            let unread = |e: &StoredEvent| e.position > read_to;
             match types {
                 None => events.iter().any(unread),
                 Some(t) => events
@@ -146,20 +135,20 @@ mod tests {
 
     #[test]
     fn a_payload_wakes_a_reader_of_its_types_that_has_not_read_it() {
-        let p = Some(Position::new(10));
+        let p = Position::new(10);
         assert!(wants_payload(&calls(), p, "call,@11"));
         assert!(wants_payload(&calls(), p, "number,call,@11"));
         assert!(!wants_payload(&calls(), p, "number,@11"));
         // Read already: the second signal of a commit.
         assert!(!wants_payload(&calls(), p, "call,@10"));
         assert!(!wants_payload(&None, p, "call,@9"));
-        // Not knowing where it is, a reader wakes.
-        assert!(wants_payload(&calls(), None, "call,@9"));
+        // A reader at the start wakes for anything.
+        assert!(wants_payload(&calls(), Position::START, "call,@9"));
     }
 
     #[test]
     fn an_older_writers_payload_still_wakes() {
-        let p = Some(Position::new(10));
+        let p = Position::new(10);
         assert!(wants_payload(&calls(), p, "call"));
         assert!(wants_payload(&calls(), p, ""));
         assert!(!wants_payload(&calls(), p, "number"));
