@@ -39,13 +39,26 @@ pub async fn ensure_stream(
 }
 
 /// Sends one event with its `Nats-Msg-Id`; the acknowledgement comes later.
+///
+/// `after` is the id of the event sent just before it on this run, if any: the server
+/// stores this one only if that one is the last it stored
+/// (`Nats-Expected-Last-Msg-Id`). When NATS dies with publishes on the wire,
+/// those are lost while the client still sends the ones it queued after
+/// reconnecting; the expectation makes the server refuse every one of them,
+/// so none lands ahead of a lost predecessor, and the relay publishes them
+/// again, in order, from its checkpoint. The server checks `Nats-Msg-Id`
+/// first: a duplicate is still answered as one, whatever it expects.
 pub(super) async fn send(
     js: &jetstream::Context,
     ns: &Namespace,
     event: &StoredEvent,
+    after: Option<uuid::Uuid>,
 ) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", event.envelope.event_id.to_string().as_str());
+    if let Some(after) = after {
+        headers.insert("Nats-Expected-Last-Msg-Id", after.to_string().as_str());
+    }
     let body = serde_json::to_vec(&event.envelope)?;
     js.publish_with_headers(event.envelope.subject(ns.as_str()), headers, body.into())
         .await

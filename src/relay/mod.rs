@@ -5,10 +5,13 @@
 //!   it; a crash republishes at most the unacknowledged tail, which the
 //!   server drops by `Nats-Msg-Id`.
 //! - Events are published in global order on one connection, many in flight
-//!   while the next are read: the server stores them in the order sent, and
-//!   when any publish fails, everything after the checkpoint is published
-//!   again (the ones already stored are dropped as duplicates), so a
-//!   stream's events land in version order.
+//!   while the next are read, each expecting its predecessor as the stream's
+//!   last message (`Nats-Expected-Last-Msg-Id`): the server stores an event
+//!   only right after the one before it, so a publish lost in a NATS crash
+//!   makes the server refuse every later one instead of storing them ahead
+//!   of it. When any publish fails, everything after the checkpoint is
+//!   published again (the ones already stored are dropped as duplicates), so
+//!   a stream's events land in version order.
 //! - One relay publishes at a time (leader lock); the others wait.
 
 mod jetstream;
@@ -88,7 +91,10 @@ impl Relay {
         let mut wake = Wake::new(&self.pool, local, None).await?;
         let mut backoff = Backoff::default();
         loop {
-            match self.publish_from_checkpoint(shutdown, &mut wake).await {
+            match self
+                .publish_from_checkpoint(shutdown, &mut wake, &mut backoff)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 // JetStream trouble: start again from the checkpoint (what
                 // was stored since is dropped as duplicates).
@@ -115,6 +121,7 @@ impl Relay {
         &self,
         shutdown: &CancellationToken,
         wake: &mut Wake,
+        backoff: &mut Backoff,
     ) -> Result<(), Step> {
         let store_err = |e: anyhow::Error| Step::Store(e);
         let mut saved = checkpoint::load(&self.pool, NAME)
@@ -123,6 +130,9 @@ impl Relay {
         let (mut read_to, mut acked) = (saved, saved);
         let mut last_save = std::time::Instant::now();
         let mut in_flight: VecDeque<(store::StoredEvent, Ack)> = VecDeque::new();
+        // The first publish of a run expects nothing: everything up to the
+        // checkpoint is stored, and each later one expects its predecessor.
+        let mut last_sent = None;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
@@ -140,9 +150,10 @@ impl Relay {
                 read_all = (batch.len() as i64) < BATCH;
                 for event in batch {
                     read_to = event.position;
-                    let ack = send(&self.js, &self.ns, &event)
+                    let ack = send(&self.js, &self.ns, &event, last_sent)
                         .await
                         .map_err(Step::Publish)?;
+                    last_sent = Some(event.envelope.event_id);
                     in_flight.push_back((event, ack.into_future()));
                 }
             }
@@ -164,6 +175,9 @@ impl Relay {
                 };
                 ack.map_err(|e| Step::Publish(anyhow::anyhow!("publish ack: {e}")))?;
                 acked = event.position;
+                // Publishing works again: the next outage backs off from
+                // the start, not from where the last one left off.
+                backoff.reset();
                 self.metrics.relay_published.inc();
                 self.metrics
                     .relay_delay
@@ -227,6 +241,10 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
     pub(crate) async fn wait(&mut self, what: &str, error: &anyhow::Error) {
         let delay =
             Duration::from_millis(100u64.saturating_mul(1 << self.attempt.min(9))).min(MAX_BACKOFF);

@@ -143,7 +143,9 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
     let tenant = TenantId::new();
     let streams: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
     let mut versions = HashMap::new();
-    write(&env, tenant, &streams, &mut versions, 50).await;
+    // Enough stored that NATS dies with many publishes in flight: those on
+    // the wire are lost while the client still sends what it had queued.
+    write(&env, tenant, &streams, &mut versions, 500).await;
 
     let stop = CancellationToken::new();
     let task = tokio::spawn(relay(&deps).run(stop.clone()));
@@ -162,7 +164,7 @@ async fn nats_stopped_and_restarted_midstream_loses_nothing() {
     write(&env, tenant, &streams, &mut versions, 50).await;
     assert!(
         eventually(Duration::from_secs(60), || async {
-            count(&deps.js, &deps).await >= 450
+            count(&deps.js, &deps).await >= 1800
         })
         .await,
         "relay caught up after NATS came back"
@@ -216,5 +218,45 @@ async fn two_relays_publish_once_and_the_standby_takes_over() {
     b.cancel();
     task_b.await.unwrap();
     assert_exactly_once_in_order(&env, &deps.js, &deps).await;
+    env.cleanup(Some(&deps.js)).await;
+}
+
+/// What the relay's order rests on, pinned against the real server: a
+/// publish whose expected last message is not the stream's last is refused,
+/// and a duplicate is answered as a duplicate before that check, so a
+/// republished run goes through again.
+#[tokio::test]
+async fn jetstream_refuses_a_publish_after_a_lost_one_and_dedups_first() {
+    let env = TestEnv::new().await;
+    let deps = env.deps().await;
+    switchboard::relay::ensure_stream(&deps.js, &deps.ns, 1)
+        .await
+        .unwrap();
+    let subject = format!("{}.events.test.order", deps.ns.as_str());
+    let publish = |id: &'static str, after: Option<&'static str>| {
+        let js = deps.js.clone();
+        let subject = subject.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id);
+            if let Some(after) = after {
+                headers.insert("Nats-Expected-Last-Msg-Id", after);
+            }
+            js.publish_with_headers(subject, headers, "{}".into())
+                .await
+                .unwrap()
+                .await
+        }
+    };
+    assert!(!publish("a", None).await.unwrap().duplicate);
+    assert!(!publish("b", Some("a")).await.unwrap().duplicate);
+    // "c" was lost on the wire; "d", sent after it, must not land.
+    assert!(publish("d", Some("c")).await.is_err(), "d refused");
+    // The run again from the checkpoint: a and b are duplicates, whatever
+    // they expect; c and d land in order.
+    assert!(publish("a", None).await.unwrap().duplicate);
+    assert!(publish("b", Some("a")).await.unwrap().duplicate);
+    assert!(!publish("c", Some("b")).await.unwrap().duplicate);
+    assert!(!publish("d", Some("c")).await.unwrap().duplicate);
     env.cleanup(Some(&deps.js)).await;
 }
