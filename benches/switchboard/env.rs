@@ -73,6 +73,12 @@ impl BenchEnv {
             eprintln!("bench: could not delete Redis keys: {e}");
         }
         self.deps.pool.close().await;
+        if std::env::var_os("BENCH_KEEP_DB").is_some() {
+            // To profile a workload again on the same data (`switchboard
+            // audit …` against it); drop it by hand afterwards.
+            eprintln!("bench: kept database {} (BENCH_KEEP_DB)", self.db_name);
+            return;
+        }
         let dropped = match PgPool::connect(&format!("{}/postgres", pg_base())).await {
             Ok(admin) => sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",

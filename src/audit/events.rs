@@ -38,28 +38,25 @@ async fn stream_tenant(pool: &PgPool, stream: Uuid) -> Result<Option<TenantId>, 
     )
 }
 
-/// One page of `query` after `at`.
+/// One page of `tenant`'s events matching `query` after `at`.
 async fn read_page(
     pool: &PgPool,
+    tenant: TenantId,
     query: &EventQuery,
     at: Position,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    match query.tenant {
-        Some(tenant) => {
-            let filter = TenantFilter {
-                after: Some(at),
-                ..query.filter.clone()
-            };
-            store::read_tenant(pool, tenant, &filter, PAGE).await
-        }
-        None => store::read_global(pool, at, PAGE).await,
-    }
+    let filter = TenantFilter {
+        after: Some(at),
+        ..query.filter.clone()
+    };
+    store::read_tenant(pool, tenant, &filter, PAGE).await
 }
 
 /// Calls `each` with every event matching `query`, in global order, up to
 /// the current horizon (events still committing are never passed over: the
-/// next replay from the last cursor picks them up). Reads `PAGE` events at a
-/// time, the next page on another task while `each` goes through this one.
+/// next replay from the last cursor picks them up). One tenant's history is
+/// read `PAGE` events at a time, the next page on another task while `each`
+/// goes through this one; everyone's is streamed ahead (`store::Ahead`).
 /// Returns how many matched and the position of the last one read.
 pub async fn replay<E, F>(
     pool: &PgPool,
@@ -75,12 +72,27 @@ where
     if let (None, Some(stream)) = (query.tenant, query.filter.stream_id) {
         query.tenant = stream_tenant(pool, stream).await?;
     }
-    let read = |at: Position| {
-        let (pool, query) = (pool.clone(), query.clone());
-        tokio::spawn(async move { read_page(&pool, &query, at).await })
-    };
     let mut at = query.filter.after.unwrap_or(Position::START);
     let mut matched = 0u64;
+    let Some(tenant) = query.tenant else {
+        // Everyone's history: streamed ahead of this loop (`store::Ahead`),
+        // PostgreSQL sending, the rows decoding and `each` at once.
+        let mut ahead = store::Ahead::start(pool, at, None, PAGE as usize);
+        while let Some(chunk) = ahead.next().await {
+            for e in &chunk? {
+                at = e.position;
+                if query.matches(e) {
+                    matched += 1;
+                    each(e)?;
+                }
+            }
+        }
+        return Ok((matched, at));
+    };
+    let read = |at: Position| {
+        let (pool, query) = (pool.clone(), query.clone());
+        tokio::spawn(async move { read_page(&pool, tenant, &query, at).await })
+    };
     let mut next = read(at);
     loop {
         let page = next

@@ -408,8 +408,8 @@ pub(crate) async fn read_batch(
 /// `rebuild_into`, telling `committed` how many events each batch applied
 /// and where it ended, once it has committed.
 ///
-/// The next batch is read (on another pool connection, decoded on another
-/// task) while this one is applied: the read and the write run in two
+/// The events are read ahead (`store::Ahead`: streamed and decoded by
+/// another task while this one applies): the read and the write run in two
 /// PostgreSQL backends and on both cores at once instead of taking turns.
 pub async fn replay_into(
     pool: &PgPool,
@@ -419,33 +419,21 @@ pub async fn replay_into(
     until: Option<Position>,
     committed: &mut (dyn FnMut(usize, Position) + Send),
 ) -> Result<Position, StepError> {
-    let read = |after: Position| {
-        let pool = pool.clone();
-        tokio::spawn(async move { read_batch(&pool, after, until).await })
-    };
     let mut at = from;
-    let mut next = read(at);
-    loop {
-        if until.is_some_and(|u| at >= u) {
-            next.abort();
-            return Ok(at);
-        }
-        let batch = next
-            .await
-            .map_err(|e| StepError::Db(sqlx::Error::Protocol(format!("replay read: {e}"))))??;
+    let mut ahead = store::Ahead::start(pool, from, until, REBUILD_BATCH as usize);
+    while let Some(batch) = ahead.next().await {
+        let batch = batch?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            if until.is_none() {
-                return Ok(at);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            next = read(at);
             continue;
         };
-        next = read(last);
-        let mut tx = conn.begin().await?;
+        // Unflushed like a live step's: what the copy commits reaches the
+        // disk with the swap's commit (the WAL is flushed in order), and a
+        // copy a crash interrupts is made again from the start.
+        let mut tx = conn.begin_with(BEGIN_UNFLUSHED).await?;
         apply_events(&mut tx, projection, &batch).await?;
         tx.commit().await?;
         at = last;
         committed(batch.len(), at);
     }
+    Ok(at)
 }

@@ -11,6 +11,7 @@
 //!   "Global order").
 //! - `sb_append` is the only way events are written.
 
+mod ahead;
 mod append;
 mod appender;
 mod batch;
@@ -24,6 +25,7 @@ mod tx;
 mod verify;
 mod wake;
 
+pub use ahead::Ahead;
 pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, StreamAppend};
 pub use appender::{BatchStats, Store};
 pub use fold::{fold_onto, load};

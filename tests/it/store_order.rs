@@ -185,3 +185,54 @@ async fn each_stream_keeps_version_order_in_the_global_order() {
     }
     env.cleanup(None).await;
 }
+
+/// Reading ahead (`store::Ahead`, what replay and rebuild read with) hands
+/// over every event once, in global order, in chunks of at most its size,
+/// across its pages; it stops at `until`, and waits for `until` to commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_ahead_delivers_every_event_once_in_order_and_waits_for_until() {
+    let env = TestEnv::new().await;
+    let tenant = TenantId::new();
+    // More than one of its pages (20,000 events).
+    let streams: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for i in 0..201 {
+        let s = streams[i % 3];
+        crate::support::append_n(&env.pool, tenant, s, (i / 3 * 100) as i64, 100).await;
+    }
+    let stored = store::read_global(&env.pool, Position::START, 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 20_100);
+
+    let read_all = |until: Option<Position>| {
+        let pool = env.pool.clone();
+        async move {
+            let mut ahead = store::Ahead::start(&pool, Position::START, until, 1_000);
+            let mut got = Vec::new();
+            while let Some(chunk) = ahead.next().await {
+                let chunk = chunk.unwrap();
+                assert!(!chunk.is_empty() && chunk.len() <= 1_000);
+                got.extend(chunk.into_iter().map(|e| e.position));
+            }
+            got
+        }
+    };
+    let want: Vec<Position> = stored.iter().map(|e| e.position).collect();
+    assert_eq!(read_all(None).await, want, "everything, once, in order");
+    let until = want[12_345];
+    assert_eq!(read_all(Some(until)).await, want[..=12_345].to_vec());
+
+    // `until` beyond what is stored: the read waits for it to commit.
+    let waiting = tokio::spawn(read_all(Some(Position::new(
+        want.last().unwrap().global_position + 100,
+    ))));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "waits for events still to come");
+    crate::support::append_n(&env.pool, tenant, Uuid::new_v4(), 0, 100).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the read ends once until has committed")
+        .unwrap();
+    assert_eq!(got.len(), 20_200);
+    env.cleanup(None).await;
+}
