@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::rows::RowTable;
+use crate::rows::{column, RowTable};
 use crate::{missing_row, ProjectionError};
 use async_trait::async_trait;
 
@@ -132,11 +132,6 @@ impl RowTable for Row {
 
     /// Inserts or replaces `rows` in one statement.
     async fn upsert(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), sqlx::Error> {
-        macro_rules! col {
-            ($f:ident) => {
-                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-            };
-        }
         sqlx::query(&format!(
         "INSERT INTO calls ({COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], \
          $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
@@ -150,27 +145,27 @@ impl RowTable for Row {
          hangup_cause = EXCLUDED.hangup_cause, timeline = EXCLUDED.timeline, \
          version = EXCLUDED.version"
     ))
-    .bind(col!(call_id))
-    .bind(col!(tenant_id))
-    .bind(col!(session_id))
-    .bind(col!(from_number))
-    .bind(col!(to_number))
-    .bind(col!(agent_id))
-    .bind(col!(number_id))
-    .bind(col!(provider))
-    .bind(col!(provider_call_id))
-    .bind(col!(status))
-    .bind(col!(status_rank))
-    .bind(col!(rejection))
-    .bind(col!(error))
-    .bind(col!(created_at))
-    .bind(col!(answered_at))
-    .bind(col!(ended_at))
-    .bind(col!(duration_s))
-    .bind(col!(billed_minutes))
-    .bind(col!(hangup_cause))
-    .bind(col!(timeline))
-    .bind(col!(version))
+    .bind(column!(rows, call_id))
+    .bind(column!(rows, tenant_id))
+    .bind(column!(rows, session_id))
+    .bind(column!(rows, from_number))
+    .bind(column!(rows, to_number))
+    .bind(column!(rows, agent_id))
+    .bind(column!(rows, number_id))
+    .bind(column!(rows, provider))
+    .bind(column!(rows, provider_call_id))
+    .bind(column!(rows, status))
+    .bind(column!(rows, status_rank))
+    .bind(column!(rows, rejection))
+    .bind(column!(rows, error))
+    .bind(column!(rows, created_at))
+    .bind(column!(rows, answered_at))
+    .bind(column!(rows, ended_at))
+    .bind(column!(rows, duration_s))
+    .bind(column!(rows, billed_minutes))
+    .bind(column!(rows, hangup_cause))
+    .bind(column!(rows, timeline))
+    .bind(column!(rows, version))
     .execute(conn)
     .await?;
         Ok(())

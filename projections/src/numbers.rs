@@ -6,6 +6,7 @@ use events::{NumberId, ProviderId, TenantId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::rows::column;
 use crate::{missing_row, Projection, ProjectionError};
 
 pub struct Numbers;
@@ -150,11 +151,6 @@ impl crate::rows::RowTable for Row {
     }
 
     async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
-        macro_rules! col {
-            ($f:ident) => {
-                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-            };
-        }
         sqlx::query(
             "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
              inbound_enabled, outbound_enabled, created_at, updated_at, version, daily_calls_max) \
@@ -165,18 +161,18 @@ impl crate::rows::RowTable for Row {
              inbound_enabled = EXCLUDED.inbound_enabled, outbound_enabled = EXCLUDED.outbound_enabled, \
              daily_calls_max = EXCLUDED.daily_calls_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
         )
-        .bind(col!(id))
-        .bind(col!(tenant_id))
-        .bind(col!(e164))
-        .bind(col!(provider))
-        .bind(col!(credentials_id))
-        .bind(col!(agent_id))
-        .bind(col!(inbound_enabled))
-        .bind(col!(outbound_enabled))
-        .bind(col!(created_at))
-        .bind(col!(updated_at))
-        .bind(col!(version))
-        .bind(col!(daily_calls_max))
+        .bind(column!(rows, id))
+        .bind(column!(rows, tenant_id))
+        .bind(column!(rows, e164))
+        .bind(column!(rows, provider))
+        .bind(column!(rows, credentials_id))
+        .bind(column!(rows, agent_id))
+        .bind(column!(rows, inbound_enabled))
+        .bind(column!(rows, outbound_enabled))
+        .bind(column!(rows, created_at))
+        .bind(column!(rows, updated_at))
+        .bind(column!(rows, version))
+        .bind(column!(rows, daily_calls_max))
         .execute(conn)
         .await?;
         Ok(())

@@ -7,6 +7,7 @@ use events::{ProviderId, TenantId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::rows::column;
 use crate::{missing_row, Projection, ProjectionError};
 
 pub struct Providers;
@@ -139,11 +140,6 @@ impl crate::rows::RowTable for Row {
     }
 
     async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
-        macro_rules! col {
-            ($f:ident) => {
-                rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-            };
-        }
         sqlx::query(
             "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
              created_at, updated_at, version) \
@@ -153,16 +149,16 @@ impl crate::rows::RowTable for Row {
              ciphertext = EXCLUDED.ciphertext, masked = EXCLUDED.masked, \
              updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
         )
-        .bind(col!(id))
-        .bind(col!(tenant_id))
-        .bind(col!(provider))
-        .bind(col!(label))
-        .bind(col!(key_id))
-        .bind(col!(ciphertext))
-        .bind(col!(masked))
-        .bind(col!(created_at))
-        .bind(col!(updated_at))
-        .bind(col!(version))
+        .bind(column!(rows, id))
+        .bind(column!(rows, tenant_id))
+        .bind(column!(rows, provider))
+        .bind(column!(rows, label))
+        .bind(column!(rows, key_id))
+        .bind(column!(rows, ciphertext))
+        .bind(column!(rows, masked))
+        .bind(column!(rows, created_at))
+        .bind(column!(rows, updated_at))
+        .bind(column!(rows, version))
         .execute(conn)
         .await?;
         Ok(())

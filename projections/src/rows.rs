@@ -14,6 +14,16 @@ use uuid::Uuid;
 
 use crate::{BatchError, ProjectionError};
 
+/// One field of every row in `rows`, as an array to bind to an `unnest`
+/// upsert: borrowed, so a batch's rows (a call's whole timeline among them)
+/// are not copied to be written.
+macro_rules! column {
+    ($rows:expr, $f:ident) => {
+        $rows.iter().map(|r| &r.$f).collect::<Vec<_>>()
+    };
+}
+pub(crate) use column;
+
 /// A read table with one row per stream, keyed by the stream id.
 #[async_trait]
 pub(crate) trait RowTable:
