@@ -391,8 +391,9 @@ pub async fn rebuild_into(
     replay_into(pool, conn, projection, from, until, &mut |_, _| {}).await
 }
 
-/// The next replay batch after `after`, up to `until` (all visible events
-/// with `None`): what a rebuild copies and its swap catches up with.
+/// The next batch after `after`, up to `until` (all visible events with
+/// `None`): what a swap applies to the copy inside its transaction (the
+/// copy itself is read by `store::Ahead`).
 pub(crate) async fn read_batch(
     pool: &PgPool,
     after: Position,
@@ -423,16 +424,14 @@ pub async fn replay_into(
     let mut ahead = store::Ahead::start(pool, from, until, REBUILD_BATCH as usize);
     while let Some(batch) = ahead.next().await {
         let batch = batch?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            continue;
-        };
         // Unflushed like a live step's: what the copy commits reaches the
         // disk with the swap's commit (the WAL is flushed in order), and a
         // copy a crash interrupts is made again from the start.
         let mut tx = conn.begin_with(BEGIN_UNFLUSHED).await?;
         apply_events(&mut tx, projection, &batch).await?;
         tx.commit().await?;
-        at = last;
+        // `Ahead` hands over no empty chunk.
+        at = batch.last().map_or(at, |e| e.position);
         committed(batch.len(), at);
     }
     Ok(at)

@@ -40,8 +40,8 @@ pub async fn ensure_stream(
 
 /// Sends one event with its `Nats-Msg-Id`; the acknowledgement comes later.
 ///
-/// `after` is the id of the event sent just before it on this run, if any: the server
-/// stores this one only if that one is the last it stored
+/// `after` is the id of the event sent just before it on this run, if any:
+/// the server stores this one only if that one is the last it stored
 /// (`Nats-Expected-Last-Msg-Id`). When NATS dies with publishes on the wire,
 /// those are lost while the client still sends the ones it queued after
 /// reconnecting; the expectation makes the server refuse every one of them,
