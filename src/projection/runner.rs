@@ -14,8 +14,11 @@ use crate::metrics::{Metrics, ProjectorLabels};
 use crate::store::{self, Position, StoreError, Wake};
 
 const BATCH: i64 = 500;
-/// Events a rebuild reads and applies per transaction.
-const REBUILD_BATCH: i64 = 5_000;
+/// Events a rebuild reads and applies per transaction. With the chunk read
+/// ahead and the one being decoded, three are in memory: 5,000 put a
+/// rebuild's peak RSS at 83-101 MB (the budget is 100), 4,000 at 81-83 MB
+/// for the same share of `COPY`, 2,500 at 75 MB and about 8 % slower.
+const REBUILD_BATCH: i64 = 4_000;
 const IDLE_WAKE: Duration = Duration::from_millis(250);
 
 /// The checkpoint (and leader-lock) name of a projection.
