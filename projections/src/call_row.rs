@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use events::{CallId, NumberId, TenantId};
 use events::{Envelope, Event};
 use serde_json::{json, Value};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::Postgres;
 use uuid::Uuid;
 
 use crate::rows::{column, RowTable};
+use crate::timeline::Timeline;
 use crate::{missing_row, ProjectionError};
-use async_trait::async_trait;
 
 /// A row of `calls`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,7 +37,7 @@ pub(crate) struct Row {
     duration_s: Option<i64>,
     billed_minutes: Option<i64>,
     hangup_cause: Option<String>,
-    timeline: Value,
+    timeline: Timeline,
     version: i64,
 }
 
@@ -43,7 +45,6 @@ const COLUMNS: &str = "call_id, tenant_id, session_id, from_number, to_number, a
     number_id, provider, provider_call_id, status, status_rank, rejection, error, created_at, \
     answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline, version";
 
-#[async_trait]
 impl RowTable for Row {
     const TABLE: &'static str = "calls";
     const COLUMNS: &'static str = COLUMNS;
@@ -58,7 +59,6 @@ impl RowTable for Row {
         env: &Envelope,
         event: &Event,
     ) -> Result<Option<Row>, ProjectionError> {
-        let step = json!({"type": env.event_type, "at": env.recorded_at});
         if let Event::OriginateRequested(r) = event {
             if row.is_some() {
                 return Err(ProjectionError::Invariant(format!(
@@ -86,7 +86,7 @@ impl RowTable for Row {
                 duration_s: None,
                 billed_minutes: None,
                 hangup_cause: None,
-                timeline: Value::Array(vec![step]),
+                timeline: Timeline::first(&env.event_type, &env.recorded_at),
                 version: env.version,
             }));
         }
@@ -123,51 +123,52 @@ impl RowTable for Row {
             }
             _ => {}
         }
-        if let Value::Array(t) = &mut r.timeline {
-            t.push(step);
-        }
+        r.timeline.push(&env.event_type, &env.recorded_at);
         r.version = env.version;
         Ok(Some(r))
     }
 
-    /// Inserts or replaces `rows` in one statement.
-    async fn upsert(conn: &mut PgConnection, rows: &[&Row]) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!(
-        "INSERT INTO calls ({COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], \
+    const INSERT: &'static str = "INSERT INTO calls (call_id, tenant_id, session_id, from_number, to_number, agent_id, \
+         number_id, provider, provider_call_id, status, status_rank, rejection, error, created_at, \
+         answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline, version) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], \
          $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
          $11::int[], $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[], \
-         $16::timestamptz[], $17::bigint[], $18::bigint[], $19::text[], $20::jsonb[], $21::bigint[]) \
-         ON CONFLICT (call_id) DO UPDATE SET provider_call_id = EXCLUDED.provider_call_id, \
+         $16::timestamptz[], $17::bigint[], $18::bigint[], $19::text[], $20::jsonb[], $21::bigint[])";
+    const ON_CONFLICT: &'static str =
+        "ON CONFLICT (call_id) DO UPDATE SET provider_call_id = EXCLUDED.provider_call_id, \
          status = EXCLUDED.status, status_rank = EXCLUDED.status_rank, \
          rejection = EXCLUDED.rejection, error = EXCLUDED.error, \
          answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at, \
          duration_s = EXCLUDED.duration_s, billed_minutes = EXCLUDED.billed_minutes, \
          hangup_cause = EXCLUDED.hangup_cause, timeline = EXCLUDED.timeline, \
-         version = EXCLUDED.version"
-    ))
-    .bind(column!(rows, call_id))
-    .bind(column!(rows, tenant_id))
-    .bind(column!(rows, session_id))
-    .bind(column!(rows, from_number))
-    .bind(column!(rows, to_number))
-    .bind(column!(rows, agent_id))
-    .bind(column!(rows, number_id))
-    .bind(column!(rows, provider))
-    .bind(column!(rows, provider_call_id))
-    .bind(column!(rows, status))
-    .bind(column!(rows, status_rank))
-    .bind(column!(rows, rejection))
-    .bind(column!(rows, error))
-    .bind(column!(rows, created_at))
-    .bind(column!(rows, answered_at))
-    .bind(column!(rows, ended_at))
-    .bind(column!(rows, duration_s))
-    .bind(column!(rows, billed_minutes))
-    .bind(column!(rows, hangup_cause))
-    .bind(column!(rows, timeline))
-    .bind(column!(rows, version))
-    .execute(conn)
-    .await?;
-        Ok(())
+         version = EXCLUDED.version";
+
+    fn bind<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        rows: &'q [&Self],
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(column!(rows, call_id))
+            .bind(column!(rows, tenant_id))
+            .bind(column!(rows, session_id))
+            .bind(column!(rows, from_number))
+            .bind(column!(rows, to_number))
+            .bind(column!(rows, agent_id))
+            .bind(column!(rows, number_id))
+            .bind(column!(rows, provider))
+            .bind(column!(rows, provider_call_id))
+            .bind(column!(rows, status))
+            .bind(column!(rows, status_rank))
+            .bind(column!(rows, rejection))
+            .bind(column!(rows, error))
+            .bind(column!(rows, created_at))
+            .bind(column!(rows, answered_at))
+            .bind(column!(rows, ended_at))
+            .bind(column!(rows, duration_s))
+            .bind(column!(rows, billed_minutes))
+            .bind(column!(rows, hangup_cause))
+            .bind(column!(rows, timeline))
+            .bind(column!(rows, version))
     }
 }

@@ -53,9 +53,12 @@ impl Projection for Calls {
             timeline         JSONB NOT NULL,
             version          BIGINT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id, call_id DESC);
         -- Added with CallEnded v2; tables made before it gain the column.
         ALTER TABLE calls ADD COLUMN IF NOT EXISTS hangup_cause TEXT;"
+    }
+
+    fn index_sql(&self) -> &'static str {
+        "CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id, call_id DESC);"
     }
 
     async fn apply_batch(

@@ -51,8 +51,19 @@ pub trait Projection: Send + Sync + 'static {
     /// those (events of other streams would be no-ops).
     fn stream_types(&self) -> &'static [StreamType];
 
-    /// `CREATE TABLE IF NOT EXISTS …` for its tables, unqualified.
+    /// `CREATE TABLE IF NOT EXISTS …` for its tables, unqualified, with
+    /// their primary keys (which the writes rely on) but no other index.
     fn schema_sql(&self) -> &'static str;
+
+    /// `CREATE INDEX IF NOT EXISTS …` for its tables' other indexes,
+    /// unqualified. Apart from `schema_sql` so that a rebuild makes them
+    /// once its copy is filled: building an index over all the rows at once
+    /// costs a fraction of keeping it up to date row by row (for `calls`,
+    /// inserting 250,000 rows took 1.2 s with its tenant index, 0.6 s
+    /// without and 0.15 s more to build the index after).
+    fn index_sql(&self) -> &'static str {
+        ""
+    }
 
     /// Changes the tables for one event, inside the runner's transaction.
     async fn apply(
@@ -95,6 +106,7 @@ pub mod calls;
 pub mod numbers;
 pub mod providers;
 mod rows;
+mod timeline;
 
 use std::sync::Arc;
 

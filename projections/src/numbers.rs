@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use events::{NumberId, ProviderId, TenantId};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::rows::column;
@@ -41,8 +43,11 @@ impl Projection for Numbers {
             version          BIGINT NOT NULL
         );
         -- Added with NumberDailyCapSet; tables made before it lack it.
-        ALTER TABLE numbers ADD COLUMN IF NOT EXISTS daily_calls_max BIGINT;
-        CREATE INDEX IF NOT EXISTS numbers_tenant ON numbers (tenant_id, id);
+        ALTER TABLE numbers ADD COLUMN IF NOT EXISTS daily_calls_max BIGINT;"
+    }
+
+    fn index_sql(&self) -> &'static str {
+        "CREATE INDEX IF NOT EXISTS numbers_tenant ON numbers (tenant_id, id);
         CREATE INDEX IF NOT EXISTS numbers_e164 ON numbers (e164);"
     }
 
@@ -81,7 +86,6 @@ struct Row {
     version: i64,
 }
 
-#[async_trait]
 impl crate::rows::RowTable for Row {
     const TABLE: &'static str = "numbers";
     const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, daily_calls_max, created_at, updated_at, version";
@@ -150,31 +154,31 @@ impl crate::rows::RowTable for Row {
         })
     }
 
-    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
+    const INSERT: &'static str = "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
              inbound_enabled, outbound_enabled, created_at, updated_at, version, daily_calls_max) \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], \
              $6::uuid[], $7::bool[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], \
-             $12::bigint[]) \
-             ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, \
+             $12::bigint[])";
+    const ON_CONFLICT: &'static str = "ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, \
              inbound_enabled = EXCLUDED.inbound_enabled, outbound_enabled = EXCLUDED.outbound_enabled, \
-             daily_calls_max = EXCLUDED.daily_calls_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
-        )
-        .bind(column!(rows, id))
-        .bind(column!(rows, tenant_id))
-        .bind(column!(rows, e164))
-        .bind(column!(rows, provider))
-        .bind(column!(rows, credentials_id))
-        .bind(column!(rows, agent_id))
-        .bind(column!(rows, inbound_enabled))
-        .bind(column!(rows, outbound_enabled))
-        .bind(column!(rows, created_at))
-        .bind(column!(rows, updated_at))
-        .bind(column!(rows, version))
-        .bind(column!(rows, daily_calls_max))
-        .execute(conn)
-        .await?;
-        Ok(())
+             daily_calls_max = EXCLUDED.daily_calls_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version";
+
+    fn bind<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        rows: &'q [&Self],
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(column!(rows, id))
+            .bind(column!(rows, tenant_id))
+            .bind(column!(rows, e164))
+            .bind(column!(rows, provider))
+            .bind(column!(rows, credentials_id))
+            .bind(column!(rows, agent_id))
+            .bind(column!(rows, inbound_enabled))
+            .bind(column!(rows, outbound_enabled))
+            .bind(column!(rows, created_at))
+            .bind(column!(rows, updated_at))
+            .bind(column!(rows, version))
+            .bind(column!(rows, daily_calls_max))
     }
 }

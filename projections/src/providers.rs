@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use events::{ProviderId, TenantId};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::rows::column;
@@ -38,8 +40,11 @@ impl Projection for Providers {
             created_at  TIMESTAMPTZ NOT NULL,
             updated_at  TIMESTAMPTZ NOT NULL,
             version     BIGINT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS providers_tenant ON providers (tenant_id, id);"
+        );"
+    }
+
+    fn index_sql(&self) -> &'static str {
+        "CREATE INDEX IF NOT EXISTS providers_tenant ON providers (tenant_id, id);"
     }
 
     async fn apply_batch(
@@ -75,7 +80,6 @@ struct Row {
     version: i64,
 }
 
-#[async_trait]
 impl crate::rows::RowTable for Row {
     const TABLE: &'static str = "providers";
     const COLUMNS: &'static str = "id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, updated_at, version";
@@ -139,28 +143,30 @@ impl crate::rows::RowTable for Row {
         })
     }
 
-    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
+    const INSERT: &'static str =
+        "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
              created_at, updated_at, version) \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[], $10::bigint[]) \
-             ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, key_id = EXCLUDED.key_id, \
+             $6::text[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[], $10::bigint[])";
+    const ON_CONFLICT: &'static str =
+        "ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, key_id = EXCLUDED.key_id, \
              ciphertext = EXCLUDED.ciphertext, masked = EXCLUDED.masked, \
-             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version",
-        )
-        .bind(column!(rows, id))
-        .bind(column!(rows, tenant_id))
-        .bind(column!(rows, provider))
-        .bind(column!(rows, label))
-        .bind(column!(rows, key_id))
-        .bind(column!(rows, ciphertext))
-        .bind(column!(rows, masked))
-        .bind(column!(rows, created_at))
-        .bind(column!(rows, updated_at))
-        .bind(column!(rows, version))
-        .execute(conn)
-        .await?;
-        Ok(())
+             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version";
+
+    fn bind<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        rows: &'q [&Self],
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(column!(rows, id))
+            .bind(column!(rows, tenant_id))
+            .bind(column!(rows, provider))
+            .bind(column!(rows, label))
+            .bind(column!(rows, key_id))
+            .bind(column!(rows, ciphertext))
+            .bind(column!(rows, masked))
+            .bind(column!(rows, created_at))
+            .bind(column!(rows, updated_at))
+            .bind(column!(rows, version))
     }
 }

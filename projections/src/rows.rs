@@ -4,12 +4,12 @@
 //! them, and writes them back (or deletes them) in one statement each; a
 //! single event is a batch of one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use async_trait::async_trait;
 use events::{Envelope, Event};
-use sqlx::postgres::PgRow;
-use sqlx::PgConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 use crate::{BatchError, ProjectionError};
@@ -25,7 +25,6 @@ macro_rules! column {
 pub(crate) use column;
 
 /// A read table with one row per stream, keyed by the stream id.
-#[async_trait]
 pub(crate) trait RowTable:
     Sized + Send + Sync + Unpin + for<'r> sqlx::FromRow<'r, PgRow>
 {
@@ -43,8 +42,34 @@ pub(crate) trait RowTable:
         event: &Event,
     ) -> Result<Option<Self>, ProjectionError>;
 
-    /// Inserts or replaces `rows`.
-    async fn upsert(conn: &mut PgConnection, rows: &[&Self]) -> Result<(), sqlx::Error>;
+    /// `INSERT INTO … SELECT * FROM unnest(…)` of the arrays `bind` binds.
+    const INSERT: &'static str;
+    /// The `ON CONFLICT … DO UPDATE` clause that makes `INSERT` replace a
+    /// row the table holds.
+    const ON_CONFLICT: &'static str;
+
+    /// Binds each column of `rows`, as an array, in `INSERT`'s order.
+    fn bind<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        rows: &'q [&Self],
+    ) -> Query<'q, Postgres, PgArguments>;
+}
+
+/// Writes `rows`: plain inserts when none is in the table (`replace` false:
+/// a row that is there after all fails the batch with a unique violation,
+/// never overwritten), else inserts or replaces.
+async fn write<T: RowTable>(
+    conn: &mut PgConnection,
+    rows: &[&T],
+    replace: bool,
+) -> Result<(), sqlx::Error> {
+    let sql = if replace {
+        format!("{} {}", T::INSERT, T::ON_CONFLICT)
+    } else {
+        T::INSERT.to_owned()
+    };
+    T::bind(sqlx::query(&sql), rows).execute(conn).await?;
+    Ok(())
 }
 
 async fn load<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<T>, sqlx::Error> {
@@ -77,11 +102,21 @@ pub(crate) async fn apply<T: RowTable>(
         at: None,
         error: ProjectionError::Db(e),
     };
-    let mut ids: Vec<Uuid> = batch.iter().map(|(e, _)| e.stream_id).collect();
+    // A stream whose first event in the batch is its version 1 has no
+    // row yet: only the others are read.
+    let mut first: HashMap<Uuid, i64> = HashMap::with_capacity(batch.len());
+    for (env, _) in batch {
+        first.entry(env.stream_id).or_insert(env.version);
+    }
+    let mut ids: Vec<Uuid> = first.keys().copied().collect();
     ids.sort_unstable();
-    ids.dedup();
-    let stored: Vec<T> = load(conn, &ids).await.map_err(db)?;
-    let existed: Vec<Uuid> = stored.iter().map(T::id).collect();
+    let older: Vec<Uuid> = ids.iter().copied().filter(|id| first[id] != 1).collect();
+    let stored: Vec<T> = if older.is_empty() {
+        Vec::new()
+    } else {
+        load(conn, &older).await.map_err(db)?
+    };
+    let loaded: HashSet<Uuid> = stored.iter().map(T::id).collect();
     let mut rows: HashMap<Uuid, Option<T>> =
         stored.into_iter().map(|r| (r.id(), Some(r))).collect();
     for (i, (env, event)) in batch.iter().enumerate() {
@@ -89,16 +124,25 @@ pub(crate) async fn apply<T: RowTable>(
         *slot =
             T::fold(slot.take(), env, event).map_err(|error| BatchError { at: Some(i), error })?;
     }
-    let gone: Vec<Uuid> = existed
-        .into_iter()
+    let gone: Vec<Uuid> = loaded
+        .iter()
+        .copied()
         .filter(|id| rows.get(id).is_some_and(Option::is_none))
         .collect();
     if !gone.is_empty() {
         delete::<T>(conn, &gone).await.map_err(db)?;
     }
-    let kept: Vec<&T> = ids.iter().filter_map(|id| rows.get(id)?.as_ref()).collect();
-    if !kept.is_empty() {
-        T::upsert(conn, &kept).await.map_err(db)?;
+    // Rows the table held are replaced; the others (most: a stream's first
+    // events) are inserted, which costs PostgreSQL no conflict handling.
+    let (held, new): (Vec<&T>, Vec<&T>) = ids
+        .iter()
+        .filter_map(|id| rows.get(id)?.as_ref())
+        .partition(|r| loaded.contains(&r.id()));
+    if !held.is_empty() {
+        write(conn, &held, true).await.map_err(db)?;
+    }
+    if !new.is_empty() {
+        write(conn, &new, false).await.map_err(db)?;
     }
     Ok(())
 }

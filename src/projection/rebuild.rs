@@ -9,7 +9,7 @@
 use projections::Projection;
 use sqlx::{Connection, PgPool};
 
-use super::runner::{rebuild_into, StepError};
+use super::runner::{create_indexes, rebuild_into, StepError};
 use crate::store::Position;
 
 /// Replays the whole store through `projection` into `schema` (created, and
@@ -40,6 +40,8 @@ pub async fn rebuild_to_schema(
         .execute(&mut conn)
         .await?;
     let at = rebuild_into(pool, &mut conn, projection, Position::START, until).await?;
+    // Filled first, indexed after: see `Projection::index_sql`.
+    create_indexes(&mut conn, projection).await?;
     conn.close().await?;
     Ok(at)
 }

@@ -38,8 +38,8 @@ pub async fn ensure_schema(pool: &PgPool, projection: &dyn Projection) -> Result
         .await?;
     // One statement at a time (line comments dropped): the DDL has no `;`
     // inside a statement.
-    let ddl: String = projection
-        .schema_sql()
+    let ddl: String = [projection.schema_sql(), projection.index_sql()]
+        .join("\n")
         .lines()
         .map(|l| l.split("--").next().unwrap_or(""))
         .collect::<Vec<_>>()
@@ -48,6 +48,19 @@ pub async fn ensure_schema(pool: &PgPool, projection: &dyn Projection) -> Result
         sqlx::query(statement).execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// Creates `projection`'s secondary indexes on `conn`: a copy's, once it
+/// is filled (see `Projection::index_sql`).
+pub(crate) async fn create_indexes(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+) -> Result<(), sqlx::Error> {
+    let sql = projection.index_sql();
+    if !sql.trim().is_empty() {
+        sqlx::raw_sql(sql).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// The advisory-lock class of schema creation (two-key space).

@@ -56,43 +56,48 @@ impl StoredEvent {
         rows.iter().map(StoredEvent::from_row).collect()
     }
 
+    /// Reads the event from the first columns of `row`, which are
+    /// `COLUMNS` in order. By index, not by name: a name is a hash lookup
+    /// and string compare per column per row, a tenth of a replay's
+    /// decoding.
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let stream_type: String = row.try_get("stream_type")?;
+        let stream_type: &str = row.try_get(4)?;
         let stream_type =
-            StreamType::parse(&stream_type).ok_or_else(|| sqlx::Error::ColumnDecode {
+            StreamType::parse(stream_type).ok_or_else(|| sqlx::Error::ColumnDecode {
                 index: "stream_type".into(),
                 source: format!("unknown stream type {stream_type:?}").into(),
             })?;
-        let hash_col = |name: &str| -> Result<Hash32, sqlx::Error> {
-            let bytes: Vec<u8> = row.try_get(name)?;
-            Hash32::from_slice(&bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
+        // Borrowed: the 32 bytes are copied into the hash, not into a Vec first.
+        let hash_col = |index: usize, name: &str| -> Result<Hash32, sqlx::Error> {
+            let bytes: &[u8] = row.try_get(index)?;
+            Hash32::from_slice(bytes).ok_or_else(|| sqlx::Error::ColumnDecode {
                 index: name.into(),
                 source: "hash is not 32 bytes".into(),
             })
         };
-        let global_position: i64 = row.try_get("global_position")?;
-        let schema_version: i32 = row.try_get("schema_version")?;
+        let global_position: i64 = row.try_get(0)?;
+        let schema_version: i32 = row.try_get(3)?;
         Ok(StoredEvent {
             position: Position::new(global_position),
             envelope: Envelope {
                 inner: NewEnvelope {
-                    event_id: row.try_get("event_id")?,
-                    event_type: row.try_get("event_type")?,
+                    event_id: row.try_get(1)?,
+                    event_type: row.try_get(2)?,
                     schema_version: schema_version as u32,
                     stream_type,
-                    stream_id: row.try_get("stream_id")?,
-                    version: row.try_get("version")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    recorded_at: row.try_get("recorded_at")?,
-                    command_id: row.try_get("command_id")?,
-                    correlation_id: row.try_get("correlation_id")?,
-                    causation_id: row.try_get("causation_id")?,
-                    actor: row.try_get("actor")?,
-                    data: row.try_get("data")?,
-                    prev_hash: hash_col("prev_hash")?,
+                    stream_id: row.try_get(5)?,
+                    version: row.try_get(6)?,
+                    tenant_id: row.try_get(7)?,
+                    recorded_at: row.try_get(8)?,
+                    command_id: row.try_get(9)?,
+                    correlation_id: row.try_get(10)?,
+                    causation_id: row.try_get(11)?,
+                    actor: row.try_get(12)?,
+                    data: row.try_get(13)?,
+                    prev_hash: hash_col(14, "prev_hash")?,
                 },
                 global_position,
-                hash: hash_col("hash")?,
+                hash: hash_col(15, "hash")?,
             },
         })
     }

@@ -120,6 +120,16 @@ async fn audit_swap_applies_what_the_live_projector_committed_meanwhile() {
     helper.await.unwrap();
     assert_eq!((report.copied, report.applied_in_swap), (5, 3));
     assert_equals_rebuild(&env, 8).await;
+    // The copy was indexed once filled; the swapped-in table has the
+    // indexes the live one had.
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' \
+         AND tablename = 'providers' ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, ["providers_pkey", "providers_tenant"]);
     // The live projector carries on from there.
     assert_eq!(live.step().await.unwrap(), StepOutcome::Idle);
     create_providers(&env.pool, 1).await;

@@ -169,6 +169,69 @@ async fn a_poison_event_stops_the_projector_and_is_reported() {
     env.cleanup(None).await;
 }
 
+/// A stream's first events are inserted without reading the table first
+/// (no row can exist before them); a row that is there anyway (written by
+/// hand, or by a table that drifted) stops the projector as a poison event
+/// does, and is not overwritten.
+#[tokio::test]
+async fn a_first_event_never_overwrites_a_row_the_table_holds() {
+    let env = TestEnv::new().await;
+    let deps = env.deps().await;
+    projection::ensure_schema(&env.pool, &projections::providers::Providers)
+        .await
+        .unwrap();
+    let tenant = TenantId::new();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
+         created_at, updated_at, version) \
+         VALUES ($1, $2, 'twilio', 'by hand', 'k0', 'ct-0', '{}', now(), now(), 7)",
+    )
+    .bind(id)
+    .bind(tenant)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    put(
+        &env,
+        tenant,
+        StreamType::Provider,
+        id,
+        0,
+        vec![Event::ProviderCreated(ProviderCreated {
+            provider: ProviderKind::Twilio,
+            label: "from the store".into(),
+            credentials: creds("a"),
+        })],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let runner = Runner::new(
+        env.pool.clone(),
+        Arc::new(projections::providers::Providers),
+        deps.metrics.clone(),
+    );
+    let task = tokio::spawn(runner.run(stop.clone()));
+    let stopped = eventually(Duration::from_secs(10), || async {
+        checkpoint::all(&env.pool)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.name == "projection:providers" && c.status == "stopped")
+    })
+    .await;
+    assert!(stopped, "the projector stops at the event");
+    let label: String = sqlx::query_scalar("SELECT label FROM providers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(label, "by hand", "the row was not overwritten");
+    stop.cancel();
+    task.await.unwrap();
+    env.cleanup(None).await;
+}
+
 fn creds(tag: &str) -> EncryptedCredentials {
     EncryptedCredentials {
         key_id: "k1".into(),

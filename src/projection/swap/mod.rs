@@ -51,7 +51,7 @@ mod install;
 
 use install::swap;
 
-use super::runner::{checkpoint_name, replay_into, StepError};
+use super::runner::{checkpoint_name, create_indexes, replay_into, StepError};
 use crate::leader::role_key;
 use crate::store::Position;
 
@@ -188,6 +188,12 @@ async fn copy_and_swap(
         .await?;
         if p.phase == Phase::CatchUp && p.applied - before < CLOSE_ENOUGH {
             break;
+        }
+        if p.phase == Phase::Copy {
+            // Filled first, indexed after (see `Projection::index_sql`);
+            // catching up and the swap then keep the indexes as the live
+            // projector does.
+            create_indexes(conn, projection).await?;
         }
         p.phase = Phase::CatchUp;
     }
