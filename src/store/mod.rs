@@ -33,10 +33,10 @@ pub use heads::Heads;
 pub use position::Position;
 pub use read::{
     count_after, head, read_after_checkpoint, read_global, read_stream, read_stream_after,
-    read_tenant, CheckpointRead, TenantFilter,
+    read_streams_after, read_tenant, CheckpointRead, TenantFilter,
 };
 pub use row::StoredEvent;
-pub use states::{Apply, Loaded, States};
+pub use states::{Apply, Loaded, Stale, States};
 pub use tx::{append, append_batch, append_guarded, AppendTx, BatchCommand, Begin};
 pub use verify::{verify_chain, ChainBreak};
 pub use wake::Wake;

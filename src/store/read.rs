@@ -36,6 +36,28 @@ pub async fn read_stream_after<'e>(
     stream_versions(db, stream_id.into(), after, i64::MAX).await
 }
 
+/// Several streams' events after a version each (`(stream, after)`), in
+/// one query: each stream's in version order, the streams in the order
+/// given. What several cached states lack, read in one round trip.
+pub async fn read_streams_after<'e>(
+    db: impl PgExecutor<'e>,
+    streams: &[(Uuid, i64)],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let ids: Vec<Uuid> = streams.iter().map(|s| s.0).collect();
+    let afters: Vec<i64> = streams.iter().map(|s| s.1).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT e.* FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS s(id, after, n) \
+         CROSS JOIN LATERAL (SELECT {COLUMNS} FROM events \
+           WHERE stream_id = s.id AND version > s.after ORDER BY version) e \
+         ORDER BY s.n, e.version"
+    ))
+    .bind(&ids)
+    .bind(&afters)
+    .fetch_all(db)
+    .await?;
+    Ok(StoredEvent::from_rows(&rows)?)
+}
+
 /// Versions `after + 1 ..= upto` of a stream.
 async fn stream_versions<'e>(
     db: impl PgExecutor<'e>,

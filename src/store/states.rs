@@ -8,7 +8,8 @@
 //! state by reading only the events after v (`load_fresh`) and decides
 //! again. Reads that no append will check (the worker's caps, the dial's
 //! kill switch) use `load_fresh`, which costs one indexed query however long
-//! the stream is.
+//! the stream is, or, for several streams at once, `stale` and `fresh`
+//! around one `read_streams_after`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -44,6 +45,20 @@ impl Default for States {
         States {
             cache: quick_cache::sync::Cache::new(100_000),
         }
+    }
+}
+
+/// A cached state not yet checked against the store (`Store::stale`).
+pub struct Stale<S> {
+    id: Uuid,
+    state: S,
+    head: Head,
+}
+
+impl<S> Stale<S> {
+    /// The stream and the version its events are to be read after.
+    pub fn after(&self) -> (Uuid, i64) {
+        (self.id, self.head.version)
     }
 }
 
@@ -120,6 +135,36 @@ impl Store {
             .get::<S>(id)
             .unwrap_or_else(|| (S::default(), Head::NONE));
         self.catch_up(id, state, head, apply).await
+    }
+
+    /// Stream `id`'s cached state (or none yet), to be brought up to date
+    /// together with others: `read_streams_after` for the `after` of each,
+    /// then `fresh` with what it read. Several states read fresh for one
+    /// decision cost one query, not one each.
+    pub fn stale<S>(&self, id: impl Into<Uuid>) -> Stale<S>
+    where
+        S: Clone + Default + Send + Sync + 'static,
+    {
+        let id = id.into();
+        let (state, head) = self
+            .states()
+            .get::<S>(id)
+            .unwrap_or_else(|| (S::default(), Head::NONE));
+        Stale { id, state, head }
+    }
+
+    /// `stale` brought up to date with `newer` (read for it and maybe for
+    /// other streams, by `read_streams_after`).
+    pub fn fresh<S>(
+        &self,
+        stale: Stale<S>,
+        newer: &[StoredEvent],
+        apply: Apply<S>,
+    ) -> Result<Loaded<S>, StoreError>
+    where
+        S: Clone + Default + Send + Sync + 'static,
+    {
+        self.advance(stale.id, stale.state, stale.head, newer, apply)
     }
 
     async fn catch_up<S>(

@@ -6,13 +6,12 @@
 
 use events::{CallId, EncryptedCredentials, Envelope, OriginateRequested, TenantId};
 
-use super::process::{fold_stream, Judged};
+use super::judged::{Judged, Reads};
 use super::Worker;
 use crate::callproc::{DialError, Dialed, OriginateRequest};
 use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{CallState, DialOutcome};
 use crate::commands::dial as rules;
-use crate::commands::state::{LimitsState, ProviderState};
 use crate::secrets::{PlainCredentials, SecretError};
 
 /// A step's result: go on with `T`, or stop with the call's outcome.
@@ -66,13 +65,24 @@ impl Worker {
         live: bool,
         judged_by: Option<Judged>,
     ) -> Step<PlainCredentials> {
-        // The caps (unless admission just read them) and the provider, read
-        // side by side.
-        let (judged, provider) = tokio::join!(
-            self.judged_of(tenant, req, judged_by),
-            fold_stream::<ProviderState>(self, req.credentials_id, ProviderState::apply),
-        );
-        let (Judged { limits, number }, provider) = (judged?, provider?);
+        // The caps and the provider: as admission just read them, or (a
+        // redelivery that starts at the claim) as stored now.
+        let judged = match judged_by {
+            Some(j) => j,
+            None => {
+                let reads = Reads {
+                    number: Some(req.number_id),
+                    provider: req.credentials_id,
+                    destinations: false,
+                };
+                self.judge(tenant, reads).await?.0
+            }
+        };
+        let Judged {
+            limits,
+            number,
+            provider,
+        } = judged;
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
         // Reserving again (idempotent per call) counts it now, or refuses.
@@ -123,29 +133,6 @@ impl Worker {
                 }))
             }
         }
-    }
-
-    /// The caps the call is held to: those admission judged it by, or (a
-    /// redelivery that starts at the claim) the tenant's and its number's
-    /// as stored now.
-    async fn judged_of(
-        &self,
-        tenant: TenantId,
-        req: &OriginateRequested,
-        judged_by: Option<Judged>,
-    ) -> anyhow::Result<Judged> {
-        if let Some(j) = judged_by {
-            return Ok(j);
-        }
-        let stream = events::call_limits_stream_id(tenant);
-        let (state, number) = tokio::join!(
-            fold_stream::<LimitsState>(self, stream, LimitsState::apply),
-            self.number_cap(Some(req.number_id)),
-        );
-        Ok(Judged {
-            limits: state?.limits.unwrap_or(self.default_limits),
-            number: number?,
-        })
     }
 }
 

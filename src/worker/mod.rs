@@ -17,6 +17,7 @@
 
 mod consumer;
 mod dial;
+mod judged;
 mod process;
 mod release;
 

@@ -1,18 +1,17 @@
 //! Handling one `OriginateRequested`: admit, claim, dial, record.
 
 use events::{
-    call_limits_stream_id, destinations_stream_id, CallId, Envelope, Event, NumberId,
-    OriginateRejected, StreamType, TenantId,
+    CallId, Envelope, Event, OriginateRejected, OriginateRequested, StreamType, TenantId,
 };
 use uuid::Uuid;
 
+use super::judged::{Judged, Reads};
 use super::{CrashPoint, Worker};
-use crate::caps::{Admission as CapsAdmission, NumberCap};
+use crate::caps::Admission as CapsAdmission;
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::dial;
-use crate::commands::set_destinations::{self, DestinationsState};
-use crate::commands::state::{At, LimitsState, NumberState};
-use crate::domain::{CallLimits, E164};
+use crate::commands::set_destinations;
+use crate::domain::E164;
 use crate::store::{CommandMeta, ExpectedVersion, Loaded, StoreError, StreamAppend};
 
 /// What handling a message came to.
@@ -44,32 +43,11 @@ struct Handling<'a> {
     judged_by: Option<Judged>,
 }
 
-/// What admission judged a call by: the tenant's caps and the calling
-/// number's own, as stored when it was admitted.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Judged {
-    pub limits: CallLimits,
-    pub number: Option<NumberCap>,
-}
-
 /// What a step of a handling came to.
 enum Step {
     /// Look at the call again (it moved on, or this step moved it).
     Again,
     Done(Handled),
-}
-
-/// A stream's state as stored now: the cached fold brought up to date with
-/// one query for what is newer (never a fold of the whole history).
-pub(super) async fn fold_stream<S>(
-    w: &Worker,
-    id: impl Into<Uuid>,
-    apply: fn(&mut S, At, &Event),
-) -> anyhow::Result<S>
-where
-    S: Clone + Default + Send + Sync + 'static,
-{
-    Ok(w.deps.store.load_fresh(id, apply).await?.state)
 }
 
 impl Worker {
@@ -197,20 +175,11 @@ impl Worker {
     /// or refuse.
     async fn on_requested(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
-        let number = state.request.as_ref().map(|r| r.number_id);
-        // A stored number that no longer parses is judged by no destination
-        // rule (it was checked when the call was requested).
-        let to = state
-            .request
-            .as_ref()
-            .and_then(|r| E164::parse(&r.to_number).ok());
+        let Some(req) = state.request.as_ref() else {
+            anyhow::bail!("requested call {} has no request", h.cause.stream_id);
+        };
         let (admission, judged) = self
-            .admit(
-                state.tenant_id,
-                CallId::from(h.cause.stream_id),
-                number,
-                to.as_ref(),
-            )
+            .admit(state.tenant_id, CallId::from(h.cause.stream_id), req)
             .await?;
         h.judged_by = Some(judged);
         let refused = matches!(admission, Admission::Refused(_));
@@ -315,31 +284,26 @@ impl Worker {
 
     /// Reserves a slot in all four caps and the calling number's own,
     /// against the caps in the store (not a projection: a 0 must hold from
-    /// the moment it was accepted). Returns the caps it judged by too.
+    /// the moment it was accepted). Returns what it judged by too.
     async fn admit(
         &self,
         tenant: TenantId,
         call_id: CallId,
-        number: Option<NumberId>,
-        to: Option<&E164>,
+        req: &OriginateRequested,
     ) -> anyhow::Result<(Admission, Judged)> {
-        let (limits, number, places) = tokio::join!(
-            fold_stream::<LimitsState>(self, call_limits_stream_id(tenant), LimitsState::apply),
-            self.number_cap(number),
-            fold_stream::<DestinationsState>(
-                self,
-                destinations_stream_id(tenant),
-                DestinationsState::apply
-            ),
-        );
-        let judged = Judged {
-            limits: limits?.limits.unwrap_or(self.default_limits),
-            number: number?,
+        let reads = Reads {
+            number: Some(req.number_id),
+            provider: req.credentials_id,
+            destinations: true,
         };
+        let (judged, places) = self.judge(tenant, reads).await?;
         // The destination policy before any cap: a refused destination
-        // counts against nothing.
-        let policy = places?.in_force();
-        if let Some(blocked) = to.and_then(|to| set_destinations::blocked(&policy, to)) {
+        // counts against nothing. A stored number that no longer parses is
+        // judged by no destination rule (it was checked when the call was
+        // requested).
+        let policy = places.unwrap_or_default().in_force();
+        let to = E164::parse(&req.to_number).ok();
+        if let Some(blocked) = to.and_then(|to| set_destinations::blocked(&policy, &to)) {
             return Ok((
                 Admission::Refused(OriginateRejected::destination(blocked)),
                 judged,
@@ -361,20 +325,5 @@ impl Worker {
             }),
         };
         Ok((admission, judged))
-    }
-
-    /// The calling number's own daily cap, as stored now.
-    pub(super) async fn number_cap(
-        &self,
-        number: Option<NumberId>,
-    ) -> anyhow::Result<Option<NumberCap>> {
-        let Some(number_id) = number else {
-            return Ok(None);
-        };
-        let state = fold_stream::<NumberState>(self, number_id, NumberState::apply).await?;
-        Ok(Some(NumberCap {
-            number_id,
-            daily_calls_max: state.daily_calls_max,
-        }))
     }
 }

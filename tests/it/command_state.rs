@@ -100,3 +100,71 @@ async fn a_fresh_read_reads_only_what_is_newer() {
     assert_eq!(after.len(), 1, "what a fresh load of a cached state reads");
     env.cleanup(None).await;
 }
+
+/// Several cached states brought up to date by one query: each gets its
+/// own stream's newer events, in version order, whatever else was read.
+#[tokio::test]
+async fn several_stale_states_are_brought_up_to_date_by_one_read() {
+    let env = TestEnv::new().await;
+    let (st, other) = (Store::new(env.pool.clone()), Store::new(env.pool.clone()));
+    let (a, b, c) = (TenantId::new(), TenantId::new(), TenantId::new());
+    let run = |s: &Store, t: TenantId, v: u32| {
+        let s = s.clone();
+        async move {
+            write::run(&s, &CommandMeta::new(t, "t"), &patch(t, v, None))
+                .await
+                .unwrap()
+        }
+    };
+    // `st` caches a at 2 and b at 1; `other` moves a to 4 and b to 2; c is
+    // cached nowhere and has 3 versions.
+    for v in 1..=2 {
+        run(&st, a, v).await;
+    }
+    run(&st, b, 10).await;
+    for v in 3..=4 {
+        run(&other, a, v).await;
+    }
+    run(&other, b, 20).await;
+    for v in 100..=102 {
+        run(&other, c, v).await;
+    }
+    let ids = [a, b, c].map(events::call_limits_stream_id);
+    let stale = ids.map(|id| st.stale::<LimitsState>(id));
+    assert_eq!(
+        stale.iter().map(|s| s.after().1).collect::<Vec<_>>(),
+        [2, 1, 0]
+    );
+    let after: Vec<_> = stale.iter().map(|s| s.after()).collect();
+    let newer = switchboard::store::read_streams_after(&env.pool, &after)
+        .await
+        .unwrap();
+    let read: Vec<(uuid::Uuid, i64)> = newer
+        .iter()
+        .map(|e| (e.envelope.stream_id, e.envelope.version))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (ids[0], 3),
+            (ids[0], 4),
+            (ids[1], 2),
+            (ids[2], 1),
+            (ids[2], 2),
+            (ids[2], 3)
+        ]
+    );
+    let [sa, sb, sc] = stale;
+    let fresh = |s| st.fresh(s, &newer, LimitsState::apply).unwrap();
+    let (fa, fb, fc) = (fresh(sa), fresh(sb), fresh(sc));
+    assert_eq!(
+        (fa.head.version, fb.head.version, fc.head.version),
+        (4, 2, 3)
+    );
+    let max =
+        |l: &switchboard::store::Loaded<LimitsState>| l.state.limits.unwrap().daily_minutes_max;
+    assert_eq!((max(&fa), max(&fb), max(&fc)), (4, 20, 102));
+    // And the cache now holds them: the next stale read starts there.
+    assert_eq!(st.stale::<LimitsState>(ids[2]).after().1, 3);
+    env.cleanup(None).await;
+}

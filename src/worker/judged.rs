@@ -1,0 +1,81 @@
+//! What a call is judged and dialed by, read as stored now: the tenant's
+//! caps, the calling number's own cap, the tenant's destination policy and
+//! the provider's credentials.
+//!
+//! No append checks these reads (a cap lowered to 0 must hold from the
+//! moment it was accepted, wherever it was), so a cached state is not
+//! enough: each is brought up to date against the store. All of them in
+//! one query (`Store::stale`, `read_streams_after`, `Store::fresh`): one
+//! query each was three or four of a call's eight statements.
+
+use events::{call_limits_stream_id, destinations_stream_id, NumberId, ProviderId, TenantId};
+
+use super::Worker;
+use crate::caps::NumberCap;
+use crate::commands::set_destinations::DestinationsState;
+use crate::commands::state::{LimitsState, NumberState, ProviderState};
+use crate::domain::CallLimits;
+use crate::store::read_streams_after;
+
+/// What admission judged a call by (the tenant's caps and the calling
+/// number's own) and the provider read with them: the dial right after
+/// needs not read them again. A handling that starts at the claim (a
+/// redelivery) reads them fresh.
+#[derive(Debug, Clone)]
+pub(super) struct Judged {
+    pub limits: CallLimits,
+    pub number: Option<NumberCap>,
+    pub provider: ProviderState,
+}
+
+/// Which streams to read besides the tenant's caps.
+pub(super) struct Reads {
+    pub number: Option<NumberId>,
+    pub provider: ProviderId,
+    /// The tenant's destination policy (admission's; the dial has none).
+    pub destinations: bool,
+}
+
+impl Worker {
+    /// The caps, the provider and (when asked) the destination policy of
+    /// `tenant`'s call, as stored now, in one query.
+    pub(super) async fn judge(
+        &self,
+        tenant: TenantId,
+        reads: Reads,
+    ) -> anyhow::Result<(Judged, Option<DestinationsState>)> {
+        let store = &self.deps.store;
+        let limits = store.stale::<LimitsState>(call_limits_stream_id(tenant));
+        let provider = store.stale::<ProviderState>(reads.provider);
+        let number = reads.number.map(|n| (n, store.stale::<NumberState>(n)));
+        let places = reads
+            .destinations
+            .then(|| store.stale::<DestinationsState>(destinations_stream_id(tenant)));
+        let mut after = vec![limits.after(), provider.after()];
+        after.extend(number.as_ref().map(|(_, s)| s.after()));
+        after.extend(places.as_ref().map(|s| s.after()));
+        let newer = read_streams_after(store.pool(), &after).await?;
+        let limits = store.fresh(limits, &newer, LimitsState::apply)?.state;
+        let provider = store.fresh(provider, &newer, ProviderState::apply)?.state;
+        let number = match number {
+            Some((number_id, stale)) => Some(NumberCap {
+                number_id,
+                daily_calls_max: store
+                    .fresh(stale, &newer, NumberState::apply)?
+                    .state
+                    .daily_calls_max,
+            }),
+            None => None,
+        };
+        let places = match places {
+            Some(stale) => Some(store.fresh(stale, &newer, DestinationsState::apply)?.state),
+            None => None,
+        };
+        let judged = Judged {
+            limits: limits.limits.unwrap_or(self.default_limits),
+            number,
+            provider,
+        };
+        Ok((judged, places))
+    }
+}
