@@ -121,6 +121,9 @@ impl Worker {
         // One task per message, owned here: when this loop ends, so do they.
         let mut calls = tokio::task::JoinSet::new();
         let crashed = CancellationToken::new();
+        // Shared by the calls' tasks: cloning the worker itself per message
+        // (its dependencies, strings and all) showed in the profile.
+        let me = Arc::new(self.clone());
         let pulled = loop {
             // Finished handlings are reaped as we go, so the set stays small.
             while calls.try_join_next().is_some() {}
@@ -134,7 +137,7 @@ impl Worker {
                 Ok(m) => m,
                 Err(e) => break Err(anyhow::anyhow!("originate message: {e}")),
             };
-            let (w, crash, permits) = (self.clone(), crashed.clone(), permits.clone());
+            let (w, crash, permits) = (me.clone(), crashed.clone(), permits.clone());
             calls.spawn(async move { w.serve_message(msg, permits, crash).await });
         };
         // Stopping (or the stream broke): finish the calls held.
