@@ -45,7 +45,7 @@ pub use master::MasterKeyring;
 pub use plain::PlainCredentials;
 // Plaintext on purpose, for two places only: sealing, and the dial request.
 pub(crate) use plain::Exposed;
-pub use tenant_keys::{get_or_create_data_key, load_tenant_key, rewrap_all, shred_tenant};
+pub use tenant_keys::{get_or_create_data_key, load_tenant_key, rewrap_all};
 
 /// What can go wrong with secrets. Messages name keys and kids (which are not
 /// secret), never plaintext, key bytes or configured values.
@@ -83,15 +83,30 @@ pub enum SecretError {
 
 /// The secrets service: the keyring plus the high-level operations handlers
 /// need. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Secrets {
     ring: Arc<MasterKeyring>,
+    /// Tenants' data keys as unwrapped for dials (`open_for_provider`),
+    /// by tenant and key id; bounded, zeroized when they go.
+    data_keys: Arc<quick_cache::sync::Cache<(TenantId, String), Arc<DataKey>>>,
 }
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Data keys a process keeps unwrapped: one a tenant, as a rule.
+const DATA_KEYS_KEPT: usize = 10_000;
 
 impl Secrets {
     pub fn new(ring: MasterKeyring) -> Self {
         Secrets {
             ring: Arc::new(ring),
+            data_keys: Arc::new(quick_cache::sync::Cache::new(DATA_KEYS_KEPT)),
         }
     }
 
@@ -114,30 +129,45 @@ impl Secrets {
         Ok(seal(&key, tenant_id, provider_id, creds)?)
     }
 
-    /// Opens a provider's credentials; `Shredded` once the tenant's key is.
+    /// Opens a provider's credentials for a dial; `Shredded` once the
+    /// tenant's key is.
+    ///
+    /// The data key is read and unwrapped once per process and kept, not
+    /// for every call. `shredded` is the key ids the tenant stream records
+    /// as shredded, read from the store beside the call's other state just
+    /// before (the worker's judged read): `TenantKeyShredded` commits in
+    /// the shred's own transaction, so a key shredded before the call was
+    /// judged is refused here whether it is kept or not, and forgotten. A
+    /// key not kept is read from `tenant_keys`, which refuses a shredded
+    /// one too.
     pub async fn open_for_provider(
         &self,
         db: impl PgExecutor<'_>,
         tenant_id: TenantId,
         provider_id: ProviderId,
         sealed: &EncryptedCredentials,
+        shredded: &[String],
     ) -> Result<PlainCredentials, SecretError> {
-        let key = load_tenant_key(db, &self.ring, tenant_id, &sealed.key_id).await?;
+        let slot = (tenant_id, sealed.key_id.clone());
+        if shredded.contains(&sealed.key_id) {
+            self.data_keys.remove(&slot);
+            return Err(SecretError::Shredded(sealed.key_id.clone()));
+        }
+        let key = match self.data_keys.get(&slot) {
+            Some(key) => key,
+            None => {
+                let key =
+                    Arc::new(load_tenant_key(db, &self.ring, tenant_id, &sealed.key_id).await?);
+                self.data_keys.insert(slot, key.clone());
+                key
+            }
+        };
         open(&key, tenant_id, provider_id, sealed)
     }
 
     /// `rewrap_all` with this keyring.
     pub async fn rewrap_all(&self, pool: &PgPool) -> Result<u64, SecretError> {
         rewrap_all(pool, &self.ring).await
-    }
-
-    /// `shred_tenant`: the tenant's shredded key ids.
-    pub async fn shred_tenant(
-        &self,
-        db: impl PgExecutor<'_>,
-        tenant_id: TenantId,
-    ) -> Result<Vec<String>, SecretError> {
-        shred_tenant(db, tenant_id).await
     }
 }
 

@@ -82,6 +82,7 @@ impl Worker {
             limits,
             number,
             provider,
+            shredded,
         } = judged;
         // The slot was reserved before the claim was appended; if Redis lost
         // its counters in between, the rebuild could not see the claim.
@@ -100,7 +101,7 @@ impl Worker {
             Ok(sealed) => sealed,
             Err(stopped) => return Ok(Err(stopped)),
         };
-        self.open(tenant, call_id, req, sealed).await
+        self.open(tenant, call_id, req, sealed, &shredded).await
     }
 
     /// The provider's credentials, opened for this one dial.
@@ -110,10 +111,17 @@ impl Worker {
         call_id: CallId,
         req: &OriginateRequested,
         sealed: &EncryptedCredentials,
+        shredded: &[String],
     ) -> Step<PlainCredentials> {
         let opened = self
             .secrets
-            .open_for_provider(&self.deps.pool, tenant, req.credentials_id, sealed)
+            .open_for_provider(
+                &self.deps.pool,
+                tenant,
+                req.credentials_id,
+                sealed,
+                shredded,
+            )
             .await;
         match opened {
             Ok(plain) => Ok(Ok(plain)),

@@ -1,31 +1,35 @@
 //! What a call is judged and dialed by, read as stored now: the tenant's
-//! caps, the calling number's own cap, the tenant's destination policy and
-//! the provider's credentials.
+//! caps, the calling number's own cap, the tenant's destination policy, the
+//! provider's credentials and which of the tenant's data keys are shredded.
 //!
 //! No append checks these reads (a cap lowered to 0 must hold from the
 //! moment it was accepted, wherever it was), so a cached state is not
 //! enough: each is brought up to date against the store. All of them in
 //! one query (`Store::stale`, `read_streams_after`, `Store::fresh`): one
-//! query each was three or four of a call's eight statements.
+//! query each was three or four of a call's eight statements. The tenant
+//! stream's shredded keys let the dial use a data key kept unwrapped in
+//! this process instead of reading `tenant_keys` for every call.
 
 use events::{call_limits_stream_id, destinations_stream_id, NumberId, ProviderId, TenantId};
 
 use super::Worker;
 use crate::caps::NumberCap;
 use crate::commands::set_destinations::DestinationsState;
-use crate::commands::state::{LimitsState, NumberState, ProviderState};
+use crate::commands::state::{LimitsState, NumberState, ProviderState, TenantState};
 use crate::domain::CallLimits;
 use crate::store::read_streams_after;
 
 /// What admission judged a call by (the tenant's caps and the calling
-/// number's own) and the provider read with them: the dial right after
-/// needs not read them again. A handling that starts at the claim (a
-/// redelivery) reads them fresh.
+/// number's own) and the provider and data keys read with them: the dial
+/// right after needs not read them again. A handling that starts at the
+/// claim (a redelivery) reads them fresh.
 #[derive(Debug, Clone)]
 pub(super) struct Judged {
     pub limits: CallLimits,
     pub number: Option<NumberCap>,
     pub provider: ProviderState,
+    /// The tenant's shredded data keys (`Secrets::open_for_provider`).
+    pub shredded: Vec<String>,
 }
 
 /// Which streams to read besides the tenant's caps.
@@ -47,16 +51,18 @@ impl Worker {
         let store = &self.deps.store;
         let limits = store.stale::<LimitsState>(call_limits_stream_id(tenant));
         let provider = store.stale::<ProviderState>(reads.provider);
+        let keys = store.stale::<TenantState>(tenant.uuid());
         let number = reads.number.map(|n| (n, store.stale::<NumberState>(n)));
         let places = reads
             .destinations
             .then(|| store.stale::<DestinationsState>(destinations_stream_id(tenant)));
-        let mut after = vec![limits.after(), provider.after()];
+        let mut after = vec![limits.after(), provider.after(), keys.after()];
         after.extend(number.as_ref().map(|(_, s)| s.after()));
         after.extend(places.as_ref().map(|s| s.after()));
         let newer = read_streams_after(store.pool(), &after).await?;
         let limits = store.fresh(limits, &newer, LimitsState::apply)?.state;
         let provider = store.fresh(provider, &newer, ProviderState::apply)?.state;
+        let keys = store.fresh(keys, &newer, TenantState::apply)?.state;
         let number = match number {
             Some((number_id, stale)) => Some(NumberCap {
                 number_id,
@@ -75,6 +81,7 @@ impl Worker {
             limits: limits.limits.unwrap_or(self.default_limits),
             number,
             provider,
+            shredded: keys.shredded,
         };
         Ok((judged, places))
     }

@@ -58,7 +58,7 @@ pub async fn open(
     sealed: &EncryptedCredentials,
 ) -> Result<String, SecretError> {
     let plain = Secrets::new(ring)
-        .open_for_provider(pool, t, p, sealed)
+        .open_for_provider(pool, t, p, sealed, &[])
         .await?;
     Ok(plain.expose("auth_token").unwrap().to_owned())
 }

@@ -157,27 +157,27 @@ async fn a_ciphertext_moved_to_another_provider_or_tenant_fails_to_decrypt() {
     let secrets = Secrets::new(ring);
     let ca = sealed(pa.uuid()).await;
     let opened = secrets
-        .open_for_provider(&app.env.pool, ta, pa, &ca)
+        .open_for_provider(&app.env.pool, ta, pa, &ca, &[])
         .await
         .unwrap();
     assert_eq!(opened.expose("auth_token"), Some(CANARY));
     assert!(
         secrets
-            .open_for_provider(&app.env.pool, ta, pa2, &ca)
+            .open_for_provider(&app.env.pool, ta, pa2, &ca, &[])
             .await
             .is_err(),
         "moved to another provider"
     );
     assert!(
         secrets
-            .open_for_provider(&app.env.pool, tb, pb, &ca)
+            .open_for_provider(&app.env.pool, tb, pb, &ca, &[])
             .await
             .is_err(),
         "moved to another tenant"
     );
     let cb = sealed(pb.uuid()).await;
     assert!(secrets
-        .open_for_provider(&app.env.pool, ta, pa, &cb)
+        .open_for_provider(&app.env.pool, ta, pa, &cb, &[])
         .await
         .is_err());
     app.stop().await;

@@ -1,4 +1,5 @@
-//! Shredding one tenant: its calls fail undialed, everyone else's work.
+//! Shredding one tenant: its calls fail undialed (a data key the worker
+//! kept unwrapped included), everyone else's work.
 
 use events::{Event, TenantId};
 use reqwest::StatusCode;
@@ -38,6 +39,11 @@ async fn shredding_a_tenant_kills_its_credentials_and_no_one_elses() {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
     let pool = &app.env.pool;
+    // A call before the shred: the worker now keeps the tenant's data key
+    // unwrapped, and must stop using it once it is shredded.
+    let r = originate(&app, &a, "+12025550101").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "dispatched");
     let shredded = ops::shred_tenant(pool, ta, "carol").await.unwrap();
     assert_eq!(shredded.len(), 1);
 
