@@ -19,7 +19,11 @@
 //! - Plaintext and key bytes live in zeroizing buffers, are redacted in
 //!   `Debug`, and never appear in a `SecretError`.
 //! - A shredded data key is gone from `tenant_keys`; what it sealed is
-//!   unreadable from then on.
+//!   unreadable from then on: no call judged after the shred commits opens
+//!   it. A worker that kept the key unwrapped for dials
+//!   (`open_for_provider`) refuses it from then on and forgets it at the
+//!   tenant's next call, at eviction or at restart; until then its bytes
+//!   are still in that worker's memory, unused.
 
 pub(crate) mod cipher;
 pub mod cli;
@@ -137,9 +141,10 @@ impl Secrets {
     /// as shredded, read from the store beside the call's other state just
     /// before (the worker's judged read): `TenantKeyShredded` commits in
     /// the shred's own transaction, so a key shredded before the call was
-    /// judged is refused here whether it is kept or not, and forgotten. A
-    /// key not kept is read from `tenant_keys`, which refuses a shredded
-    /// one too.
+    /// judged is refused here whether it is kept or not. A key not kept is
+    /// read from `tenant_keys`, which refuses a shredded one too. A caller
+    /// must pass the shredded ids read fresh: with none, a kept key is used
+    /// as it is (the tests that pass `&[]` shred nothing).
     pub async fn open_for_provider(
         &self,
         db: impl PgExecutor<'_>,
@@ -163,6 +168,14 @@ impl Secrets {
             }
         };
         open(&key, tenant_id, provider_id, sealed)
+    }
+
+    /// Drops the kept unwrapped copies of `tenant_id`'s keys `key_ids`
+    /// (shredded ones: the worker's judged read names them).
+    pub fn forget(&self, tenant_id: TenantId, key_ids: &[String]) {
+        for key_id in key_ids {
+            self.data_keys.remove(&(tenant_id, key_id.clone()));
+        }
     }
 
     /// `rewrap_all` with this keyring.

@@ -24,7 +24,8 @@
 //! # After a shred
 //! What the tenant's destroyed keys sealed is unreadable for good: its
 //! originations fail (`OriginateFailed`, "provider credentials cannot be
-//! decrypted: tenant key … is shredded") and nothing is dialed; other tenants
+//! decrypted: tenant key … is shredded") and nothing is dialed (a call the
+//! worker judged just before the shred committed may still be); other tenants
 //! are untouched. The tenant is not blocked, though: a provider it creates,
 //! or credentials it rotates, afterwards are sealed under a fresh data key
 //! (a new key id and `TenantKeyCreated`). Old secrets stay dead; new ones are

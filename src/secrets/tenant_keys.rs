@@ -140,8 +140,9 @@ pub async fn rewrap_all(pool: &PgPool, ring: &MasterKeyring) -> Result<u64, Secr
 
 /// Destroys the tenant's live keys: `wrapped` becomes empty and
 /// `shredded_at` is set; returns the key ids shredded now (empty if none
-/// were live), for `TenantKeyShredded` events. Pass the transaction that
-/// appends those events, or a pool.
+/// were live), for `TenantKeyShredded` events. Only through
+/// `ops::shred_tenant`, in the transaction that appends those events: the
+/// worker's kept data keys are refused by them, not by this row.
 pub async fn shred_tenant(
     db: impl PgExecutor<'_>,
     tenant_id: TenantId,

@@ -55,8 +55,10 @@ impl Worker {
         Ok(outcome_of(call_id, result))
     }
 
-    /// Everything that must hold just before the dial, read as stored now:
-    /// the caps still admit the call and the provider's credentials open.
+    /// Everything that must hold just before the dial: the caps still admit
+    /// the call and the provider's credentials open. The caps, the provider
+    /// and the shredded keys are those admission read a moment before (a
+    /// redelivery reads them again); the reservation is made again here.
     async fn cleared(
         &self,
         tenant: TenantId,

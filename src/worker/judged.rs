@@ -63,6 +63,8 @@ impl Worker {
         let limits = store.fresh(limits, &newer, LimitsState::apply)?.state;
         let provider = store.fresh(provider, &newer, ProviderState::apply)?.state;
         let keys = store.fresh(keys, &newer, TenantState::apply)?.state;
+        // A key kept unwrapped and since shredded goes now, not at eviction.
+        self.secrets.forget(tenant, &keys.shredded);
         let number = match number {
             Some((number_id, stale)) => Some(NumberCap {
                 number_id,
