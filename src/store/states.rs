@@ -129,11 +129,7 @@ impl Store {
     where
         S: Clone + Default + Send + Sync + 'static,
     {
-        let id = id.into();
-        let (state, head) = self
-            .states()
-            .get::<S>(id)
-            .unwrap_or_else(|| (S::default(), Head::NONE));
+        let Stale { id, state, head } = self.stale::<S>(id);
         self.catch_up(id, state, head, apply).await
     }
 

@@ -104,6 +104,30 @@ async fn tables_and_checkpoint_commit_together() {
     env.cleanup(None).await;
 }
 
+/// Runs the providers projector until it records that it stopped (up to
+/// 10 s): its stop token, its task, and whether it stopped.
+async fn run_providers_until_stopped(
+    env: &TestEnv,
+    metrics: &Arc<Metrics>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>, bool) {
+    let stop = CancellationToken::new();
+    let runner = Runner::new(
+        env.pool.clone(),
+        Arc::new(projections::providers::Providers),
+        metrics.clone(),
+    );
+    let task = tokio::spawn(runner.run(stop.clone()));
+    let stopped = eventually(Duration::from_secs(10), || async {
+        checkpoint::all(&env.pool)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.name == "projection:providers" && c.status == "stopped")
+    })
+    .await;
+    (stop, task, stopped)
+}
+
 #[tokio::test]
 async fn a_poison_event_stops_the_projector_and_is_reported() {
     let env = TestEnv::new().await;
@@ -123,21 +147,7 @@ async fn a_poison_event_stops_the_projector_and_is_reported() {
     .execute(&env.pool)
     .await
     .unwrap();
-    let stop = CancellationToken::new();
-    let runner = Runner::new(
-        env.pool.clone(),
-        Arc::new(projections::providers::Providers),
-        deps.metrics.clone(),
-    );
-    let task = tokio::spawn(runner.run(stop.clone()));
-    let stopped = eventually(Duration::from_secs(10), || async {
-        checkpoint::all(&env.pool)
-            .await
-            .unwrap()
-            .iter()
-            .any(|c| c.name == "projection:providers" && c.status == "stopped")
-    })
-    .await;
+    let (stop, task, stopped) = run_providers_until_stopped(&env, &deps.metrics).await;
     assert!(stopped, "the projector records that it stopped");
     let row = checkpoint::all(&env.pool)
         .await
@@ -205,21 +215,7 @@ async fn a_first_event_never_overwrites_a_row_the_table_holds() {
         })],
     )
     .await;
-    let stop = CancellationToken::new();
-    let runner = Runner::new(
-        env.pool.clone(),
-        Arc::new(projections::providers::Providers),
-        deps.metrics.clone(),
-    );
-    let task = tokio::spawn(runner.run(stop.clone()));
-    let stopped = eventually(Duration::from_secs(10), || async {
-        checkpoint::all(&env.pool)
-            .await
-            .unwrap()
-            .iter()
-            .any(|c| c.name == "projection:providers" && c.status == "stopped")
-    })
-    .await;
+    let (stop, task, stopped) = run_providers_until_stopped(&env, &deps.metrics).await;
     assert!(stopped, "the projector stops at the event");
     let label: String = sqlx::query_scalar("SELECT label FROM providers WHERE id = $1")
         .bind(id)
