@@ -98,6 +98,13 @@ async fn run(env: &BenchEnv, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result
         ceiling = Some(c);
         empty_p99 = Some(p);
     }
+    if ceiling.is_none() && plan.runs("http") {
+        // `--only http`: the commands' baseline is measured in this run
+        // too, before any role starts, as the append workload measures it.
+        eprintln!("bench: raw INSERT ceiling at 64 clients");
+        let c = append::ceiling(&env.db_url(), &env.deps.pool).await?;
+        ceiling = Some(c);
+    }
     if plan.runs("relay") {
         eprintln!("bench: relay");
         rows.extend(relay::run(&env.deps).await?);

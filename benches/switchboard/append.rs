@@ -141,6 +141,12 @@ pub async fn store(store: &Store, clients: usize, ops: usize) -> anyhow::Result<
     concurrent(ops, clients, op).await
 }
 
+/// The raw INSERT ceiling at 64 clients alone (the HTTP workload's
+/// baseline when the append workload does not run).
+pub async fn ceiling(url: &str, pool: &PgPool) -> anyhow::Result<f64> {
+    Ok(raw(url, pool, 64, ops_for(64)).await?.ops_per_s())
+}
+
 /// Both at each client count; returns the rows and the ceiling at 64
 /// clients (the HTTP workload's baseline).
 pub async fn run(url: &str, pool: &PgPool, st: &Store) -> anyhow::Result<(Vec<Row>, f64, f64)> {
