@@ -6,12 +6,9 @@ use chrono::{DateTime, Utc};
 use events::{CallId, NumberId, TenantId};
 use events::{Envelope, Event};
 use serde_json::{json, Value};
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::Postgres;
 use uuid::Uuid;
 
-use crate::rows::{column, RowTable};
+use crate::rows::{columns, RowTable};
 use crate::timeline::Timeline;
 use crate::{missing_row, ProjectionError};
 
@@ -41,13 +38,31 @@ pub(crate) struct Row {
     version: i64,
 }
 
-const COLUMNS: &str = "call_id, tenant_id, session_id, from_number, to_number, agent_id, \
-    number_id, provider, provider_call_id, status, status_rank, rejection, error, created_at, \
-    answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline, version";
-
 impl RowTable for Row {
     const TABLE: &'static str = "calls";
-    const COLUMNS: &'static str = COLUMNS;
+    columns! {
+        call_id: "uuid",
+        tenant_id: "uuid",
+        session_id: "uuid",
+        from_number: "text",
+        to_number: "text",
+        agent_id: "uuid",
+        number_id: "uuid",
+        provider: "text",
+        provider_call_id: "text",
+        status: "text",
+        status_rank: "int",
+        rejection: "jsonb",
+        error: "text",
+        created_at: "timestamptz",
+        answered_at: "timestamptz",
+        ended_at: "timestamptz",
+        duration_s: "bigint",
+        billed_minutes: "bigint",
+        hangup_cause: "text",
+        timeline: "jsonb",
+        version: "bigint",
+    }
 
     fn id(&self) -> Uuid {
         self.call_id.uuid()
@@ -128,13 +143,6 @@ impl RowTable for Row {
         Ok(Some(r))
     }
 
-    const INSERT: &'static str = "INSERT INTO calls (call_id, tenant_id, session_id, from_number, to_number, agent_id, \
-         number_id, provider, provider_call_id, status, status_rank, rejection, error, created_at, \
-         answered_at, ended_at, duration_s, billed_minutes, hangup_cause, timeline, version) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], \
-         $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[], \
-         $11::int[], $12::jsonb[], $13::text[], $14::timestamptz[], $15::timestamptz[], \
-         $16::timestamptz[], $17::bigint[], $18::bigint[], $19::text[], $20::jsonb[], $21::bigint[])";
     const ON_CONFLICT: &'static str =
         "ON CONFLICT (call_id) DO UPDATE SET provider_call_id = EXCLUDED.provider_call_id, \
          status = EXCLUDED.status, status_rank = EXCLUDED.status_rank, \
@@ -143,32 +151,4 @@ impl RowTable for Row {
          duration_s = EXCLUDED.duration_s, billed_minutes = EXCLUDED.billed_minutes, \
          hangup_cause = EXCLUDED.hangup_cause, timeline = EXCLUDED.timeline, \
          version = EXCLUDED.version";
-
-    fn bind<'q>(
-        query: Query<'q, Postgres, PgArguments>,
-        rows: &'q [&Self],
-    ) -> Query<'q, Postgres, PgArguments> {
-        query
-            .bind(column!(rows, call_id))
-            .bind(column!(rows, tenant_id))
-            .bind(column!(rows, session_id))
-            .bind(column!(rows, from_number))
-            .bind(column!(rows, to_number))
-            .bind(column!(rows, agent_id))
-            .bind(column!(rows, number_id))
-            .bind(column!(rows, provider))
-            .bind(column!(rows, provider_call_id))
-            .bind(column!(rows, status))
-            .bind(column!(rows, status_rank))
-            .bind(column!(rows, rejection))
-            .bind(column!(rows, error))
-            .bind(column!(rows, created_at))
-            .bind(column!(rows, answered_at))
-            .bind(column!(rows, ended_at))
-            .bind(column!(rows, duration_s))
-            .bind(column!(rows, billed_minutes))
-            .bind(column!(rows, hangup_cause))
-            .bind(column!(rows, timeline))
-            .bind(column!(rows, version))
-    }
 }

@@ -3,12 +3,10 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use events::{NumberId, ProviderId, TenantId};
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::rows::column;
+use crate::rows::columns;
 use crate::{missing_row, Projection, ProjectionError};
 
 pub struct Numbers;
@@ -88,7 +86,20 @@ struct Row {
 
 impl crate::rows::RowTable for Row {
     const TABLE: &'static str = "numbers";
-    const COLUMNS: &'static str = "id, tenant_id, e164, provider, credentials_id, agent_id, inbound_enabled, outbound_enabled, daily_calls_max, created_at, updated_at, version";
+    columns! {
+        id: "uuid",
+        tenant_id: "uuid",
+        e164: "text",
+        provider: "text",
+        credentials_id: "uuid",
+        agent_id: "uuid",
+        inbound_enabled: "bool",
+        outbound_enabled: "bool",
+        daily_calls_max: "bigint",
+        created_at: "timestamptz",
+        updated_at: "timestamptz",
+        version: "bigint",
+    }
 
     fn id(&self) -> Uuid {
         self.id.uuid()
@@ -154,31 +165,7 @@ impl crate::rows::RowTable for Row {
         })
     }
 
-    const INSERT: &'static str = "INSERT INTO numbers (id, tenant_id, e164, provider, credentials_id, agent_id, \
-             inbound_enabled, outbound_enabled, created_at, updated_at, version, daily_calls_max) \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], \
-             $6::uuid[], $7::bool[], $8::bool[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], \
-             $12::bigint[])";
     const ON_CONFLICT: &'static str = "ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, \
              inbound_enabled = EXCLUDED.inbound_enabled, outbound_enabled = EXCLUDED.outbound_enabled, \
              daily_calls_max = EXCLUDED.daily_calls_max, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version";
-
-    fn bind<'q>(
-        query: Query<'q, Postgres, PgArguments>,
-        rows: &'q [&Self],
-    ) -> Query<'q, Postgres, PgArguments> {
-        query
-            .bind(column!(rows, id))
-            .bind(column!(rows, tenant_id))
-            .bind(column!(rows, e164))
-            .bind(column!(rows, provider))
-            .bind(column!(rows, credentials_id))
-            .bind(column!(rows, agent_id))
-            .bind(column!(rows, inbound_enabled))
-            .bind(column!(rows, outbound_enabled))
-            .bind(column!(rows, created_at))
-            .bind(column!(rows, updated_at))
-            .bind(column!(rows, version))
-            .bind(column!(rows, daily_calls_max))
-    }
 }

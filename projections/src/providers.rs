@@ -4,12 +4,10 @@
 use async_trait::async_trait;
 use events::{Envelope, Event, StreamType};
 use events::{ProviderId, TenantId};
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::rows::column;
+use crate::rows::columns;
 use crate::{missing_row, Projection, ProjectionError};
 
 pub struct Providers;
@@ -82,7 +80,18 @@ struct Row {
 
 impl crate::rows::RowTable for Row {
     const TABLE: &'static str = "providers";
-    const COLUMNS: &'static str = "id, tenant_id, provider, label, key_id, ciphertext, masked, created_at, updated_at, version";
+    columns! {
+        id: "uuid",
+        tenant_id: "uuid",
+        provider: "text",
+        label: "text",
+        key_id: "text",
+        ciphertext: "text",
+        masked: "jsonb",
+        created_at: "timestamptz",
+        updated_at: "timestamptz",
+        version: "bigint",
+    }
 
     fn id(&self) -> Uuid {
         self.id.uuid()
@@ -143,30 +152,8 @@ impl crate::rows::RowTable for Row {
         })
     }
 
-    const INSERT: &'static str =
-        "INSERT INTO providers (id, tenant_id, provider, label, key_id, ciphertext, masked, \
-             created_at, updated_at, version) \
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::jsonb[], $8::timestamptz[], $9::timestamptz[], $10::bigint[])";
     const ON_CONFLICT: &'static str =
         "ON CONFLICT (id) DO UPDATE SET label = EXCLUDED.label, key_id = EXCLUDED.key_id, \
              ciphertext = EXCLUDED.ciphertext, masked = EXCLUDED.masked, \
              updated_at = EXCLUDED.updated_at, version = EXCLUDED.version";
-
-    fn bind<'q>(
-        query: Query<'q, Postgres, PgArguments>,
-        rows: &'q [&Self],
-    ) -> Query<'q, Postgres, PgArguments> {
-        query
-            .bind(column!(rows, id))
-            .bind(column!(rows, tenant_id))
-            .bind(column!(rows, provider))
-            .bind(column!(rows, label))
-            .bind(column!(rows, key_id))
-            .bind(column!(rows, ciphertext))
-            .bind(column!(rows, masked))
-            .bind(column!(rows, created_at))
-            .bind(column!(rows, updated_at))
-            .bind(column!(rows, version))
-    }
 }

@@ -14,24 +14,34 @@ use uuid::Uuid;
 
 use crate::{BatchError, ProjectionError};
 
-/// One field of every row in `rows`, as an array to bind to an `unnest`
-/// upsert: borrowed, so a batch's rows (a call's whole timeline among them)
-/// are not copied to be written.
-macro_rules! column {
-    ($rows:expr, $f:ident) => {
-        $rows.iter().map(|r| &r.$f).collect::<Vec<_>>()
+/// A row table's columns, said once: each field of the row struct (named as
+/// its column) with its SQL type. Gives `RowTable::COLUMNS` and
+/// `RowTable::bind`, which binds each field of every row as one array for
+/// the `unnest` insert, borrowed, so a batch's rows (a call's whole
+/// timeline among them) are not copied to be written.
+macro_rules! columns {
+    ($($field:ident: $ty:literal),+ $(,)?) => {
+        const COLUMNS: &'static [(&'static str, &'static str)] =
+            &[$((stringify!($field), $ty)),+];
+
+        fn bind<'q>(
+            query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+            rows: &'q [&Self],
+        ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+            query$(.bind(rows.iter().map(|r| &r.$field).collect::<Vec<_>>()))+
+        }
     };
 }
-pub(crate) use column;
+pub(crate) use columns;
 
 /// A read table with one row per stream, keyed by the stream id.
 pub(crate) trait RowTable:
     Sized + Send + Sync + Unpin + for<'r> sqlx::FromRow<'r, PgRow>
 {
-    /// The table, and its columns in the order `upsert` binds them; the
+    /// The table, and its columns with their SQL types (`columns!`); the
     /// first is the stream id.
     const TABLE: &'static str;
-    const COLUMNS: &'static str;
+    const COLUMNS: &'static [(&'static str, &'static str)];
 
     fn id(&self) -> Uuid;
 
@@ -42,17 +52,29 @@ pub(crate) trait RowTable:
         event: &Event,
     ) -> Result<Option<Self>, ProjectionError>;
 
-    /// `INSERT INTO … SELECT * FROM unnest(…)` of the arrays `bind` binds.
-    const INSERT: &'static str;
-    /// The `ON CONFLICT … DO UPDATE` clause that makes `INSERT` replace a
+    /// The `ON CONFLICT … DO UPDATE` clause that makes the insert replace a
     /// row the table holds.
     const ON_CONFLICT: &'static str;
 
-    /// Binds each column of `rows`, as an array, in `INSERT`'s order.
+    /// Binds each column of `rows`, as an array, in `COLUMNS` order.
     fn bind<'q>(
         query: Query<'q, Postgres, PgArguments>,
         rows: &'q [&Self],
     ) -> Query<'q, Postgres, PgArguments>;
+}
+
+/// The column names of `T`, comma-separated.
+fn names<T: RowTable>() -> String {
+    T::COLUMNS
+        .iter()
+        .map(|c| c.0)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The key column (the stream id).
+fn key<T: RowTable>() -> &'static str {
+    T::COLUMNS.first().map_or("id", |c| c.0)
 }
 
 /// Writes `rows`: plain inserts when none is in the table (`replace` false:
@@ -63,21 +85,30 @@ async fn write<T: RowTable>(
     rows: &[&T],
     replace: bool,
 ) -> Result<(), sqlx::Error> {
-    let sql = if replace {
-        format!("{} {}", T::INSERT, T::ON_CONFLICT)
-    } else {
-        T::INSERT.to_owned()
-    };
+    let arrays: Vec<String> = T::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM unnest({})",
+        T::TABLE,
+        names::<T>(),
+        arrays.join(", ")
+    );
+    if replace {
+        sql = format!("{sql} {}", T::ON_CONFLICT);
+    }
     T::bind(sqlx::query(&sql), rows).execute(conn).await?;
     Ok(())
 }
 
 async fn load<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<T>, sqlx::Error> {
-    let key = T::COLUMNS.split(',').next().unwrap_or("id").trim();
     sqlx::query_as(&format!(
-        "SELECT {} FROM {} WHERE {key} = ANY($1)",
-        T::COLUMNS,
-        T::TABLE
+        "SELECT {} FROM {} WHERE {} = ANY($1)",
+        names::<T>(),
+        T::TABLE,
+        key::<T>()
     ))
     .bind(ids)
     .fetch_all(conn)
@@ -85,11 +116,14 @@ async fn load<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<
 }
 
 async fn delete<T: RowTable>(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    let key = T::COLUMNS.split(',').next().unwrap_or("id").trim();
-    sqlx::query(&format!("DELETE FROM {} WHERE {key} = ANY($1)", T::TABLE))
-        .bind(ids)
-        .execute(conn)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM {} WHERE {} = ANY($1)",
+        T::TABLE,
+        key::<T>()
+    ))
+    .bind(ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
