@@ -14,6 +14,7 @@ use crate::namespace::Namespace;
 use crate::projection::Progress;
 use crate::redis_conn::RedisConn;
 use crate::store::Store;
+use crate::turns::Turns;
 
 /// What the roles share: pools and clients are cheap to clone.
 #[derive(Clone)]
@@ -34,6 +35,10 @@ pub struct Deps {
     pub store: Store,
     /// Where projections have got to, for read-your-writes.
     pub progress: Arc<Progress>,
+    /// The calls a worker of this process is handling now, by call id: the
+    /// hand-off from this process's commits and a JetStream delivery of the
+    /// same call take turns (`worker/consumer.rs`).
+    pub calls_in_hand: Arc<Turns>,
 }
 
 impl Deps {
@@ -78,6 +83,7 @@ impl Deps {
             metrics: Arc::new(Metrics::new()),
             clock: SystemClock::shared(),
             progress: Arc::new(Progress::default()),
+            calls_in_hand: Arc::new(Turns::default()),
         }
     }
 }

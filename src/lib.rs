@@ -30,5 +30,6 @@ pub mod roles;
 pub mod secrets;
 pub mod store;
 pub mod supervisor;
+pub mod turns;
 pub mod worker;
 pub mod write;

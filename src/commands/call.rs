@@ -41,6 +41,8 @@ pub struct CallState {
     pub request: Option<OriginateRequested>,
     /// When a worker claimed the call (admission).
     pub claimed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The worker that claimed it.
+    pub claimed_by: Option<String>,
     pub provider_call_id: Option<String>,
     pub ringing: bool,
     pub answered: bool,
@@ -58,9 +60,10 @@ impl CallState {
                 self.request = Some(r.clone());
             }
             Event::OriginateRejected(_) => self.phase = Phase::Rejected,
-            Event::OriginateClaimed(_) => {
+            Event::OriginateClaimed(c) => {
                 self.phase = Phase::Claimed;
                 self.claimed_at = Some(at.recorded_at);
+                self.claimed_by = Some(c.worker_id.clone());
             }
             Event::OriginateDispatched(d) => {
                 self.phase = Phase::Dispatched;

@@ -67,6 +67,29 @@ pub fn credentials_for(
         })
 }
 
+/// How long to leave a call to the worker that claimed it, when that is
+/// another worker (`me` is not `claimed_by`) and the claim is younger than
+/// `ack_wait`: that worker is most likely dialing it right now (a call
+/// requested in its own process reaches it before JetStream delivers the
+/// message here), and dialing beside it would only ask the Call Processor
+/// again under the same key. After `ack_wait` the claimer counts as dead,
+/// as JetStream counts a worker that stops acknowledging, and the call is
+/// dialed again with the same key. The claim's time is the claimer's clock:
+/// skew between hosts shifts this wait by as much, nothing more.
+pub fn held_elsewhere(
+    state: &CallState,
+    me: &str,
+    now: DateTime<Utc>,
+    ack_wait: Duration,
+) -> Option<Duration> {
+    let (by, at) = (state.claimed_by.as_deref()?, state.claimed_at?);
+    if by == me {
+        return None;
+    }
+    let age = (now - at).to_std().unwrap_or_default();
+    ack_wait.checked_sub(age).filter(|left| !left.is_zero())
+}
+
 /// Whether an unanswered dial (`Unavailable`: the call may have been placed,
 /// only the answer lost) is tried again later with the same key instead of
 /// being recorded: always while the call is live, otherwise until `give_up`
@@ -99,6 +122,32 @@ mod tests {
             claimed_at: Some(at),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_young_claim_of_another_worker_is_left_to_it_until_the_ack_wait() {
+        let t0 = Utc::now();
+        let wait = Duration::from_secs(30);
+        let state = CallState {
+            claimed_by: Some("w1".into()),
+            ..claimed(t0)
+        };
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        assert_eq!(
+            held_elsewhere(&state, "w2", at(10), wait),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(held_elsewhere(&state, "w2", at(30), wait), None);
+        assert_eq!(held_elsewhere(&state, "w2", at(31), wait), None);
+        // Its own claim: the worker goes on (a retry, or its own redelivery).
+        assert_eq!(held_elsewhere(&state, "w1", at(1), wait), None);
+        // A clock behind the claimer's: the whole wait, never more.
+        assert_eq!(held_elsewhere(&state, "w2", at(-5), wait), Some(wait));
+        // Not claimed: nothing to leave to anyone.
+        assert_eq!(
+            held_elsewhere(&CallState::default(), "w2", at(1), wait),
+            None
+        );
     }
 
     #[test]

@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::AckKind;
+use events::Envelope;
 use futures::StreamExt;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::process::Handled;
 use super::Worker;
 use crate::relay::ensure_stream;
+use crate::store::StoredEvent;
 
 /// Shared by every worker: JetStream hands each message to one of them.
 pub const ORIGINATE_CONSUMER: &str = "originate";
@@ -119,16 +123,28 @@ impl Worker {
             .await
             .map_err(|e| anyhow::anyhow!("originate messages: {e}"))?;
         // One task per message, owned here: when this loop ends, so do they.
-        let mut calls = tokio::task::JoinSet::new();
+        let mut calls = JoinSet::new();
         let crashed = CancellationToken::new();
         // Shared by the calls' tasks: cloning the worker itself per message
         // (its dependencies, strings and all) showed in the profile.
         let me = Arc::new(self.clone());
+        // Calls the gateway of this process requests, handed over the moment
+        // they commit (see `hand_off`).
+        let mut local = Some(self.deps.store.feed());
         let pulled = loop {
             // Finished handlings are reaped as we go, so the set stays small.
             while calls.try_join_next().is_some() {}
             let next = tokio::select! {
                 m = messages.next() => m,
+                b = committed(&mut local) => {
+                    match b {
+                        Ok(batch) => me.hand_off(&batch, &permits, &crashed, &mut calls),
+                        // Missed batches: JetStream delivers those calls.
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => local = None,
+                    }
+                    continue;
+                }
                 _ = shutdown.cancelled() => break Ok(()),
                 _ = crashed.cancelled() => return Ok(()),
             };
@@ -148,8 +164,51 @@ impl Worker {
         pulled
     }
 
-    /// One delivery: handled under a permit, with progress acks meanwhile,
-    /// then acked, or nak'ed with a growing delay to retry later.
+    /// The hand-off: each call requested in this process starts at once,
+    /// on the `OriginateRequested` its gateway just committed, instead of
+    /// after the relay has published it and JetStream has delivered it
+    /// here (half of the time from request to dial under load, in
+    /// docs/BENCHMARKS.md). JetStream still delivers it: that delivery waits
+    /// for the call's turn, finds it done and acknowledges it, or finishes
+    /// what the hand-off could not (an error, a crash), so the message stays
+    /// the guarantee and the hand-off is only the fast way. A worker of
+    /// another process that gets the delivery meanwhile leaves the call to
+    /// its claimer (`Handled::HeldElsewhere`). A worker with no free permit
+    /// takes nothing: the call waits for JetStream, as every call did.
+    fn hand_off(
+        self: &Arc<Self>,
+        batch: &[StoredEvent],
+        permits: &Arc<Semaphore>,
+        crash: &CancellationToken,
+        calls: &mut JoinSet<()>,
+    ) {
+        for e in batch {
+            if e.envelope.event_type != "OriginateRequested" {
+                continue;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                return;
+            };
+            let (w, crash, cause) = (self.clone(), crash.clone(), e.envelope.clone());
+            calls.spawn(async move {
+                let Some(_turn) = w.deps.calls_in_hand.try_take(cause.stream_id) else {
+                    return;
+                };
+                match w.handle_delivery(&cause, false).await {
+                    Ok(Handled::Crashed) => crash.cancel(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, call_id = %cause.stream_id, "handed-off call not finished; JetStream delivers it again");
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// One delivery: handled in the call's turn and under a permit, with
+    /// progress acks meanwhile, then acked, or nak'ed with a growing delay
+    /// to retry later.
     async fn serve_message(
         &self,
         msg: async_nats::jetstream::Message,
@@ -167,8 +226,10 @@ impl Worker {
             }
         };
         let work = async {
+            let cause: Envelope = serde_json::from_slice(&msg.payload)?;
+            let _turn = self.deps.calls_in_hand.wait(cause.stream_id).await;
             let _permit = permits.acquire_owned().await;
-            self.handle_message(&msg.payload).await
+            self.handle_delivery(&cause, false).await
         };
         let handled = tokio::select! {
             h = work => h,
@@ -176,6 +237,11 @@ impl Worker {
         };
         match handled {
             Ok(Handled::Crashed) => crash.cancel(),
+            Ok(Handled::HeldElsewhere(left)) => {
+                // Not an error: look again once the claimer had its time.
+                let delay = left + Duration::from_millis(100);
+                let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
+            }
             Ok(_) => {
                 if let Err(e) = msg.ack().await {
                     tracing::warn!(error = %e, "ack failed; the call will be redelivered and skipped");
@@ -245,5 +311,15 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The next batch this process committed; never, once the feed is gone.
+async fn committed(
+    feed: &mut Option<broadcast::Receiver<Arc<[StoredEvent]>>>,
+) -> Result<Arc<[StoredEvent]>, RecvError> {
+    match feed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

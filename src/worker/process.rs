@@ -22,6 +22,9 @@ pub enum Handled {
     Failed,
     /// The call already had its outcome (a redelivery, or another worker).
     AlreadyDone,
+    /// Another worker claimed the call a moment ago and is most likely
+    /// dialing it: look again after this long (`dial::held_elsewhere`).
+    HeldElsewhere(std::time::Duration),
     /// A crash point fired: the message must not be acknowledged.
     Crashed,
 }
@@ -119,11 +122,6 @@ impl Worker {
         }
     }
 
-    pub async fn handle_message(&self, payload: &[u8]) -> anyhow::Result<Handled> {
-        let cause: Envelope = serde_json::from_slice(payload)?;
-        self.handle_delivery(&cause, false).await
-    }
-
     /// Moves the call as far as it can go, giving up on an unanswered dial
     /// at once (as the last attempt would); idempotent.
     pub async fn handle(&self, cause: &Envelope) -> anyhow::Result<Handled> {
@@ -204,6 +202,12 @@ impl Worker {
     /// `dial::retry_later`: an unanswered dial may have placed the call).
     async fn on_claimed(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
+        if h.dispatched_already.is_none() {
+            let now = chrono::Utc::now();
+            if let Some(left) = dial::held_elsewhere(&state, &self.worker_id, now, self.ack_wait) {
+                return Ok(Step::Done(Handled::HeldElsewhere(left)));
+            }
+        }
         let live = dial::is_live(&state);
         let outcome = match h.dispatched_already.take() {
             Some(d) => d,

@@ -6,6 +6,7 @@ mod caps;
 mod crashes;
 mod destinations;
 mod forged;
+mod handoff;
 
 use events::TenantId;
 use std::time::Duration;

@@ -127,7 +127,9 @@ async fn redelivered_and_raced_messages_dial_once() {
         .unwrap()
         .remove(0)
         .envelope;
-    // Eight workers handle the same message at once, then again.
+    // Eight workers handle the same message at once, then again. Those that
+    // find it claimed by another a moment ago leave it to that one: the
+    // Call Processor is asked once.
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (w, env) = (app.worker(None), requested.clone());
@@ -137,11 +139,16 @@ async fn redelivered_and_raced_messages_dial_once() {
     for task in tasks {
         match task.await.unwrap() {
             Handled::Dispatched => dispatched += 1,
-            Handled::AlreadyDone => {}
+            Handled::AlreadyDone | Handled::HeldElsewhere(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(dispatched, 1);
+    assert_eq!(
+        app.sim.as_ref().unwrap().requests(),
+        1,
+        "one request, one dial"
+    );
     assert_eq!(
         app.worker(None).handle(&requested).await.unwrap(),
         Handled::AlreadyDone

@@ -1,0 +1,129 @@
+//! The hand-off: a call requested in a process with a worker starts there at
+//! commit, before the relay publishes it; JetStream's later delivery of the
+//! same call dials nothing more and is acknowledged.
+
+use std::time::Duration;
+
+use events::TenantId;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchboard::roles::{self, Roles};
+use uuid::Uuid;
+
+use crate::app::{settings_for, JWT_SECRET};
+use crate::support::{eventually, TestEnv};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_requested_beside_a_worker_is_dialed_before_the_relay_publishes_it_and_once() {
+    let env = TestEnv::new().await;
+    // Gateway, projectors and worker, with the built-in simulator; no relay,
+    // so nothing reaches JetStream until one starts below.
+    let roles = Roles {
+        relay: false,
+        ..Roles::all()
+    };
+    let settings = settings_for(&env, vec!["--originate-wait".into(), "10s".into()]);
+    let deps = env.deps().await;
+    let app = roles::start(&settings, deps.clone(), roles).await.unwrap();
+    let sim = app.sim.clone().expect("the built-in simulator");
+    sim.state()
+        .update_config(serde_json::from_value(json!({"ring_delay_ms": 600000})).unwrap())
+        .unwrap();
+    let base = format!("http://{}", app.addr);
+    let token = switchboard::auth::mint_hs256(
+        &JWT_SECRET.to_owned().into(),
+        "switchboard-dev",
+        "switchboard",
+        TenantId::new(),
+        "tester",
+        &switchboard::auth::Scope::ALL,
+        Duration::from_secs(600),
+    );
+    let c = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        c.post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let p: Value = post(
+        "/api/v1/telephony/providers",
+        json!({"provider": "twilio", "label": "p",
+               "credentials": {"account_sid": format!("AC{}", "0f".repeat(16)), "auth_token": "t"}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let n = post(
+        "/api/v1/telephony/numbers",
+        json!({"e164": "+12025550123", "provider": "twilio", "credentials_id": p["id"],
+               "agent_id": Uuid::new_v4()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n.status(), StatusCode::CREATED);
+
+    let r = post(
+        "/api/v1/calls/originate",
+        json!({"from_number": "+12025550123", "to_number": "+14155550100"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "dispatched with no relay running"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "dispatched");
+    assert_eq!((sim.dials().len(), sim.requests()), (1, 1));
+    let stream = env.ns.events_stream();
+    let mut info = deps.js.get_stream(&stream).await.unwrap();
+    assert_eq!(
+        info.info().await.unwrap().state.messages,
+        0,
+        "nothing was published: the call came by the hand-off"
+    );
+
+    // A relay starts (another process): the worker gets the call from
+    // JetStream too, finds it done, and acknowledges it without a dial.
+    let relay = roles::start(
+        &settings_for(&env, vec![]),
+        env.deps().await,
+        Roles {
+            relay: true,
+            ..Roles::default()
+        },
+    )
+    .await
+    .unwrap();
+    let settled = eventually(Duration::from_secs(20), || {
+        let (js, stream) = (deps.js.clone(), stream.clone());
+        async move {
+            let consumer: async_nats::jetstream::consumer::PullConsumer = js
+                .get_stream(&stream)
+                .await
+                .unwrap()
+                .get_consumer(switchboard::worker::ORIGINATE_CONSUMER)
+                .await
+                .unwrap();
+            let i = consumer.cached_info();
+            i.delivered.stream_sequence > 0 && i.num_ack_pending == 0 && i.num_pending == 0
+        }
+    })
+    .await;
+    assert!(settled, "the delivery was acknowledged");
+    assert_eq!(
+        (sim.dials().len(), sim.requests()),
+        (1, 1),
+        "and dialed nothing"
+    );
+    assert!(deps.calls_in_hand.is_empty(), "no call is left in hand");
+
+    relay.roles.stop().await;
+    app.roles.stop().await;
+    let js = deps.js.clone();
+    env.cleanup(Some(&js)).await;
+}
