@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::Handled;
 use super::Worker;
+use crate::commands::call::CallState;
 use crate::relay::ensure_stream;
-use crate::store::StoredEvent;
+use crate::store::{Head, StoredEvent};
 
 /// Shared by every worker: JetStream hands each message to one of them.
 pub const ORIGINATE_CONSUMER: &str = "originate";
@@ -183,9 +184,20 @@ impl Worker {
         calls: &mut JoinSet<()>,
     ) {
         for e in batch {
-            if e.envelope.event_type != "OriginateRequested" {
+            if e.envelope.event_type != "OriginateRequested" || e.envelope.version != 1 {
                 continue;
             }
+            // The call's state is this committed event: kept now, the
+            // handling below (and the callbacks after it) read nothing to
+            // learn it. A message from NATS is never folded so; this is
+            // the store's own record of what this process wrote.
+            let _ = self.deps.store.advance(
+                e.envelope.stream_id,
+                CallState::default(),
+                Head::NONE,
+                std::slice::from_ref(e),
+                CallState::apply,
+            );
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 return;
             };
