@@ -125,7 +125,7 @@ impl Hub {
     }
 
     async fn tail(&self, deps: &crate::app::Deps, stop: &CancellationToken) -> anyhow::Result<()> {
-        let mut wake = store::Wake::new(&deps.pool, Some(deps.store.feed()), None).await?;
+        let mut wake = store::Wake::new(&deps.pool, Some(&deps.store), None).await?;
         let head = || async { anyhow::Ok(store::head(&deps.pool).await?.global_position) };
         // Only when `init` was skipped; a restart after an error keeps the
         // cursor, which is exactly what was sent.

@@ -323,9 +323,8 @@ impl Runner {
             .projector_stopped
             .get_or_create(&self.labels())
             .set(0);
-        let local = self.local.as_ref().map(|s| s.feed());
         let types = self.projection.stream_types().to_vec();
-        let mut wake = Wake::new(&self.pool, local, Some(types)).await?;
+        let mut wake = Wake::new(&self.pool, self.local.as_ref(), Some(types)).await?;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());

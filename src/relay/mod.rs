@@ -87,8 +87,7 @@ impl Relay {
                 Err(e) => backoff.wait("ensure stream", &e).await,
             }
         }
-        let local = self.local.as_ref().map(|s| s.feed());
-        let mut wake = Wake::new(&self.pool, local, None).await?;
+        let mut wake = Wake::new(&self.pool, self.local.as_ref(), None).await?;
         let mut backoff = Backoff::default();
         loop {
             match self

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::append::{AppendOutcome, CommandMeta, Guard, Head, Prepared, StreamAppend};
 use super::batch::{self, Settled};
 use super::heads::Heads;
+use super::notices::{Notice, Notices};
 use super::row::StoredEvent;
 use super::states::States;
 use super::StoreError;
@@ -51,6 +52,7 @@ pub struct Store {
     jobs: mpsc::UnboundedSender<Job>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
     stats: Arc<BatchStats>,
+    notices: Arc<Notices>,
 }
 
 /// How group commit has gone in this process (for metrics and benchmarks).
@@ -70,6 +72,7 @@ impl Store {
     pub fn new(pool: PgPool) -> Store {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (feed, _) = broadcast::channel(1024);
+        let notices = Arc::new(Notices::new(pool.clone()));
         let store = Store {
             pool,
             heads: Arc::new(Heads::default()),
@@ -77,6 +80,7 @@ impl Store {
             jobs,
             feed,
             stats: Arc::default(),
+            notices,
         };
         tokio::spawn(run(store.worker_half(), rx));
         store
@@ -143,6 +147,12 @@ impl Store {
     /// the store and NATS, never the only way to learn of an event.
     pub fn feed(&self) -> broadcast::Receiver<Arc<[StoredEvent]>> {
         self.feed.subscribe()
+    }
+
+    /// Every NOTIFY of the store's channel, from any process, through this
+    /// process's one listener (started on the first call).
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
     }
 }
 

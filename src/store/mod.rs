@@ -17,6 +17,7 @@ mod appender;
 mod batch;
 mod fold;
 mod heads;
+mod notices;
 mod position;
 mod read;
 mod row;
@@ -30,6 +31,7 @@ pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, Strea
 pub use appender::{BatchStats, Store};
 pub use fold::{fold_onto, load};
 pub use heads::Heads;
+pub use notices::Notice;
 pub use position::Position;
 pub use read::{
     count_after, head, read_after_checkpoint, read_global, read_stream, read_stream_after,

@@ -3,7 +3,8 @@
 //!
 //! Two signals, one wait: the NOTIFY `sb_append` sends at commit (its
 //! payload names the stream types written, so a projector of providers
-//! sleeps through a storm of call events), and the feed of the store of this
+//! sleeps through a storm of call events), heard through the process's one
+//! shared listener (`notices.rs`), and the feed of the store of this
 //! process (the same commits, sooner). After waking, every signal already
 //! queued is taken too: a reader steps once for a burst of commits, not once
 //! per commit and per signal. And it wakes on its own after `idle`, since a
@@ -17,29 +18,44 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 
-use super::{Position, StoredEvent, NOTIFY_CHANNEL};
+use super::notices::Notice;
+use super::{Position, Store, StoredEvent, NOTIFY_CHANNEL};
 
 /// What a reader waits on.
 pub struct Wake {
-    listener: PgListener,
+    notices: Source,
     local: Option<broadcast::Receiver<Arc<[StoredEvent]>>>,
     /// The stream types the reader cares about (`None`: all).
     types: Option<Vec<StreamType>>,
 }
 
+/// Where the NOTIFY payloads come from.
+enum Source {
+    /// The process's shared listener (`Store::notices`).
+    Shared(broadcast::Receiver<Notice>),
+    /// A listener of this reader's own (a reader without a store).
+    Own(PgListener),
+}
+
 impl Wake {
-    /// Listens on `pool`'s database, and on `local` (this process's
-    /// commits) when given.
+    /// Wakes on `local`'s commits and on its process's shared listener when
+    /// a store is given; otherwise listens on `pool`'s database itself.
     pub async fn new(
         pool: &PgPool,
-        local: Option<broadcast::Receiver<Arc<[StoredEvent]>>>,
+        local: Option<&Store>,
         types: Option<Vec<StreamType>>,
     ) -> Result<Wake, sqlx::Error> {
-        let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        let notices = match local {
+            Some(store) => Source::Shared(store.notices()),
+            None => {
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Source::Own(listener)
+            }
+        };
         Ok(Wake {
-            listener,
-            local,
+            notices,
+            local: local.map(Store::feed),
             types,
         })
     }
@@ -56,18 +72,18 @@ impl Wake {
     pub async fn wait(&mut self, idle: Duration, read_to: Position) -> Result<bool, sqlx::Error> {
         let deadline = tokio::time::Instant::now() + idle;
         let Wake {
-            listener,
+            notices,
             local,
             types,
         } = self;
         let signalled = loop {
             tokio::select! {
-                n = listener.recv() => if wants_payload(types, read_to, n?.payload()) { break true },
+                n = notices.next(types, read_to) => if n? { break true },
                 r = next_local(local, types, read_to) => if r { break true },
                 _ = tokio::time::sleep_until(deadline) => break false,
             }
         };
-        while listener.next_buffered().is_some() {}
+        notices.drain();
         if let Some(rx) = local {
             while rx.try_recv().is_ok() {}
         }
@@ -94,6 +110,40 @@ fn wants_payload(types: &Option<Vec<StreamType>>, read_to: Position, payload: &s
                 || names
                     .split(',')
                     .any(|t| types.iter().any(|w| w.as_str() == t))
+        }
+    }
+}
+
+impl Source {
+    /// Whether the next notice is news to the reader. A shared listener's
+    /// missed notices (this reader lagged) or reconnection might be
+    /// anything: news.
+    async fn next(
+        &mut self,
+        types: &Option<Vec<StreamType>>,
+        read_to: Position,
+    ) -> Result<bool, sqlx::Error> {
+        match self {
+            Source::Own(listener) => Ok(wants_payload(
+                types,
+                read_to,
+                listener.recv().await?.payload(),
+            )),
+            Source::Shared(rx) => Ok(match rx.recv().await {
+                Ok(p) => p.is_empty() || wants_payload(types, read_to, &p),
+                Err(broadcast::error::RecvError::Lagged(_)) => true,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }),
+        }
+    }
+
+    /// Drops the notices already queued.
+    fn drain(&mut self) {
+        match self {
+            Source::Own(listener) => while listener.next_buffered().is_some() {},
+            Source::Shared(rx) => {
+                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
+            }
         }
     }
 }

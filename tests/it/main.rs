@@ -37,5 +37,6 @@ mod scale_out;
 mod secrets;
 mod store_append;
 mod store_batch;
+mod store_notices;
 mod store_order;
 mod upcast;
