@@ -24,7 +24,11 @@ pub struct Turns {
 pub struct Held<'a> {
     turns: &'a Turns,
     key: Uuid,
-    turn: Option<(Arc<Turn<()>>, OwnedMutexGuard<()>)>,
+    /// The key's turn (taken on drop).
+    turn: Option<Arc<Turn<()>>>,
+    /// Its guard once taken: a `wait` still waiting holds none, and still
+    /// forgets the key if it is dropped then.
+    guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Turns {
@@ -36,15 +40,18 @@ impl Turns {
         self.lock().entry(key).or_default().clone()
     }
 
-    /// Waits for `key`'s turn.
+    /// Waits for `key`'s turn. A wait dropped before its turn came (its
+    /// task aborted) leaves no entry behind.
     pub async fn wait(&self, key: Uuid) -> Held<'_> {
         let turn = self.turn_of(key);
-        let guard = turn.clone().lock_owned().await;
-        Held {
+        let mut held = Held {
             turns: self,
             key,
-            turn: Some((turn, guard)),
-        }
+            turn: Some(turn.clone()),
+            guard: None,
+        };
+        held.guard = Some(turn.lock_owned().await);
+        held
     }
 
     /// `key`'s turn if nobody holds it now.
@@ -54,7 +61,8 @@ impl Turns {
             Ok(guard) => Some(Held {
                 turns: self,
                 key,
-                turn: Some((turn, guard)),
+                turn: Some(turn),
+                guard: Some(guard),
             }),
             Err(_) => {
                 self.forget_if_unused(key, turn);
@@ -85,8 +93,8 @@ impl Turns {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if let Some((turn, guard)) = self.turn.take() {
-            drop(guard);
+        drop(self.guard.take());
+        if let Some(turn) = self.turn.take() {
             self.turns.forget_if_unused(self.key, turn);
         }
     }
@@ -110,6 +118,23 @@ mod tests {
         assert_eq!(turns.len(), 1);
         drop(second);
         assert!(turns.is_empty(), "a key nobody holds is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_before_its_turn_leaves_no_entry_behind() {
+        let turns = Turns::default();
+        let key = Uuid::new_v4();
+        let first = turns.try_take(key).unwrap();
+        {
+            let waiting = turns.wait(key);
+            tokio::pin!(waiting);
+            assert!(futures::poll!(&mut waiting).is_pending());
+            // The holder passes the turn on to the waiter, which is
+            // dropped before it runs again (its task aborted).
+            drop(first);
+        }
+        assert!(turns.is_empty());
+        assert!(turns.try_take(key).is_some(), "the turn is free");
     }
 
     #[tokio::test]

@@ -89,11 +89,10 @@ impl Notices {
                 Ok(Ok(Some(n))) => {
                     let _ = self.tx.send(Arc::from(n.payload()));
                 }
-                // The connection was lost (it reconnects on the next call;
-                // what was notified meanwhile is gone): wake everyone.
-                Ok(Ok(None)) => {
-                    let _ = self.tx.send(Arc::from(""));
-                }
+                // The connection was lost: connect again (above), which
+                // wakes everyone once it listens, since what was notified
+                // meanwhile is gone.
+                Ok(Ok(None)) => listener = None,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "store listener failed; reconnecting");
                     listener = None;
@@ -107,6 +106,10 @@ impl Notices {
 
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut l = PgListener::connect_with(pool).await?;
+    // Reconnecting is ours to do (`listen`), so that every reconnection
+    // is followed by the wake-up: sqlx's own, inside a `try_recv` the
+    // timeout above may cancel, could happen silently.
+    l.eager_reconnect(false);
     l.listen(NOTIFY_CHANNEL).await?;
     Ok(l)
 }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::process::Handled;
+use super::process::{Attempt, Handled};
 use super::Worker;
 use crate::commands::call::CallState;
 use crate::relay::ensure_stream;
@@ -29,6 +29,10 @@ pub const RELEASE_CONSUMERS: [(&str, &str); 3] = [
     ("caps-release-failed", "OriginateFailed"),
     ("caps-release-rejected", "OriginateRejected"),
 ];
+/// How long a delivery left to another worker's claim waits before it
+/// looks again (`Handled::HeldElsewhere`).
+const DEFER_STEP: Duration = Duration::from_secs(1);
+
 /// The single releaser of earlier versions, removed on start (its work is
 /// the new ones', which start from the stream's beginning; releases are
 /// idempotent).
@@ -206,7 +210,13 @@ impl Worker {
                 let Some(_turn) = w.deps.calls_in_hand.try_take(cause.stream_id) else {
                     return;
                 };
-                match w.handle_delivery(&cause, false).await {
+                // Never the last attempt (the message is); a call another
+                // process's worker claimed first is left to it.
+                let attempt = Attempt {
+                    last: false,
+                    may_defer: true,
+                };
+                match w.handle_delivery(&cause, attempt).await {
                     Ok(Handled::Crashed) => crash.cancel(),
                     Ok(_) => {}
                     Err(e) => {
@@ -216,6 +226,16 @@ impl Worker {
                 drop(permit);
             });
         }
+    }
+
+    /// Deliveries of one message that may still leave a call to the worker
+    /// that claimed it: those that fit in an ack wait, one `DEFER_STEP` each.
+    /// Counted in deliveries, not by the claim's age, so no clock decides
+    /// how long a dead claimer holds a call up.
+    fn deferrals(&self) -> i64 {
+        i64::try_from(self.ack_wait.as_millis() / DEFER_STEP.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1)
     }
 
     /// One delivery: handled in the call's turn and under a permit, with
@@ -241,7 +261,12 @@ impl Worker {
             let cause: Envelope = serde_json::from_slice(&msg.payload)?;
             let _turn = self.deps.calls_in_hand.wait(cause.stream_id).await;
             let _permit = permits.acquire_owned().await;
-            self.handle_delivery(&cause, false).await
+            let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+            let attempt = Attempt {
+                last: false,
+                may_defer: delivered <= self.deferrals(),
+            };
+            self.handle_delivery(&cause, attempt).await
         };
         let handled = tokio::select! {
             h = work => h,
@@ -250,8 +275,10 @@ impl Worker {
         match handled {
             Ok(Handled::Crashed) => crash.cancel(),
             Ok(Handled::HeldElsewhere(left)) => {
-                // Not an error: look again once the claimer had its time.
-                let delay = left + Duration::from_millis(100);
+                // Not an error: look again in about a dial's time. Short,
+                // because the message counts against the consumer's
+                // acknowledgements pending until then.
+                let delay = left.min(DEFER_STEP);
                 let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
             }
             Ok(_) => {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::{ensure_consumers, ORIGINATE_CONSUMER, RELEASE_CONSUMERS};
-pub use process::Handled;
+pub use process::{Attempt, Handled};
 
 use crate::app::Deps;
 use crate::callproc::CallProcessorClient;

@@ -29,10 +29,22 @@ pub enum Handled {
     Crashed,
 }
 
+/// How far a handling may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    /// The last one: an unanswered dial is recorded as failed, not retried.
+    pub last: bool,
+    /// A call another worker claimed a moment ago may be left to it
+    /// (`Handled::HeldElsewhere`). The consumer allows it for a bounded
+    /// number of deliveries, so a claimer that died holds a call up for
+    /// about one ack wait at most, whatever the hosts' clocks say.
+    pub may_defer: bool,
+}
+
 /// What one handling of a message remembers between its steps.
 struct Handling<'a> {
     cause: &'a Envelope,
-    final_attempt: bool,
+    attempt: Attempt,
     call: Loaded<CallState>,
     /// Set once this handling reserved a slot for the call.
     reserved: bool,
@@ -125,12 +137,16 @@ impl Worker {
     /// Moves the call as far as it can go, giving up on an unanswered dial
     /// at once (as the last attempt would); idempotent.
     pub async fn handle(&self, cause: &Envelope) -> anyhow::Result<Handled> {
-        self.handle_delivery(cause, true).await
+        let attempt = Attempt {
+            last: true,
+            may_defer: true,
+        };
+        self.handle_delivery(cause, attempt).await
     }
 
     /// Moves the call as far as it can go. An unanswered dial is retried
     /// later (an `Err`, so the message is NAKed) until `give_up` has passed
-    /// since the claim, unless `final_attempt`. Each phase is one step;
+    /// since the claim, unless it is the last attempt. Each phase is one step;
     /// a step that lost a version race says `Again` and the next step sees
     /// the call as it is now.
     #[tracing::instrument(
@@ -142,14 +158,14 @@ impl Worker {
     pub async fn handle_delivery(
         &self,
         cause: &Envelope,
-        final_attempt: bool,
+        attempt: Attempt,
     ) -> anyhow::Result<Handled> {
         let call = self.initial_state(cause).await?;
         // The stored tenant, never the message's.
         tracing::Span::current().record("tenant_id", tracing::field::display(call.state.tenant_id));
         let mut h = Handling {
             cause,
-            final_attempt,
+            attempt,
             call,
             reserved: false,
             dispatched_already: None,
@@ -202,7 +218,19 @@ impl Worker {
     /// `dial::retry_later`: an unanswered dial may have placed the call).
     async fn on_claimed(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
         let state = h.call.state.clone();
-        if h.dispatched_already.is_none() {
+        let mine = state.claimed_by.as_deref() == Some(self.worker_id.as_str());
+        if !mine && !h.call.fresh && h.dispatched_already.is_none() {
+            // Another worker's claim, seen in this process's cache: the call
+            // may well be done by now. Look at it as stored before deciding
+            // to wait for that worker or to dial beside it.
+            h.call = self
+                .deps
+                .store
+                .load_fresh(h.cause.stream_id, CallState::apply)
+                .await?;
+            return Ok(Step::Again);
+        }
+        if h.dispatched_already.is_none() && h.attempt.may_defer {
             let now = chrono::Utc::now();
             if let Some(left) = dial::held_elsewhere(&state, &self.worker_id, now, self.ack_wait) {
                 return Ok(Step::Done(Handled::HeldElsewhere(left)));
@@ -221,7 +249,7 @@ impl Worker {
             h.dispatched_already = Some(outcome.clone());
         }
         let now = chrono::Utc::now();
-        if dial::retry_later(&state, &outcome, now, self.give_up, h.final_attempt) {
+        if dial::retry_later(&state, &outcome, now, self.give_up, h.attempt.last) {
             anyhow::bail!(
                 "call {}: the call processor is unavailable",
                 h.cause.stream_id

@@ -127,3 +127,49 @@ async fn a_call_requested_beside_a_worker_is_dialed_before_the_relay_publishes_i
     let js = deps.js.clone();
     env.cleanup(Some(&js)).await;
 }
+
+/// A worker of another process that left a call to its claimer, and has
+/// that claim in its cache, reads the call again before it decides: by the
+/// time it looks again the call is done, and it asks the Call Processor
+/// nothing, even once the claim is older than the ack wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_seen_in_another_process_is_read_again_before_dialing_beside_it() {
+    use switchboard::worker::{CrashPoint, Handled};
+    let app = crate::app::TestApp::spawn_opts(&["--originate-wait", "1s"], None, false).await;
+    super::sim(&app, json!({"ring_delay_ms": 600000}));
+    let from = "+12025550123";
+    let t = super::tenant_with_number(&app, from).await;
+    // No worker runs: the call waits, requested.
+    let r = super::originate(&app, &t, from).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let call_id: Uuid = r.body["call_id"].as_str().unwrap().parse().unwrap();
+    let requested = switchboard::store::read_stream(&app.env.pool, call_id, None)
+        .await
+        .unwrap()
+        .remove(0)
+        .envelope;
+    // Worker A claims it here, and stops there.
+    let a = app.worker(Some(CrashPoint::AfterClaim));
+    assert_eq!(a.handle(&requested).await.unwrap(), Handled::Crashed);
+    // Worker B, in another process (its own store and cache), leaves it to A.
+    let mut b = app.worker(None);
+    b.deps = app.env.deps().await;
+    assert!(matches!(
+        b.handle(&requested).await.unwrap(),
+        Handled::HeldElsewhere(_)
+    ));
+    // A (restarted, same id) dials and records the dispatch.
+    let mut a_again = app.worker(None);
+    a_again.worker_id = a.worker_id.clone();
+    assert_eq!(
+        a_again.handle(&requested).await.unwrap(),
+        Handled::Dispatched
+    );
+    // B looks again once the ack wait has passed: its cache still says
+    // "claimed by A", the store says dispatched.
+    b.ack_wait = Duration::ZERO;
+    assert_eq!(b.handle(&requested).await.unwrap(), Handled::AlreadyDone);
+    let sim = app.sim.as_ref().unwrap();
+    assert_eq!((sim.dials().len(), sim.requests()), (1, 1));
+    app.stop().await;
+}
