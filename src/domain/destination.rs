@@ -34,16 +34,22 @@ pub fn classify(number: &E164) -> Destination {
             satellite,
         };
     };
-    let country = parsed
-        .country()
-        .id()
+    // The number's region, looked up once: `country().id()` and
+    // `number_type` would each look it up again (for +1, by trying the
+    // plans of up to 25 regions in turn), and `number_type` goes on through
+    // a dozen more descriptors once premium rate did not match. This asks
+    // exactly what `number_type` asks before it answers `PremiumRate`.
+    let meta = parsed.metadata(&phonenumber::metadata::DATABASE);
+    let country = meta
+        .and_then(|m| m.id().parse::<phonenumber::country::Id>().ok())
         .map(|id| id.as_ref().to_owned())
         .or_else(|| main_country(parsed.code().value()))
         .unwrap_or_else(|| NON_GEOGRAPHIC.to_owned());
-    let premium_rate = matches!(
-        parsed.number_type(&phonenumber::metadata::DATABASE),
-        phonenumber::Type::PremiumRate
-    );
+    let premium_rate = meta.is_some_and(|m| {
+        let national = parsed.national().value().to_string();
+        let d = m.descriptors();
+        d.general().is_match(&national) && d.premium_rate().is_some_and(|p| p.is_match(&national))
+    });
     Destination {
         country,
         premium_rate,
@@ -94,6 +100,55 @@ mod tests {
         assert!(!of("+8613800138000").satellite);
         // An unassigned UK range still counts as the UK.
         assert_eq!(of("+447700900123").country, "GB");
+    }
+
+    /// What `classify` answered before it looked the region up only once.
+    fn classify_by_number_type(number: &E164) -> Destination {
+        let s = number.as_str();
+        let satellite = SATELLITE_PREFIXES.iter().any(|p| s.starts_with(p));
+        let Ok(parsed) = phonenumber::parse(None, s) else {
+            return Destination {
+                country: NON_GEOGRAPHIC.to_owned(),
+                premium_rate: false,
+                satellite,
+            };
+        };
+        let country = parsed
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_owned())
+            .or_else(|| main_country(parsed.code().value()))
+            .unwrap_or_else(|| NON_GEOGRAPHIC.to_owned());
+        let premium_rate = matches!(
+            parsed.number_type(&phonenumber::metadata::DATABASE),
+            phonenumber::Type::PremiumRate
+        );
+        Destination {
+            country,
+            premium_rate,
+            satellite,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Numbers across many plans (NANP, the UK, Germany, France,
+        /// Australia, Japan, the non-geographic codes, …) with premium-rate
+        /// ranges among them: the same answer as `number_type` gave.
+        #[test]
+        fn classify_answers_as_number_type_did(
+            code in proptest::sample::select(vec![
+                "1", "1900", "1976", "44", "449", "4487", "49", "4990", "33", "3389", "61",
+                "61190", "81", "8199", "86", "91", "7", "870", "881", "882", "800", "979",
+                "34", "3480", "39", "3989", "55", "52", "27", "234",
+            ]),
+            rest in "[0-9]{6,11}",
+        ) {
+            let Ok(n) = E164::parse(&format!("+{code}{rest}")) else {
+                return Ok(());
+            };
+            proptest::prop_assert_eq!(classify(&n), classify_by_number_type(&n));
+        }
     }
 
     #[test]
