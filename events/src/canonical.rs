@@ -15,6 +15,48 @@ pub fn to_bytes(value: &Value) -> Vec<u8> {
     out
 }
 
+/// An object written key by key, the caller giving the keys in canonical
+/// (byte) order: for a record whose fields are known, without building a
+/// `Value` of it first.
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Object<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Object<'a> {
+        out.push(b'{');
+        Object { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(key, self.out);
+        self.out.push(b':');
+    }
+
+    /// A field whose value serializes to a scalar (a string, a number, a
+    /// bool, null): written as serde_json writes it, which is its canonical
+    /// form.
+    pub fn field<T: serde::Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        self.key(key);
+        serde_json::to_writer(&mut *self.out, value).expect("a scalar serializes");
+    }
+
+    /// A field holding any JSON value, written canonically.
+    pub fn value(&mut self, key: &str, value: &Value) {
+        self.key(key);
+        write(value, self.out);
+    }
+
+    pub fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
 fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
@@ -42,13 +84,15 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::String(s) => write_str(s, out),
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        // Numbers, booleans and null as serde_json prints them.
+        other => serde_json::to_writer(&mut *out, other).expect("a JSON scalar serializes"),
     }
 }
 
 fn write_str(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string escaping is deterministic; reuse it.
-    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+    // serde_json's string escaping is deterministic; reuse it (what
+    // `Value::String(s).to_string()` writes, without the two copies).
+    serde_json::to_writer(&mut *out, s).expect("a string serializes");
 }
 
 #[cfg(test)]

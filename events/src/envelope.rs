@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -86,24 +86,37 @@ impl NewEnvelope {
 
     /// The canonical bytes the hash covers: every field but `hash` and
     /// `global_position`.
+    ///
+    /// Written field by field, in the canonical (byte) order of the keys,
+    /// rather than built as a `serde_json::Value` first: that deep-copied
+    /// the payload and allocated every key and value once more for every
+    /// event appended. The test `canonical_bytes_are_those_of_the_envelope_as_a_value`
+    /// holds it to the form the stored hashes were taken over.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let v = json!({
-            "event_id": self.event_id,
-            "type": self.event_type,
-            "schema_version": self.schema_version,
-            "stream_type": self.stream_type,
-            "stream_id": self.stream_id,
-            "version": self.version,
-            "tenant_id": self.tenant_id,
-            "recorded_at": self.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            "command_id": self.command_id,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-            "actor": self.actor,
-            "data": self.data,
-            "prev_hash": self.prev_hash,
-        });
-        canonical::to_bytes(&v)
+        let mut out = Vec::with_capacity(512);
+        let mut o = canonical::Object::new(&mut out);
+        o.field("actor", &self.actor);
+        o.field("causation_id", &self.causation_id);
+        o.field("command_id", &self.command_id);
+        o.field("correlation_id", &self.correlation_id);
+        o.value("data", &self.data);
+        o.field("event_id", &self.event_id);
+        o.field("prev_hash", &self.prev_hash);
+        o.field("recorded_at", &self.recorded_at_text());
+        o.field("schema_version", &self.schema_version);
+        o.field("stream_id", &self.stream_id);
+        o.field("stream_type", &self.stream_type);
+        o.field("tenant_id", &self.tenant_id);
+        o.field("type", &self.event_type);
+        o.field("version", &self.version);
+        o.end();
+        out
+    }
+
+    /// `recorded_at` as the hash covers it: UTC, microseconds, `Z`.
+    fn recorded_at_text(&self) -> String {
+        self.recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     }
 
     /// SHA-256 over `prev_hash` and the canonical bytes.
@@ -151,6 +164,8 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
+    use serde_json::json;
 
     fn sample() -> NewEnvelope {
         NewEnvelope {
@@ -168,6 +183,78 @@ mod tests {
             actor: "u".into(),
             data: json!({}),
             prev_hash: Hash32::ZERO,
+        }
+    }
+
+    /// The canonical form as it was first written: the envelope built as a
+    /// `Value`, then written canonically. Every stored hash was taken over
+    /// these bytes.
+    fn canonical_bytes_as_a_value(e: &NewEnvelope) -> Vec<u8> {
+        let v = json!({
+            "event_id": e.event_id,
+            "type": e.event_type,
+            "schema_version": e.schema_version,
+            "stream_type": e.stream_type,
+            "stream_id": e.stream_id,
+            "version": e.version,
+            "tenant_id": e.tenant_id,
+            "recorded_at": e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            "command_id": e.command_id,
+            "correlation_id": e.correlation_id,
+            "causation_id": e.causation_id,
+            "actor": e.actor,
+            "data": e.data,
+            "prev_hash": e.prev_hash,
+        });
+        canonical::to_bytes(&v)
+    }
+
+    /// A JSON value of any shape: nested objects and arrays, escapes,
+    /// non-ASCII keys and strings, integers and floats, nulls.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1.0e12f64..1.0e12).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                proptest::collection::btree_map(".{0,6}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1_000))]
+        #[test]
+        fn canonical_bytes_are_those_of_the_envelope_as_a_value(
+            data in any_json(),
+            actor in ".{0,16}",
+            event_type in "[A-Za-z]{1,24}",
+            micros in 0i64..4_102_444_800_000_000,
+            version in 1i64..i64::MAX,
+            schema_version in any::<u32>(),
+            caused in any::<bool>(),
+            prev in any::<[u8; 32]>(),
+        ) {
+            let mut e = sample();
+            e.data = data;
+            e.actor = actor;
+            e.event_type = event_type;
+            e.recorded_at = DateTime::from_timestamp_micros(micros).unwrap();
+            e.version = version;
+            e.schema_version = schema_version;
+            e.causation_id = caused.then(Uuid::new_v4);
+            e.event_id = Uuid::now_v7();
+            e.prev_hash = Hash32(prev);
+            e.stream_type = StreamType::Call;
+            proptest::prop_assert_eq!(e.canonical_bytes(), canonical_bytes_as_a_value(&e));
         }
     }
 
@@ -195,5 +282,47 @@ mod tests {
         let back: Envelope = serde_json::from_str(&text).unwrap();
         assert_eq!(back, env);
         assert!(back.hash_is_valid());
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use serde_json::json;
+
+    /// One envelope's hash as the store has always computed it: pinned, so
+    /// no rewrite of the canonical form can drift from the stored chains.
+    fn envelope() -> NewEnvelope {
+        NewEnvelope {
+            event_id: "0193a0b0-0000-7000-8000-000000000001".parse().unwrap(),
+            event_type: "OriginateRequested".into(),
+            schema_version: 2,
+            stream_type: StreamType::Call,
+            stream_id: "0193a0b0-0000-7000-8000-000000000002".parse().unwrap(),
+            version: 12,
+            tenant_id: TenantId::from(
+                "0193a0b0-0000-7000-8000-000000000003"
+                    .parse::<Uuid>()
+                    .unwrap(),
+            ),
+            recorded_at: DateTime::from_timestamp_micros(1_765_000_000_123_456).unwrap(),
+            command_id: "0193a0b0-0000-7000-8000-000000000004".parse().unwrap(),
+            correlation_id: "0193a0b0-0000-7000-8000-000000000005".parse().unwrap(),
+            causation_id: Some("0193a0b0-0000-7000-8000-000000000006".parse().unwrap()),
+            actor: "user:ä \"q\"\n".into(),
+            data: json!({"z": [1, -2.5, 1e20, null, true], "a": {"é": "\u{1}\t/"}, "m": 18446744073709551615u64}),
+            prev_hash: Hash32([7; 32]),
+        }
+    }
+
+    #[test]
+    fn the_hash_of_a_known_envelope_has_not_changed() {
+        // Computed by the canonical form as it stood before it was written
+        // field by field (commit 7ad9dea), over escapes, non-ASCII, floats,
+        // a u64 beyond i64 and a causation id.
+        assert_eq!(
+            envelope().compute_hash().to_hex(),
+            "aafeed8b3371f6510a36d66f11a9b051687f77b06db2912d1985561df2a2a719"
+        );
     }
 }
