@@ -172,8 +172,7 @@ impl Worker {
     /// The hand-off: each call requested in this process starts at once,
     /// on the `OriginateRequested` its gateway just committed, instead of
     /// after the relay has published it and JetStream has delivered it
-    /// here (half of the time from request to dial under load, in
-    /// docs/BENCHMARKS.md). JetStream still delivers it: that delivery waits
+    /// here (docs/BENCHMARKS.md, fifth session, has what that saves). JetStream still delivers it: that delivery waits
     /// for the call's turn, finds it done and acknowledges it, or finishes
     /// what the hand-off could not (an error, a crash), so the message stays
     /// the guarantee and the hand-off is only the fast way. A worker of

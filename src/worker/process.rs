@@ -217,25 +217,12 @@ impl Worker {
     /// The dial, and its outcome recorded (or retried later, per
     /// `dial::retry_later`: an unanswered dial may have placed the call).
     async fn on_claimed(&self, h: &mut Handling<'_>) -> anyhow::Result<Step> {
-        let state = h.call.state.clone();
-        let mine = state.claimed_by.as_deref() == Some(self.worker_id.as_str());
-        if !mine && !h.call.fresh && h.dispatched_already.is_none() {
-            // Another worker's claim, seen in this process's cache: the call
-            // may well be done by now. Look at it as stored before deciding
-            // to wait for that worker or to dial beside it.
-            h.call = self
-                .deps
-                .store
-                .load_fresh(h.cause.stream_id, CallState::apply)
-                .await?;
-            return Ok(Step::Again);
-        }
-        if h.dispatched_already.is_none() && h.attempt.may_defer {
-            let now = chrono::Utc::now();
-            if let Some(left) = dial::held_elsewhere(&state, &self.worker_id, now, self.ack_wait) {
-                return Ok(Step::Done(Handled::HeldElsewhere(left)));
+        if h.dispatched_already.is_none() {
+            if let Some(step) = self.claimed_elsewhere(h).await? {
+                return Ok(step);
             }
         }
+        let state = h.call.state.clone();
         let live = dial::is_live(&state);
         let outcome = match h.dispatched_already.take() {
             Some(d) => d,
@@ -270,6 +257,31 @@ impl Worker {
         } else {
             Handled::Failed
         }))
+    }
+
+    /// Another worker's claim: read fresh first if it came from this
+    /// process's cache (the call may well be done by now), then left to
+    /// that worker while it is young, when this attempt may defer.
+    async fn claimed_elsewhere(&self, h: &mut Handling<'_>) -> anyhow::Result<Option<Step>> {
+        if h.call.state.claimed_by.as_deref() == Some(self.worker_id.as_str()) {
+            return Ok(None);
+        }
+        if !h.call.fresh {
+            h.call = self
+                .deps
+                .store
+                .load_fresh(h.cause.stream_id, CallState::apply)
+                .await?;
+            return Ok(Some(Step::Again));
+        }
+        if !h.attempt.may_defer {
+            return Ok(None);
+        }
+        let now = chrono::Utc::now();
+        Ok(
+            dial::held_elsewhere(&h.call.state, &self.worker_id, now, self.ack_wait)
+                .map(|left| Step::Done(Handled::HeldElsewhere(left))),
+        )
     }
 
     /// A call the store does not hold (yet): read it fresh once, then give
