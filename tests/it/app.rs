@@ -127,15 +127,7 @@ impl TestApp {
 
     /// A token for `tenant` with `scopes`.
     pub fn token(&self, tenant: TenantId, scopes: &[Scope]) -> String {
-        mint_hs256(
-            &JWT_SECRET.to_owned().into(),
-            "switchboard-dev",
-            "switchboard",
-            tenant,
-            "tester",
-            scopes,
-            Duration::from_secs(600),
-        )
+        token_for(tenant, scopes)
     }
 
     /// A token with every scope.
@@ -301,6 +293,20 @@ impl TestApp {
         let js = self.deps.js.clone();
         self.env.cleanup(Some(&js)).await;
     }
+}
+
+/// A token for `tenant` with `scopes`, as any process of a test's install
+/// accepts it (they share `JWT_SECRET`).
+pub fn token_for(tenant: TenantId, scopes: &[Scope]) -> String {
+    mint_hs256(
+        &JWT_SECRET.to_owned().into(),
+        "switchboard-dev",
+        "switchboard",
+        tenant,
+        "tester",
+        scopes,
+        Duration::from_secs(600),
+    )
 }
 
 /// The settings of a process of this test's install, with `extra` flags.

@@ -11,7 +11,7 @@ use switchboard::roles::{self, Roles};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::{settings_for, CALLBACK_SECRET, JWT_SECRET};
+use crate::app::{settings_for, CALLBACK_SECRET};
 use crate::support::TestEnv;
 
 struct Proc {
@@ -73,15 +73,7 @@ async fn roles_in_separate_processes_with_standbys() {
     let w1 = start(&env, only(|r| r.worker = true), &worker_flags).await;
     let w2 = start(&env, only(|r| r.worker = true), &worker_flags).await;
 
-    let token = switchboard::auth::mint_hs256(
-        &JWT_SECRET.to_owned().into(),
-        "switchboard-dev",
-        "switchboard",
-        TenantId::new(),
-        "tester",
-        &switchboard::auth::Scope::ALL,
-        std::time::Duration::from_secs(600),
-    );
+    let token = crate::app::token_for(TenantId::new(), &switchboard::auth::Scope::ALL);
     let c = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| {
         c.post(format!("{base}{path}"))

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use switchboard::roles::{self, Roles};
 use uuid::Uuid;
 
-use crate::app::{settings_for, JWT_SECRET};
+use crate::app::settings_for;
 use crate::support::{eventually, TestEnv};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -30,15 +30,7 @@ async fn a_call_requested_beside_a_worker_is_dialed_before_the_relay_publishes_i
         .update_config(serde_json::from_value(json!({"ring_delay_ms": 600000})).unwrap())
         .unwrap();
     let base = format!("http://{}", app.addr);
-    let token = switchboard::auth::mint_hs256(
-        &JWT_SECRET.to_owned().into(),
-        "switchboard-dev",
-        "switchboard",
-        TenantId::new(),
-        "tester",
-        &switchboard::auth::Scope::ALL,
-        Duration::from_secs(600),
-    );
+    let token = crate::app::token_for(TenantId::new(), &switchboard::auth::Scope::ALL);
     let c = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         c.post(format!("{base}{path}"))
