@@ -26,10 +26,14 @@ use uuid::Uuid;
 use super::append::{AppendOutcome, CommandMeta, Guard, Head, Prepared, StreamAppend};
 use super::batch::{self, Settled};
 use super::heads::Heads;
+use super::kept::{self, Kept};
 use super::notices::{Notice, Notices};
 use super::row::StoredEvent;
 use super::states::States;
 use super::StoreError;
+
+/// Connections kept for the judged reads of hot paths (`Store::kept`).
+const KEPT_FOR_READS: usize = 4;
 
 /// Commands in one `sb_append` call at most.
 const MAX_BATCH: usize = 256;
@@ -53,6 +57,9 @@ pub struct Store {
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
     stats: Arc<BatchStats>,
     notices: Arc<Notices>,
+    /// The group-commit task's connections (one per batch in flight).
+    writers: Kept,
+    reads: Kept,
 }
 
 /// How group commit has gone in this process (for metrics and benchmarks).
@@ -74,13 +81,15 @@ impl Store {
         let (feed, _) = broadcast::channel(1024);
         let notices = Arc::new(Notices::new(pool.clone()));
         let store = Store {
-            pool,
+            pool: pool.clone(),
             heads: Arc::new(Heads::default()),
             states: Arc::new(States::default()),
             jobs,
             feed,
             stats: Arc::default(),
             notices,
+            writers: Kept::new(pool.clone(), IN_FLIGHT),
+            reads: Kept::new(pool.clone(), KEPT_FOR_READS),
         };
         tokio::spawn(run(store.worker_half(), rx));
         store
@@ -94,6 +103,7 @@ impl Store {
             heads: self.heads.clone(),
             feed: self.feed.clone(),
             stats: self.stats.clone(),
+            writers: self.writers.clone(),
         }
     }
 
@@ -112,6 +122,12 @@ impl Store {
 
     pub fn states(&self) -> &States {
         &self.states
+    }
+
+    /// A connection for a short read on a hot path, without the pool's two
+    /// pings (`kept`). Give it back with `Lease::give_back`.
+    pub async fn kept(&self) -> Result<kept::Lease, sqlx::Error> {
+        self.reads.get().await
     }
 
     /// Appends one command's events (and guards) atomically, sharing the
@@ -166,6 +182,7 @@ struct Worker {
     heads: Arc<Heads>,
     feed: broadcast::Sender<Arc<[StoredEvent]>>,
     stats: Arc<BatchStats>,
+    writers: Kept,
 }
 
 async fn run(w: Worker, mut rx: mpsc::UnboundedReceiver<Job>) {
@@ -219,6 +236,13 @@ impl Worker {
     async fn write(&self, batch: Vec<Job>) {
         let prepared: Vec<&Prepared> = batch.iter().map(|j| &j.prepared).collect();
         let settled = match self.execute(&prepared).await {
+            // The connection died (with the server, perhaps): once more on
+            // another. A batch that did commit answers `duplicate` for each
+            // command, and each gets the events it wrote.
+            Err(e) if kept::is_lost(&e) => self.execute(&prepared).await,
+            r => r,
+        };
+        let settled = match settled {
             Ok(s) => s,
             Err(e) if batch.len() == 1 => vec![Settled::Failed(StoreError::Db(e))],
             Err(e) => {
@@ -262,9 +286,10 @@ impl Worker {
 
     async fn execute(&self, batch: &[&Prepared]) -> Result<Vec<Settled>, sqlx::Error> {
         use std::sync::atomic::Ordering::Relaxed;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writers.get().await?;
         let start = std::time::Instant::now();
         let r = batch::execute(&mut conn, batch).await;
+        conn.give_back(r.as_ref().err());
         self.stats.batches.fetch_add(1, Relaxed);
         self.stats.commands.fetch_add(batch.len() as u64, Relaxed);
         self.stats

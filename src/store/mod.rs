@@ -17,6 +17,7 @@ mod appender;
 mod batch;
 mod fold;
 mod heads;
+mod kept;
 mod notices;
 mod position;
 mod read;
@@ -31,6 +32,7 @@ pub use append::{AppendOutcome, CommandMeta, ExpectedVersion, Guard, Head, Strea
 pub use appender::{BatchStats, Store};
 pub use fold::{fold_onto, load};
 pub use heads::Heads;
+pub use kept::{is_lost, Kept, Lease};
 pub use notices::Notice;
 pub use position::Position;
 pub use read::{
@@ -85,4 +87,14 @@ pub enum StoreError {
     },
     #[error("event store: {0}")]
     Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// The database error underneath, if this is one.
+    pub fn db(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Db(e) => Some(e),
+            _ => None,
+        }
+    }
 }

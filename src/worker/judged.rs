@@ -17,7 +17,7 @@ use crate::caps::NumberCap;
 use crate::commands::set_destinations::DestinationsState;
 use crate::commands::state::{LimitsState, NumberState, ProviderState, TenantState};
 use crate::domain::CallLimits;
-use crate::store::read_streams_after;
+use crate::store::{read_streams_after, StoreError};
 
 /// What admission judged a call by (the tenant's caps and the calling
 /// number's own) and the provider and data keys read with them: the dial
@@ -59,7 +59,10 @@ impl Worker {
         let mut after = vec![limits.after(), provider.after(), keys.after()];
         after.extend(number.as_ref().map(|(_, s)| s.after()));
         after.extend(places.as_ref().map(|s| s.after()));
-        let newer = read_streams_after(store.pool(), &after).await?;
+        let mut conn = store.kept().await?;
+        let newer = read_streams_after(&mut *conn, &after).await;
+        conn.give_back(newer.as_ref().err().and_then(StoreError::db));
+        let newer = newer?;
         let limits = store.fresh(limits, &newer, LimitsState::apply)?.state;
         let provider = store.fresh(provider, &newer, ProviderState::apply)?.state;
         let keys = store.fresh(keys, &newer, TenantState::apply)?.state;

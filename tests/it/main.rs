@@ -37,6 +37,7 @@ mod scale_out;
 mod secrets;
 mod store_append;
 mod store_batch;
+mod store_kept;
 mod store_notices;
 mod store_order;
 mod upcast;
