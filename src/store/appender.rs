@@ -59,6 +59,7 @@ pub struct Store {
     notices: Arc<Notices>,
     /// The group-commit task's connections (one per batch in flight).
     writers: Kept,
+    /// Those of `Store::kept`.
     reads: Kept,
 }
 

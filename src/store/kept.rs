@@ -14,7 +14,8 @@
 //!   statement completed or failed with an answer from the server. One
 //!   dropped mid-statement (a cancelled future) or that lost its socket is
 //!   closed, never reused: it may hold half a conversation.
-//! - A lost connection (I/O, protocol) retires every idle one with it: a
+//! - A lost connection (no answer, or the server's FATAL: `is_lost`)
+//!   retires every idle one with it: a
 //!   server restart kills them all, and each would otherwise fail one
 //!   statement to find out.
 //! - One idle longer than `IDLE_CHECK` is pinged before use (what the pool
@@ -26,7 +27,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
@@ -96,12 +97,7 @@ impl Kept {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         loop {
             let current = self.inner.generation.load(Ordering::Acquire);
-            let idle = self
-                .inner
-                .idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
+            let idle = self.inner.idle().pop();
             let Some(mut idle) = idle else {
                 let conn = self.inner.pool.acquire().await?.detach();
                 return Ok(self.lease(conn, Instant::now(), current, permit));
@@ -135,9 +131,15 @@ impl Kept {
 }
 
 impl Inner {
+    /// The idle list (a panic elsewhere while it was held leaves it whole:
+    /// each change to it is one push, pop or take).
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn retire_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let retired = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let retired = std::mem::take(&mut *self.idle());
         drop(retired);
     }
 }
@@ -156,13 +158,18 @@ impl Lease {
         {
             return;
         }
-        let inner = self.inner.clone();
-        let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.push(Idle {
-            conn: self.conn,
+        let Lease {
+            inner,
+            conn,
+            born,
+            generation,
+            ..
+        } = self;
+        inner.idle().push(Idle {
+            conn,
             since: Instant::now(),
-            born: self.born,
-            generation: self.generation,
+            born,
+            generation,
         });
     }
 }
