@@ -23,6 +23,8 @@ const TENANTS: usize = 256;
 const MIX_OPS: usize = 8_000;
 const HOT_HISTORY: usize = 10_000;
 const HOT_OPS: usize = 600;
+/// PATCHes on a stream not cached, of each tenant.
+const COLD_TRIES: usize = 7;
 const CALLERS: usize = 64;
 const ORIGINATE_OPS: usize = 6_000;
 const OPEN_RATE: f64 = 500.0;
@@ -214,23 +216,24 @@ impl App {
     }
 
     /// PATCH /call-limits of one tenant after 10,000 earlier updates, against
-    /// a tenant with none.
+    /// a tenant with none: from the cache, and in a process that does not
+    /// hold the stream (a restart), with and without its snapshot.
     pub async fn hot_stream(&self, env: &BenchEnv) -> anyhow::Result<Vec<Row>> {
         let hot = self.tenant(env).await?;
         let fresh = self.tenant(env).await?;
         fill_limits(env, hot.id, HOT_HISTORY).await?;
-        // The first PATCH after the process forgot the stream folds it once.
-        let id = events::call_limits_stream_id(hot.id);
-        env.deps.store.states().forget(id);
-        let cold = std::time::Instant::now();
-        self.send(
-            Method::PATCH,
-            "/api/v1/call-limits",
-            &hot.token,
-            json!({"daily_minutes_max": 7}),
-        )
-        .await?;
-        let cold = cold.elapsed().as_secs_f64() * 1000.0;
+        // Written past the cache: the first PATCH folds all of it, once,
+        // and takes the stream's first snapshot.
+        let ids = [hot.id, fresh.id].map(events::call_limits_stream_id);
+        let full = self.cold_patch(env, &hot, ids[0], 7).await?;
+        snapshot_taken(env, ids[0], HOT_HISTORY as i64).await?;
+        // Then as a restarted process: each PATCH on a stream not cached,
+        // the two tenants in turns.
+        let (mut hot_cold, mut fresh_cold) = (Vec::new(), Vec::new());
+        for i in 0..COLD_TRIES {
+            hot_cold.push(self.cold_patch(env, &hot, ids[0], 100 + i).await?);
+            fresh_cold.push(self.cold_patch(env, &fresh, ids[1], 100 + i).await?);
+        }
         let run = |t: Tenant| {
             let (client, base) = (self.client.clone(), self.base.clone());
             concurrent(HOT_OPS, 1, move |_, i| {
@@ -254,15 +257,41 @@ impl App {
         let h = run(hot).await?;
         let w = "one hot stream (10,000 earlier updates)";
         Ok(vec![
-            Row::new(w, "PATCH/s, 1 client", f.ops_per_s(), "/s")
-                .against("fresh tenant", h.ops_per_s())
-                .target(Target::RatioAtMost(1.2)),
+            Row::new(w, "PATCH/s, 1 client", h.ops_per_s(), "/s")
+                .against("fresh tenant", f.ops_per_s())
+                .target(Target::RatioAtLeast(1.0 / 1.2)),
             Row::new(w, "p50", h.ms(0.5), "ms")
                 .against("fresh tenant", f.ms(0.5))
                 .target(Target::RatioAtMost(1.2)),
             Row::new(w, "p99", h.ms(0.99), "ms").against("fresh tenant", f.ms(0.99)),
-            Row::new(w, "first PATCH, stream not cached", cold, "ms"),
+            Row::new(w, "PATCH not cached, no snapshot", full, "ms"),
+            Row::new(
+                w,
+                &format!("PATCH not cached, snapshot (median of {COLD_TRIES})"),
+                median(&mut hot_cold),
+                "ms",
+            )
+            .against("fresh tenant, not cached", median(&mut fresh_cold))
+            .target(Target::RatioAtMost(1.2)),
         ])
+    }
+
+    /// One PATCH of `t`'s limits by a process that does not hold stream
+    /// `id` (forgotten just before), in milliseconds.
+    /// It sets the tenant's daily minutes to `minutes`.
+    async fn cold_patch(
+        &self,
+        env: &BenchEnv,
+        t: &Tenant,
+        id: Uuid,
+        minutes: usize,
+    ) -> anyhow::Result<f64> {
+        env.deps.store.states().forget(id);
+        let at = std::time::Instant::now();
+        let body = json!({ "daily_minutes_max": minutes });
+        self.send(Method::PATCH, "/api/v1/call-limits", &t.token, body)
+            .await?;
+        Ok(at.elapsed().as_secs_f64() * 1000.0)
     }
 
     /// Originate: closed loop for the throughput ceiling, then open loop at
@@ -393,6 +422,28 @@ async fn transactions(pool: &PgPool) -> anyhow::Result<i64> {
 
 fn errors_row(workload: &str, s: &Stats) -> Row {
     Row::new(workload, "requests failed", s.errors as f64, "").target(Target::AtMost(0.0))
+}
+
+/// Waits for stream `id`'s snapshot to reach `version` (it is written by a
+/// task of its own, after the state that was due).
+async fn snapshot_taken(env: &BenchEnv, id: Uuid, version: i64) -> anyhow::Result<()> {
+    for _ in 0..500 {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM stream_snapshots WHERE stream_id = $1")
+                .bind(id)
+                .fetch_one(&env.deps.pool)
+                .await?;
+        if at >= Some(version) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("no snapshot of the hot stream at version {version}")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// `n` CallLimitsUpdated events on `tenant`'s stream, 1,000 per command.

@@ -172,7 +172,7 @@ impl Row {
         match self.target {
             Target::RatioAtLeast(t) => (
                 self.ratio().map_or("n/a", |r| yes(r >= t)),
-                format!("ratio ≥ {t}"),
+                format!("ratio ≥ {}", (t * 100.0).round() / 100.0),
             ),
             Target::RatioAtMost(t) => (
                 self.ratio().map_or("n/a", |r| yes(r <= t)),

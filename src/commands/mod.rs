@@ -15,6 +15,7 @@ pub mod dial;
 pub mod originate;
 pub mod release_number;
 pub mod set_destinations;
+pub mod snapshot;
 pub mod state;
 pub mod update_limits;
 pub mod update_number;

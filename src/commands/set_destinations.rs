@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::TenantId;
 use events::{destinations_stream_id, BlockedDestination, DestinationsSet, Event, StreamType};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::state::At;
@@ -19,7 +20,8 @@ pub const MAX_COUNTRIES: usize = 250;
 
 /// A tenant's destinations stream folded. Never set: every country, no
 /// premium-rate and no satellite numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DestinationsState {
     pub version: i64,
     pub policy: Option<DestinationsSet>,

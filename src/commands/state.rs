@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use events::{EncryptedCredentials, Event, ProviderId, ProviderKind, TenantId};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::CallLimits;
@@ -15,7 +16,8 @@ pub struct At {
 }
 
 /// A provider stream folded.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderState {
     pub tenant_id: TenantId,
     /// 0 while the stream does not exist.
@@ -54,7 +56,8 @@ impl ProviderState {
 }
 
 /// A number stream folded.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NumberState {
     pub tenant_id: TenantId,
     pub version: i64,
@@ -103,7 +106,8 @@ impl NumberState {
 }
 
 /// A tenant's call_limits stream folded.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsState {
     pub version: i64,
     /// `None` until the tenant sets them: the configured defaults apply.
@@ -155,7 +159,8 @@ pub fn given(tenant: TenantId, events: Vec<Event>) -> Vec<(At, Event)> {
 
 /// A tenant stream folded: its data-key lifecycle. The system tenant stream
 /// (`Uuid::nil()`) folds to the master keys added by rotations.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TenantState {
     pub version: i64,
     /// The live data key, if any.

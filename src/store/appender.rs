@@ -29,6 +29,7 @@ use super::heads::Heads;
 use super::kept::{self, Kept};
 use super::notices::{Notice, Notices};
 use super::row::StoredEvent;
+use super::snapshot::Snapshots;
 use super::states::States;
 use super::StoreError;
 
@@ -61,6 +62,8 @@ pub struct Store {
     writers: Kept,
     /// Those of `Store::kept`.
     reads: Kept,
+    /// Where states due for a snapshot go to be written.
+    snapshots: Snapshots,
 }
 
 /// How group commit has gone in this process (for metrics and benchmarks).
@@ -91,6 +94,7 @@ impl Store {
             notices,
             writers: Kept::new(pool.clone(), IN_FLIGHT),
             reads: Kept::new(pool.clone(), KEPT_FOR_READS),
+            snapshots: Snapshots::new(pool.clone()),
         };
         tokio::spawn(run(store.worker_half(), rx));
         store
@@ -123,6 +127,10 @@ impl Store {
 
     pub fn states(&self) -> &States {
         &self.states
+    }
+
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
     }
 
     /// A connection for a short read on a hot path, without the pool's two

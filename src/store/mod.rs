@@ -22,6 +22,7 @@ mod notices;
 mod position;
 mod read;
 mod row;
+mod snapshot;
 mod states;
 mod tx;
 mod verify;
@@ -40,7 +41,8 @@ pub use read::{
     read_streams_after, read_tenant, CheckpointRead, TenantFilter,
 };
 pub use row::StoredEvent;
-pub use states::{Apply, Loaded, Stale, States};
+pub use snapshot::EVERY as SNAPSHOT_EVERY;
+pub use states::{Apply, Folded, Loaded, Seed, Stale, States};
 pub use tx::{append, append_batch, append_guarded, AppendTx, BatchCommand, Begin};
 pub use verify::{verify_chain, ChainBreak};
 pub use wake::Wake;

@@ -10,6 +10,11 @@
 //! kill switch) use `load_fresh`, which costs one indexed query however long
 //! the stream is, or, for several streams at once, `stale` and `fresh`
 //! around one `read_streams_after`.
+//!
+//! A stream this process holds no state of is not folded from its first
+//! event when it has a snapshot (`snapshot`): the snapshot and the events
+//! after it are read instead, and a state `snapshot::EVERY` versions past
+//! its last snapshot is offered to be written as the next one.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -18,9 +23,18 @@ use events::Event;
 
 use super::append::Head;
 use super::row::StoredEvent;
+use super::snapshot::{self, Taken};
 use super::{fold_onto, read_stream_after, Store, StoreError};
+use crate::commands::snapshot::Snapshot;
 use crate::commands::state::At;
+use sqlx::PgExecutor;
 use uuid::Uuid;
+
+/// What a folded state must be to be kept: cloned out of the cache, made
+/// from nothing, shared between tasks, snapshotted (or not, by its kind).
+pub trait Folded: Clone + Default + Send + Sync + Snapshot + 'static {}
+
+impl<S: Clone + Default + Send + Sync + Snapshot + 'static> Folded for S {}
 
 /// A stream's state as a command reads it.
 #[derive(Debug, Clone)]
@@ -53,6 +67,10 @@ pub struct Stale<S> {
     id: Uuid,
     state: S,
     head: Head,
+    /// Taken from the cache (else the default, or a snapshot once seeded).
+    cached: bool,
+    /// The version of the snapshot it was seeded from.
+    seeded: Option<i64>,
 }
 
 impl<S> Stale<S> {
@@ -62,9 +80,45 @@ impl<S> Stale<S> {
     }
 }
 
+/// A `Stale` of any state type, for `Store::seed`.
+pub trait Seed: Send {
+    /// The snapshot this one would start from: not cached, of a kind that
+    /// is snapshotted.
+    fn wants(&self) -> Option<(Uuid, &'static str)>;
+    /// Starts from the snapshot among `found` that is this stream's, if
+    /// there is one this build can read.
+    fn seed(&mut self, found: &[snapshot::Stored]);
+}
+
+impl<S: Folded> Seed for Stale<S> {
+    fn wants(&self) -> Option<(Uuid, &'static str)> {
+        match (self.cached, S::KIND) {
+            (false, Some(kind)) if self.seeded.is_none() => Some((self.id, kind)),
+            _ => None,
+        }
+    }
+
+    fn seed(&mut self, found: &[snapshot::Stored]) {
+        let Some(found) = found.iter().find(|f| f.stream_id == self.id) else {
+            return;
+        };
+        if found.head.version <= self.head.version {
+            return;
+        }
+        if let Some(state) = S::from_snapshot(found.state.clone()) {
+            self.state = state;
+            self.head = found.head;
+            self.seeded = Some(found.head.version);
+        }
+    }
+}
+
 struct Entry<S> {
     state: S,
     head: Head,
+    /// The version of the last snapshot taken of (or seeded from) this
+    /// stream in this process; 0 for none.
+    snapshot: i64,
 }
 
 impl States {
@@ -74,22 +128,26 @@ impl States {
         Some((e.state.clone(), e.head))
     }
 
-    /// Keeps `state` at `head` unless a newer one is kept already.
-    pub fn put<S: Clone + Send + Sync + 'static>(&self, id: Uuid, state: &S, head: Head) {
-        let newer_kept = self.cache.get(&id).is_some_and(|any| {
-            any.downcast_ref::<Entry<S>>()
-                .is_some_and(|e| e.head.version > head.version)
-        });
-        if newer_kept {
-            return;
+    /// Keeps `state` at `head` unless a newer one is kept already (`seeded`:
+    /// the version of the snapshot it was folded onto). Answers whether a
+    /// snapshot of it is due: `snapshot::EVERY` versions past the last one.
+    fn put<S: Folded>(&self, id: Uuid, state: &S, head: Head, seeded: Option<i64>) -> bool {
+        let kept = self.cache.get(&id);
+        let kept = kept.as_ref().and_then(|any| any.downcast_ref::<Entry<S>>());
+        if kept.is_some_and(|e| e.head.version > head.version) {
+            return false;
         }
+        let last = seeded.or(kept.map(|e| e.snapshot)).unwrap_or(0);
+        let due = S::KIND.is_some() && head.version - last >= snapshot::EVERY;
         self.cache.insert(
             id,
             Arc::new(Entry {
                 state: state.clone(),
                 head,
+                snapshot: if due { head.version } else { last },
             }),
         );
+        due
     }
 
     pub fn forget(&self, id: Uuid) {
@@ -99,54 +157,81 @@ impl States {
 
 impl Store {
     /// The state of stream `id`: cached (possibly old, see the module), or
-    /// read and folded once.
+    /// read (from its snapshot on) and folded once.
     pub async fn load<S>(
         &self,
         id: impl Into<Uuid>,
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
-        let id = id.into();
-        match self.states().get::<S>(id) {
-            Some((state, head)) => Ok(Loaded {
-                state,
-                head,
+        let stale = self.stale::<S>(id);
+        if stale.cached {
+            return Ok(Loaded {
+                state: stale.state,
+                head: stale.head,
                 fresh: false,
-            }),
-            None => self.catch_up(id, S::default(), Head::NONE, apply).await,
+            });
         }
+        self.catch_up(stale, apply).await
     }
 
     /// The state of stream `id` as stored now: the cached state brought up
-    /// to date with the events after it (one query).
+    /// to date with the events after it (one query; two for a stream not
+    /// cached that may have a snapshot).
     pub async fn load_fresh<S>(
         &self,
         id: impl Into<Uuid>,
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
-        let Stale { id, state, head } = self.stale::<S>(id);
-        self.catch_up(id, state, head, apply).await
+        let stale = self.stale::<S>(id);
+        self.catch_up(stale, apply).await
     }
 
     /// Stream `id`'s cached state (or none yet), to be brought up to date
-    /// together with others: `read_streams_after` for the `after` of each,
-    /// then `fresh` with what it read. Several states read fresh for one
-    /// decision cost one query, not one each.
+    /// together with others: `seed` for the ones not cached, then
+    /// `read_streams_after` for the `after` of each, then `fresh` with what
+    /// it read. Several states read fresh for one decision cost one query,
+    /// not one each (two when some are not cached).
     pub fn stale<S>(&self, id: impl Into<Uuid>) -> Stale<S>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
         let id = id.into();
-        let (state, head) = self
-            .states()
-            .get::<S>(id)
-            .unwrap_or_else(|| (S::default(), Head::NONE));
-        Stale { id, state, head }
+        let (state, head, cached) = match self.states().get::<S>(id) {
+            Some((state, head)) => (state, head, true),
+            None => (S::default(), Head::NONE, false),
+        };
+        Stale {
+            id,
+            state,
+            head,
+            cached,
+            seeded: None,
+        }
+    }
+
+    /// Starts each of `stales` that is not cached from its stream's
+    /// snapshot, if it has one: one query for all, none when every one is
+    /// cached.
+    pub async fn seed<'e>(
+        &self,
+        db: impl PgExecutor<'e>,
+        stales: &mut [&mut dyn Seed],
+    ) -> Result<(), StoreError> {
+        let wanted: Vec<(Uuid, &str)> = stales.iter().filter_map(|s| s.wants()).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = snapshot::read(db, &wanted).await?;
+        for stale in stales.iter_mut() {
+            stale.seed(&found);
+        }
+        Ok(())
     }
 
     /// `stale` brought up to date with `newer` (read for it and maybe for
@@ -158,23 +243,29 @@ impl Store {
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
-        self.advance(stale.id, stale.state, stale.head, newer, apply)
+        self.advance_from(
+            stale.id,
+            stale.state,
+            stale.head,
+            newer,
+            apply,
+            stale.seeded,
+        )
     }
 
     async fn catch_up<S>(
         &self,
-        id: Uuid,
-        state: S,
-        head: Head,
+        mut stale: Stale<S>,
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
-        let newer = read_stream_after(self.pool(), id, head.version).await?;
-        self.advance(id, state, head, &newer, apply)
+        self.seed(self.pool(), &mut [&mut stale]).await?;
+        let newer = read_stream_after(self.pool(), stale.id, stale.head.version).await?;
+        self.fresh(stale, &newer, apply)
     }
 
     /// Folds `events` (this stream's, in version order, just after `head`)
@@ -188,7 +279,23 @@ impl Store {
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
+    {
+        self.advance_from(id, state, head, events, apply, None)
+    }
+
+    /// `advance`, for a state folded onto the snapshot at version `seeded`.
+    fn advance_from<S>(
+        &self,
+        id: Uuid,
+        state: S,
+        head: Head,
+        events: &[StoredEvent],
+        apply: Apply<S>,
+        seeded: Option<i64>,
+    ) -> Result<Loaded<S>, StoreError>
+    where
+        S: Folded,
     {
         let mine: Vec<&StoredEvent> = events
             .iter()
@@ -196,7 +303,16 @@ impl Store {
             .collect();
         let head = mine.last().map(|e| e.head()).unwrap_or(head);
         let state = fold_onto(state, mine, apply)?;
-        self.states().put(id, &state, head);
+        if self.states().put(id, &state, head, seeded) {
+            if let (Some(kind), Some(value)) = (S::KIND, state.to_snapshot()) {
+                self.snapshots().offer(Taken {
+                    stream_id: id,
+                    kind,
+                    head,
+                    state: value,
+                });
+            }
+        }
         self.heads().remember(id, head);
         Ok(Loaded {
             state,

@@ -17,7 +17,7 @@ use crate::caps::NumberCap;
 use crate::commands::set_destinations::DestinationsState;
 use crate::commands::state::{LimitsState, NumberState, ProviderState, TenantState};
 use crate::domain::CallLimits;
-use crate::store::{read_streams_after, StoreError};
+use crate::store::{read_streams_after, Seed, StoreError};
 
 /// What admission judged a call by (the tenant's caps and the calling
 /// number's own) and the provider and data keys read with them: the dial
@@ -49,18 +49,29 @@ impl Worker {
         reads: Reads,
     ) -> anyhow::Result<(Judged, Option<DestinationsState>)> {
         let store = &self.deps.store;
-        let limits = store.stale::<LimitsState>(call_limits_stream_id(tenant));
-        let provider = store.stale::<ProviderState>(reads.provider);
-        let keys = store.stale::<TenantState>(tenant.uuid());
-        let number = reads.number.map(|n| (n, store.stale::<NumberState>(n)));
-        let places = reads
+        let mut limits = store.stale::<LimitsState>(call_limits_stream_id(tenant));
+        let mut provider = store.stale::<ProviderState>(reads.provider);
+        let mut keys = store.stale::<TenantState>(tenant.uuid());
+        let mut number = reads.number.map(|n| (n, store.stale::<NumberState>(n)));
+        let mut places = reads
             .destinations
             .then(|| store.stale::<DestinationsState>(destinations_stream_id(tenant)));
-        let mut after = vec![limits.after(), provider.after(), keys.after()];
-        after.extend(number.as_ref().map(|(_, s)| s.after()));
-        after.extend(places.as_ref().map(|s| s.after()));
         let mut conn = store.kept().await?;
-        let newer = read_streams_after(&mut *conn, &after).await;
+        // Streams this process holds no state of start from their snapshots
+        // (a query only then: after a restart, not per call).
+        let mut stales: Vec<&mut dyn Seed> = vec![&mut limits, &mut provider, &mut keys];
+        stales.extend(number.as_mut().map(|(_, s)| s as &mut dyn Seed));
+        stales.extend(places.as_mut().map(|s| s as &mut dyn Seed));
+        let seeded = store.seed(&mut *conn, &mut stales).await;
+        let newer = match seeded {
+            Ok(()) => {
+                let mut after = vec![limits.after(), provider.after(), keys.after()];
+                after.extend(number.as_ref().map(|(_, s)| s.after()));
+                after.extend(places.as_ref().map(|s| s.after()));
+                read_streams_after(&mut *conn, &after).await
+            }
+            Err(e) => Err(e),
+        };
         conn.give_back(newer.as_ref().err().and_then(StoreError::db));
         let newer = newer?;
         let limits = store.fresh(limits, &newer, LimitsState::apply)?.state;

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::commands::Rejection;
 use crate::store::{
-    Apply, CommandMeta, ExpectedVersion, Guard, Head, Loaded, Store, StoreError, StoredEvent,
-    StreamAppend,
+    Apply, CommandMeta, ExpectedVersion, Folded, Guard, Head, Loaded, Store, StoreError,
+    StoredEvent, StreamAppend,
 };
 use events::{Event, StreamType};
 
@@ -134,7 +134,7 @@ impl<'a> Reader<'a> {
 
     fn keep<S>(&self, id: Uuid, loaded: &Loaded<S>, apply: Apply<S>)
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
         let (state, head) = (loaded.state.clone(), loaded.head);
         let advance: Advance = Box::new(move |store: &Store, written: &[StoredEvent]| {
@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
         apply: Apply<S>,
     ) -> Result<Loaded<S>, StoreError>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
         let id = id.into();
         let loaded = if self.fresh {
@@ -174,7 +174,7 @@ impl<'a> Reader<'a> {
     /// read, the append checks that it does not exist.
     pub fn new_stream<S>(&self, id: impl Into<Uuid>, apply: Apply<S>) -> Loaded<S>
     where
-        S: Clone + Default + Send + Sync + 'static,
+        S: Folded,
     {
         let id = id.into();
         let loaded = Loaded {

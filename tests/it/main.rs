@@ -40,4 +40,5 @@ mod store_batch;
 mod store_kept;
 mod store_notices;
 mod store_order;
+mod store_snapshots;
 mod upcast;
