@@ -33,6 +33,13 @@ pub trait Snapshot: Sized {
     fn from_snapshot(_: serde_json::Value) -> Option<Self> {
         None
     }
+
+    /// The stream version this state says it is the fold of (each
+    /// snapshotted state records it; a snapshot whose state disagrees with
+    /// the version it was stored at is not used).
+    fn folded_version(&self) -> i64 {
+        0
+    }
 }
 
 /// `Snapshot` for a state with serde's derives, at kind `$kind`.
@@ -47,6 +54,10 @@ macro_rules! snapshot {
 
             fn from_snapshot(v: serde_json::Value) -> Option<Self> {
                 serde_json::from_value(v).ok()
+            }
+
+            fn folded_version(&self) -> i64 {
+                self.version
             }
         }
     };
@@ -90,7 +101,7 @@ mod tests {
         NumberState,
         LimitsState,
         DestinationsState,
-        TenantState,
+        [TenantState; 2],
     ) {
         let t = tenant();
         let provider = fold(
@@ -163,7 +174,37 @@ mod tests {
             ),
             DestinationsState::apply,
         );
+        // Every arm, the conditional ones both ways: a new key forgets the
+        // rewrap of the last; a rewrap or shred of a key not live leaves
+        // the live one as it is.
         let keys = fold(
+            given(
+                t,
+                vec![
+                    Event::TenantKeyCreated(TenantKeyCreated {
+                        key_id: "k1".into(),
+                    }),
+                    Event::TenantKeyRewrapped(TenantKeyRewrapped {
+                        key_id: "k1".into(),
+                        master_kid: "m2".into(),
+                    }),
+                    Event::TenantKeyCreated(TenantKeyCreated {
+                        key_id: "k2".into(),
+                    }),
+                    Event::TenantKeyRewrapped(TenantKeyRewrapped {
+                        key_id: "k1".into(),
+                        master_kid: "m3".into(),
+                    }),
+                    Event::TenantKeyShredded(TenantKeyShredded {
+                        key_id: "k1".into(),
+                    }),
+                    Event::MasterKeyAdded(MasterKeyAdded { kid: "m5".into() }),
+                ],
+            ),
+            TenantState::apply,
+        );
+        // Shredding the live key forgets it and its rewrap.
+        let shredded = fold(
             given(
                 t,
                 vec![
@@ -177,15 +218,11 @@ mod tests {
                     Event::TenantKeyShredded(TenantKeyShredded {
                         key_id: "k1".into(),
                     }),
-                    Event::TenantKeyCreated(TenantKeyCreated {
-                        key_id: "k2".into(),
-                    }),
-                    Event::MasterKeyAdded(MasterKeyAdded { kid: "m3".into() }),
                 ],
             ),
             TenantState::apply,
         );
-        (provider, number, limits, destinations, keys)
+        (provider, number, limits, destinations, [keys, shredded])
     }
 
     fn round_trip<S: Snapshot + PartialEq + std::fmt::Debug>(s: &S) {
@@ -195,12 +232,13 @@ mod tests {
 
     #[test]
     fn every_snapshotted_state_reads_back_as_it_was_written() {
-        let (p, n, l, d, k) = folded();
+        let (p, n, l, d, [k, ks]) = folded();
         round_trip(&p);
         round_trip(&n);
         round_trip(&l);
         round_trip(&d);
         round_trip(&k);
+        round_trip(&ks);
         round_trip(&ProviderState::default());
         round_trip(&LimitsState::default());
     }
@@ -223,7 +261,7 @@ mod tests {
     /// snapshots of the old one are ignored), then update the value here.
     #[test]
     fn snapshot_kinds_are_pinned() {
-        let (p, n, l, d, k) = folded();
+        let (p, n, l, d, [k, ks]) = folded();
         let pinned = [
             (
                 ProviderState::KIND,
@@ -267,8 +305,14 @@ mod tests {
             (
                 TenantState::KIND,
                 k.to_snapshot(),
-                json!({"version": 5, "key_id": "k2", "shredded": ["k1"],
-                    "rewrapped_under": null, "master_keys": ["m3"]}),
+                json!({"version": 6, "key_id": "k2", "shredded": ["k1"],
+                    "rewrapped_under": null, "master_keys": ["m5"]}),
+            ),
+            (
+                TenantState::KIND,
+                ks.to_snapshot(),
+                json!({"version": 3, "key_id": null, "shredded": ["k1"],
+                    "rewrapped_under": null, "master_keys": []}),
             ),
         ];
         let kinds: Vec<_> = pinned.iter().map(|(k, _, _)| k.unwrap_or("none")).collect();
@@ -279,6 +323,7 @@ mod tests {
                 "number/1",
                 "limits/1",
                 "destinations/1",
+                "tenant/1",
                 "tenant/1"
             ]
         );

@@ -119,6 +119,7 @@ async fn write(pool: &PgPool, taken: Vec<Taken>) -> Result<(), sqlx::Error> {
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub stream_id: Uuid,
+    pub kind: String,
     pub head: Head,
     pub state: serde_json::Value,
 }
@@ -132,12 +133,20 @@ pub async fn read<'e>(
 ) -> Result<Vec<Stored>, StoreError> {
     let ids: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
     let kinds: Vec<&str> = wanted.iter().map(|w| w.1).collect();
+    // Each lookup a LATERAL … LIMIT 1, so it stays one index probe per
+    // stream in any plan: on a kept connection the plan PostgreSQL keeps
+    // may be made while the tables are empty, and a plain join's was then
+    // a hash join over a scan of all events (checked with EXPLAIN under
+    // `plan_cache_mode = force_generic_plan`).
     let rows = sqlx::query(
-        "SELECT s.stream_id, s.version, s.hash, s.state \
+        "SELECT s.stream_id, s.version, s.hash, s.state, s.kind \
          FROM unnest($1::uuid[], $2::text[]) AS w(id, kind) \
-         JOIN stream_snapshots s ON s.stream_id = w.id AND s.kind = w.kind \
-         JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version \
-                      AND e.hash = s.hash",
+         CROSS JOIN LATERAL (SELECT * FROM stream_snapshots s \
+                             WHERE s.stream_id = w.id AND s.kind = w.kind LIMIT 1) s \
+         CROSS JOIN LATERAL (SELECT e.hash FROM events e \
+                             WHERE e.stream_id = s.stream_id AND e.version = s.version \
+                             LIMIT 1) e \
+         WHERE e.hash = s.hash",
     )
     .bind(&ids)
     .bind(&kinds)
@@ -152,6 +161,7 @@ pub async fn read<'e>(
         };
         read.push(Stored {
             stream_id: row.try_get(0)?,
+            kind: row.try_get(4)?,
             head: Head {
                 version: row.try_get(1)?,
                 hash,

@@ -85,9 +85,9 @@ pub trait Seed: Send {
     /// The snapshot this one would start from: not cached, of a kind that
     /// is snapshotted.
     fn wants(&self) -> Option<(Uuid, &'static str)>;
-    /// Starts from the snapshot among `found` that is this stream's, if
-    /// there is one this build can read.
-    fn seed(&mut self, found: &[snapshot::Stored]);
+    /// Starts from `found`, the snapshot it wanted, if this build can read
+    /// it.
+    fn seed(&mut self, found: &snapshot::Stored);
 }
 
 impl<S: Folded> Seed for Stale<S> {
@@ -98,17 +98,28 @@ impl<S: Folded> Seed for Stale<S> {
         }
     }
 
-    fn seed(&mut self, found: &[snapshot::Stored]) {
-        let Some(found) = found.iter().find(|f| f.stream_id == self.id) else {
-            return;
-        };
+    fn seed(&mut self, found: &snapshot::Stored) {
         if found.head.version <= self.head.version {
             return;
         }
-        if let Some(state) = S::from_snapshot(found.state.clone()) {
-            self.state = state;
-            self.head = found.head;
-            self.seeded = Some(found.head.version);
+        match S::from_snapshot(found.state.clone()) {
+            // The state must say it is the fold up to the version the
+            // stream vouched for: decisions read its version (If-Match, the
+            // version an append expects).
+            Some(state) if state.folded_version() == found.head.version => {
+                self.state = state;
+                self.head = found.head;
+                self.seeded = Some(found.head.version);
+            }
+            // Its kind, yet unreadable or not of its version: a revision
+            // not bumped, or a hand edit. Folded from the start; that
+            // fold's snapshot replaces it.
+            _ => tracing::warn!(
+                stream_id = %self.id,
+                kind = found.kind,
+                version = found.head.version,
+                "a snapshot cannot be used; folding the stream from its start"
+            ),
         }
     }
 }
@@ -227,9 +238,25 @@ impl Store {
         if wanted.is_empty() {
             return Ok(());
         }
-        let found = snapshot::read(db, &wanted).await?;
+        let found = match snapshot::read(db, &wanted).await {
+            Ok(found) => found,
+            // A snapshot is only a cache: a read the server refused (not a
+            // lost connection, which the next read would meet too) folds
+            // from the start instead of failing the command.
+            Err(StoreError::Db(e)) if !super::is_lost(&e) => {
+                tracing::warn!(error = %e, "snapshots unreadable; folding from the start");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         for stale in stales.iter_mut() {
-            stale.seed(&found);
+            let Some(want) = stale.wants() else { continue };
+            if let Some(f) = found
+                .iter()
+                .find(|f| (f.stream_id, f.kind.as_str()) == want)
+            {
+                stale.seed(f);
+            }
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ async fn patches(st: &Store, tenant: TenantId, n: u32) {
 /// The version of `id`'s limits snapshot, once it reaches `version` (the
 /// writer is a task of its own).
 async fn snapshot_at(pool: &PgPool, id: Uuid, version: i64) -> i64 {
-    for _ in 0..250 {
+    for _ in 0..1_500 {
         let at: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM stream_snapshots WHERE stream_id = $1 AND kind = 'limits/1'",
         )
@@ -78,8 +78,13 @@ async fn a_long_stream_is_snapshotted_and_a_new_process_starts_from_it() {
     let tenant = TenantId::new();
     let id = events::call_limits_stream_id(tenant);
     let n = 2 * SNAPSHOT_EVERY as u32;
-    patches(&one, tenant, n).await;
-    // Taken as the cached state passed each hundredth version.
+    patches(&one, tenant, n - 50).await;
+    // Taken as the cached state passed each hundredth version, not after.
+    let every = SNAPSHOT_EVERY;
+    assert_eq!(snapshot_at(&env.pool, id, every).await, every);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(snapshot_at(&env.pool, id, every).await, every);
+    patches(&one, tenant, 50).await;
     assert_eq!(snapshot_at(&env.pool, id, n as i64).await, n as i64);
 
     // A new process reads the snapshot: the same state as a full fold.
@@ -90,7 +95,7 @@ async fn a_long_stream_is_snapshotted_and_a_new_process_starts_from_it() {
         .unwrap();
     assert_eq!(loaded.state, full);
     assert_eq!(loaded.head.version, n as i64);
-    assert_eq!(minutes(&loaded.state), n);
+    assert_eq!(minutes(&loaded.state), 50, "the last PATCH's");
 
     // It started there and read nothing before: a marked snapshot shows.
     mark(&env.pool, id, 424_242).await;
@@ -154,6 +159,14 @@ async fn a_snapshot_the_stream_does_not_vouch_for_or_cannot_be_read_is_ignored()
     from_scratch("an unknown kind").await;
     set("DELETE FROM stream_snapshots WHERE stream_id = $1 AND kind = 'limits/0'").await;
 
+    // Its kind and readable, but the state says it is another version's.
+    set(
+        "UPDATE stream_snapshots SET state = jsonb_set(state, '{version}', '99') \
+         WHERE stream_id = $1",
+    )
+    .await;
+    from_scratch("a state of another version").await;
+
     // Its kind, but a value it cannot read.
     set("UPDATE stream_snapshots SET state = '{\"version\": \"x\"}' WHERE stream_id = $1").await;
     from_scratch("an unreadable value").await;
@@ -163,7 +176,7 @@ async fn a_snapshot_the_stream_does_not_vouch_for_or_cannot_be_read_is_ignored()
 /// Waits until `id`'s limits snapshot is a good one again: vouched for by
 /// the stream, unmarked, at version `n`.
 async fn mended(pool: &PgPool, id: Uuid, n: u32) {
-    for _ in 0..250 {
+    for _ in 0..1_500 {
         let good: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM stream_snapshots s \
              JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version \
@@ -224,5 +237,29 @@ async fn stale_states_not_cached_are_seeded_from_their_snapshots() {
         .await
         .unwrap();
     assert_eq!(again.after(), (ia, n as i64 + 3));
+    env.cleanup(None).await;
+}
+
+/// Snapshots are only a cache: with their table gone (a hand-made
+/// failure), a process folds from the start and commands go on.
+#[tokio::test]
+async fn without_snapshots_a_process_folds_from_the_start() {
+    let env = TestEnv::new().await;
+    let one = Store::new(env.pool.clone());
+    let tenant = TenantId::new();
+    let id = events::call_limits_stream_id(tenant);
+    let n = SNAPSHOT_EVERY as u32 + 5;
+    patches(&one, tenant, n).await;
+    snapshot_at(&env.pool, id, SNAPSHOT_EVERY).await;
+    sqlx::query("DROP TABLE stream_snapshots")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let two = Store::new(env.pool.clone());
+    let loaded = two.load(id, LimitsState::apply).await.unwrap();
+    assert_eq!((loaded.head.version, minutes(&loaded.state)), (n as i64, n));
+    patches(&two, tenant, SNAPSHOT_EVERY as u32).await;
+    let stored = store::read_stream(&env.pool, id, None).await.unwrap();
+    assert_eq!(stored.len(), n as usize + SNAPSHOT_EVERY as usize);
     env.cleanup(None).await;
 }
