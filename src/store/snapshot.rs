@@ -133,11 +133,14 @@ pub async fn read<'e>(
 ) -> Result<Vec<Stored>, StoreError> {
     let ids: Vec<Uuid> = wanted.iter().map(|w| w.0).collect();
     let kinds: Vec<&str> = wanted.iter().map(|w| w.1).collect();
-    // Each lookup a LATERAL … LIMIT 1, so it stays one index probe per
-    // stream in any plan: on a kept connection the plan PostgreSQL keeps
-    // may be made while the tables are empty, and a plain join's was then
-    // a hash join over a scan of all events (checked with EXPLAIN under
-    // `plan_cache_mode = force_generic_plan`).
+    // Planned for each run (not prepared): it runs rarely (after a restart
+    // or an eviction), so a prepared statement would get its generic plan
+    // whenever its sixth run came, maybe while the tables were small, and
+    // keep it: a scan of every snapshot, or of every event, as they grow
+    // (checked with EXPLAIN: under `force_generic_plan` on a fresh
+    // database a plain join was a hash join over a scan of `events`; on
+    // small analyzed tables even LATERAL … LIMIT 1 lookups become scans).
+    // The lookups are index probes per stream in the plans it does get.
     let rows = sqlx::query(
         "SELECT s.stream_id, s.version, s.hash, s.state, s.kind \
          FROM unnest($1::uuid[], $2::text[]) AS w(id, kind) \
@@ -148,6 +151,7 @@ pub async fn read<'e>(
                              LIMIT 1) e \
          WHERE e.hash = s.hash",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&kinds)
     .fetch_all(db)
