@@ -63,6 +63,7 @@ pub fn relay(deps: &Deps) -> Relay {
 /// commits, telling its read-your-writes waits.
 pub fn runner(deps: &Deps, projection: Arc<dyn projections::Projection>) -> Runner {
     Runner {
+        conns: crate::store::Kept::replanning(deps.pool.clone(), 1),
         pool: deps.pool.clone(),
         projection,
         metrics: deps.metrics.clone(),

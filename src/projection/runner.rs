@@ -160,12 +160,16 @@ pub struct Runner {
     /// This process's store, to wake on its commits without waiting for a
     /// NOTIFY.
     pub local: Option<store::Store>,
+    /// The connection its steps run on (`Kept::replanning`: without the
+    /// pool's two pings per step).
+    pub conns: store::Kept,
 }
 
 impl Runner {
     /// A runner on its own (tests, tools): no process to share progress with.
     pub fn new(pool: PgPool, projection: Arc<dyn Projection>, metrics: Arc<Metrics>) -> Runner {
         Runner {
+            conns: store::Kept::replanning(pool.clone(), 1),
             pool,
             projection,
             metrics,
@@ -188,6 +192,32 @@ impl Runner {
 
     /// `step`, also returning where the checkpoint is now.
     async fn step_to(&self) -> Result<(StepOutcome, Position), StepError> {
+        let mut conn = self.conns.get().await?;
+        let stepped = self.step_on(&mut conn).await;
+        let db = match &stepped {
+            Ok(_) => {
+                conn.give_back(None);
+                return stepped;
+            }
+            Err(StepError::Db(e)) => Some(e),
+            Err(StepError::Store(e)) => e.db(),
+            Err(StepError::Poison { .. }) => None,
+        };
+        // A step that failed may have dropped its transaction open (sqlx
+        // only queues the ROLLBACK for the connection's next use), holding
+        // the checkpoint's row lock: the connection is closed, not kept,
+        // which ends the transaction now. A lost one retires the idle ones.
+        match db {
+            Some(e) if store::is_lost(e) => conn.give_back(Some(e)),
+            _ => drop(conn),
+        }
+        stepped
+    }
+
+    async fn step_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<(StepOutcome, Position), StepError> {
         let name = checkpoint_name(&*self.projection);
         let types: Vec<&str> = self
             .projection
@@ -201,7 +231,7 @@ impl Runner {
         // that moved the checkpoint is seen here. The same statement reads
         // the batch after it.
         let (mut tx, read) = loop {
-            let mut tx = self.pool.begin_with(BEGIN_UNFLUSHED).await?;
+            let mut tx = conn.begin_with(BEGIN_UNFLUSHED).await?;
             match store::read_after_checkpoint(&mut tx, &name, &types, BATCH).await? {
                 Some(read) => break (tx, read),
                 None => {
@@ -240,7 +270,7 @@ impl Runner {
                         return Err(StepError::Db(error_db(error)));
                     }
                 }
-                let mut tx = self.pool.begin_with(BEGIN_UNFLUSHED).await?;
+                let mut tx = conn.begin_with(BEGIN_UNFLUSHED).await?;
                 lock_checkpoint(&mut tx, &name).await?;
                 for (stored, event) in batch.iter().zip(&decoded) {
                     self.projection

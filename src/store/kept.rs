@@ -40,6 +40,13 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// `max_lifetime`), so server-side memory does not grow without bound.
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
+/// How long a `replanning` connection lives. A statement run thousands of
+/// times on one connection keeps the generic plan PostgreSQL made at its
+/// sixth run; on a small table (a new database) that plan is a scan, and it
+/// is kept as the table grows until an `ANALYZE` invalidates it. A new
+/// connection plans again with the table's size as it is.
+pub const REPLAN: Duration = Duration::from_secs(5);
+
 /// A few connections kept out of the pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Kept {
@@ -48,6 +55,8 @@ pub struct Kept {
 
 struct Inner {
     pool: PgPool,
+    /// Given back older than this, a connection is closed.
+    lifetime: Duration,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     /// Bumped when a connection is lost: idle ones of an older generation
@@ -75,9 +84,23 @@ pub struct Lease {
 impl Kept {
     /// Up to `size` connections, opened through `pool` as they are needed.
     pub fn new(pool: PgPool, size: usize) -> Kept {
+        Kept::with_lifetime(pool, size, MAX_LIFETIME)
+    }
+
+    /// `new`, for statements whose plans depend on the size of a table that
+    /// grows (the projectors' row loads): each connection
+    /// is closed once `REPLAN` old (when given back), and with it go its
+    /// plans.
+    pub fn replanning(pool: PgPool, size: usize) -> Kept {
+        Kept::with_lifetime(pool, size, REPLAN)
+    }
+
+    /// `new`, each connection closed once `lifetime` old (when given back).
+    pub fn with_lifetime(pool: PgPool, size: usize, lifetime: Duration) -> Kept {
         Kept {
             inner: Arc::new(Inner {
                 pool,
+                lifetime,
                 permits: Arc::new(Semaphore::new(size.max(1))),
                 idle: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
@@ -154,8 +177,14 @@ impl Lease {
             return;
         }
         if self.generation != self.inner.generation.load(Ordering::Acquire)
-            || self.born.elapsed() >= MAX_LIFETIME
+            || self.born.elapsed() >= self.inner.lifetime
         {
+            // Said goodbye to, not just dropped: the server then ends the
+            // backend at once instead of finding the socket closed.
+            let conn = self.conn;
+            tokio::spawn(async move {
+                let _ = conn.close().await;
+            });
             return;
         }
         let Lease {

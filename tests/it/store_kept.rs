@@ -139,3 +139,33 @@ async fn the_writer_appends_through_a_connection_the_server_dropped() {
         .expect("appended on a new connection");
     assert_eq!(out.events()[0].envelope.version, 2);
 }
+
+/// A connection past its lifetime is closed when given back (politely: its
+/// backend ends at once), and the next one is new, so its statements are
+/// planned again (`Kept::replanning`, the projectors' connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_its_lifetime_is_closed_and_replaced() {
+    let env = TestEnv::new().await;
+    let kept = Kept::with_lifetime(env.pool.clone(), 1, Duration::from_millis(300));
+    let mut a = kept.get().await.unwrap();
+    let first = backend(&mut a).await.unwrap();
+    a.give_back(None);
+    let mut b = kept.get().await.unwrap();
+    assert_eq!(backend(&mut b).await.unwrap(), first, "young: kept");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.give_back(None);
+    let gone = eventually(Duration::from_secs(10), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(first)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        n == 0
+    })
+    .await;
+    assert!(gone, "the old backend ended");
+    let mut c = kept.get().await.unwrap();
+    assert_ne!(backend(&mut c).await.unwrap(), first, "a new connection");
+    c.give_back(None);
+    env.cleanup(None).await;
+}
