@@ -7,7 +7,9 @@
 //! nothing beside each one that did work: `PgConnection::ping` was 7.9 % of
 //! the originate bench process's CPU samples (docs/BENCHMARKS.md, sixth
 //! session). A `Kept` holds a few connections detached from the pool and
-//! hands them out without either ping.
+//! hands them out without either ping. The projector runners step on one
+//! each too, replaced every `REPLAN` (`Kept::replanning`) so that plans
+//! made while a table was small do not outlive its growth.
 //!
 //! # Invariants
 //! - A connection goes back only through `Lease::give_back`, after its
