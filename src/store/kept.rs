@@ -127,7 +127,10 @@ impl Kept {
                 let conn = self.inner.pool.acquire().await?.detach();
                 return Ok(self.lease(conn, Instant::now(), current, permit));
             };
-            if idle.generation != current {
+            // Of a retired generation, or aged while idle (a runner that
+            // stopped leading leaves its connection here): closed, not used.
+            if idle.generation != current || idle.born.elapsed() >= self.inner.lifetime {
+                close(idle.conn);
                 continue;
             }
             if idle.since.elapsed() >= IDLE_CHECK && idle.conn.ping().await.is_err() {
@@ -181,12 +184,7 @@ impl Lease {
         if self.generation != self.inner.generation.load(Ordering::Acquire)
             || self.born.elapsed() >= self.inner.lifetime
         {
-            // Said goodbye to, not just dropped: the server then ends the
-            // backend at once instead of finding the socket closed.
-            let conn = self.conn;
-            tokio::spawn(async move {
-                let _ = conn.close().await;
-            });
+            close(self.conn);
             return;
         }
         let Lease {
@@ -201,6 +199,16 @@ impl Lease {
             since: Instant::now(),
             born,
             generation,
+        });
+    }
+}
+
+/// Closes `conn` with a goodbye (`Terminate`), not just a dropped socket,
+/// where a runtime can run it; else drops it.
+fn close(conn: PgConnection) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = conn.close().await;
         });
     }
 }

@@ -140,9 +140,9 @@ async fn the_writer_appends_through_a_connection_the_server_dropped() {
     assert_eq!(out.events()[0].envelope.version, 2);
 }
 
-/// A connection past its lifetime is closed when given back (politely: its
-/// backend ends at once), and the next one is new, so its statements are
-/// planned again (`Kept::replanning`, the projectors' connections).
+/// A connection past its lifetime is closed when given back, or when it is
+/// found aged in the idle list, and the next one is new, so its statements
+/// are planned again (`Kept::replanning`, the projectors' connections).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_past_its_lifetime_is_closed_and_replaced() {
     let env = TestEnv::new().await;
@@ -165,7 +165,14 @@ async fn a_connection_past_its_lifetime_is_closed_and_replaced() {
     .await;
     assert!(gone, "the old backend ended");
     let mut c = kept.get().await.unwrap();
-    assert_ne!(backend(&mut c).await.unwrap(), first, "a new connection");
+    let second = backend(&mut c).await.unwrap();
+    assert_ne!(second, first, "a new connection");
     c.give_back(None);
+    // One that aged while idle (a runner that stopped leading) is not
+    // handed out again either.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut d = kept.get().await.unwrap();
+    assert_ne!(backend(&mut d).await.unwrap(), second, "aged while idle");
+    d.give_back(None);
     env.cleanup(None).await;
 }
