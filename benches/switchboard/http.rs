@@ -24,7 +24,7 @@ const MIX_OPS: usize = 8_000;
 const HOT_HISTORY: usize = 10_000;
 const HOT_OPS: usize = 600;
 /// PATCHes on a stream not cached, of each tenant.
-const COLD_TRIES: usize = 7;
+const COLD_TRIES: usize = 21;
 const CALLERS: usize = 64;
 const ORIGINATE_OPS: usize = 6_000;
 const OPEN_RATE: f64 = 500.0;
@@ -231,8 +231,16 @@ impl App {
         // the two tenants in turns.
         let (mut hot_cold, mut fresh_cold) = (Vec::new(), Vec::new());
         for i in 0..COLD_TRIES {
-            hot_cold.push(self.cold_patch(env, &hot, ids[0], 100 + i).await?);
-            fresh_cold.push(self.cold_patch(env, &fresh, ids[1], 100 + i).await?);
+            // Each goes first in turn: neither always follows the other.
+            let (h, f) = if i % 2 == 0 {
+                let h = self.cold_patch(env, &hot, ids[0], 100 + i).await?;
+                (h, self.cold_patch(env, &fresh, ids[1], 100 + i).await?)
+            } else {
+                let f = self.cold_patch(env, &fresh, ids[1], 100 + i).await?;
+                (self.cold_patch(env, &hot, ids[0], 100 + i).await?, f)
+            };
+            hot_cold.push(h);
+            fresh_cold.push(f);
         }
         let run = |t: Tenant| {
             let (client, base) = (self.client.clone(), self.base.clone());
