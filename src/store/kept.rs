@@ -90,9 +90,8 @@ impl Kept {
     }
 
     /// `new`, for statements whose plans depend on the size of a table that
-    /// grows (the projectors' row loads): each connection
-    /// is closed once `REPLAN` old (when given back), and with it go its
-    /// plans.
+    /// grows (the projectors' row loads): each connection is closed once
+    /// `REPLAN` old, and with it go its plans.
     pub fn replanning(pool: PgPool, size: usize) -> Kept {
         Kept::with_lifetime(pool, size, REPLAN)
     }
