@@ -174,55 +174,29 @@ mod tests {
             ),
             DestinationsState::apply,
         );
+        let created = |k: &str| Event::TenantKeyCreated(TenantKeyCreated { key_id: k.into() });
+        let rewrapped = |k: &str, m: &str| {
+            Event::TenantKeyRewrapped(TenantKeyRewrapped {
+                key_id: k.into(),
+                master_kid: m.into(),
+            })
+        };
+        let shred = |k: &str| Event::TenantKeyShredded(TenantKeyShredded { key_id: k.into() });
+        let keys = |events| fold(given(t, events), TenantState::apply);
         // Every arm, the conditional ones both ways: a new key forgets the
         // rewrap of the last; a rewrap or shred of a key not live leaves
         // the live one as it is.
-        let keys = fold(
-            given(
-                t,
-                vec![
-                    Event::TenantKeyCreated(TenantKeyCreated {
-                        key_id: "k1".into(),
-                    }),
-                    Event::TenantKeyRewrapped(TenantKeyRewrapped {
-                        key_id: "k1".into(),
-                        master_kid: "m2".into(),
-                    }),
-                    Event::TenantKeyCreated(TenantKeyCreated {
-                        key_id: "k2".into(),
-                    }),
-                    Event::TenantKeyRewrapped(TenantKeyRewrapped {
-                        key_id: "k1".into(),
-                        master_kid: "m3".into(),
-                    }),
-                    Event::TenantKeyShredded(TenantKeyShredded {
-                        key_id: "k1".into(),
-                    }),
-                    Event::MasterKeyAdded(MasterKeyAdded { kid: "m5".into() }),
-                ],
-            ),
-            TenantState::apply,
-        );
+        let live = keys(vec![
+            created("k1"),
+            rewrapped("k1", "m2"),
+            created("k2"),
+            rewrapped("k1", "m3"),
+            shred("k1"),
+            Event::MasterKeyAdded(MasterKeyAdded { kid: "m5".into() }),
+        ]);
         // Shredding the live key forgets it and its rewrap.
-        let shredded = fold(
-            given(
-                t,
-                vec![
-                    Event::TenantKeyCreated(TenantKeyCreated {
-                        key_id: "k1".into(),
-                    }),
-                    Event::TenantKeyRewrapped(TenantKeyRewrapped {
-                        key_id: "k1".into(),
-                        master_kid: "m2".into(),
-                    }),
-                    Event::TenantKeyShredded(TenantKeyShredded {
-                        key_id: "k1".into(),
-                    }),
-                ],
-            ),
-            TenantState::apply,
-        );
-        (provider, number, limits, destinations, [keys, shredded])
+        let shredded = keys(vec![created("k1"), rewrapped("k1", "m2"), shred("k1")]);
+        (provider, number, limits, destinations, [live, shredded])
     }
 
     fn round_trip<S: Snapshot + PartialEq + std::fmt::Debug>(s: &S) {
