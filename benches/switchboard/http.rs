@@ -15,7 +15,7 @@ use switchboard::roles::{self, Roles};
 use uuid::Uuid;
 
 use crate::env::BenchEnv;
-use crate::measure::{concurrent, histogram_ms, open_loop, Row, Stats, Target};
+use crate::measure::{concurrent, histogram_ms, open_loop, Cpu, Row, Stats, Target};
 
 /// Connections of the command mix.
 const CONNECTIONS: usize = 64;
@@ -180,7 +180,9 @@ impl App {
         let m = mix.clone();
         concurrent(CONNECTIONS * 4, CONNECTIONS, move |_, i| m(i)).await?;
         let m = mix.clone();
+        let cpu0 = Cpu::now();
         let closed = concurrent(MIX_OPS, CONNECTIONS, move |_, i| m(i)).await?;
+        let cpu = cpu0.and_then(|c| c.per_op_since(MIX_OPS));
         let rate = closed.ops_per_s() / 2.0;
         let open = open_loop((rate * 6.0) as usize, rate, move |i| mix(i + MIX_OPS)).await?;
         let w = "commands via HTTP (mix of 4)";
@@ -190,8 +192,11 @@ impl App {
                 .against("raw INSERT tx/s, 64 clients", c)
                 .target(Target::RatioAtLeast(0.5));
         }
-        Ok(vec![
-            thr,
+        let mut rows = vec![thr];
+        if let Some((machine, _)) = cpu {
+            rows.push(Row::new(w, "machine CPU per command", machine, "ms"));
+        }
+        rows.extend([
             Row::new(
                 w,
                 &format!("p50 at {rate:.0}/s offered"),
@@ -212,7 +217,8 @@ impl App {
                 "ms",
             ),
             errors_row(w, &open),
-        ])
+        ]);
+        Ok(rows)
     }
 
     /// PATCH /call-limits of one tenant after 10,000 earlier updates, against
@@ -343,6 +349,7 @@ impl App {
             stats.commands.load(Relaxed),
             stats.busy_us.load(Relaxed),
         );
+        let cpu0 = Cpu::now();
         let closed = concurrent(ORIGINATE_OPS, CALLERS, move |_, i| p(i)).await?;
         let (b1, c1, u1) = (
             stats.batches.load(Relaxed),
@@ -355,6 +362,8 @@ impl App {
         // reach the view).
         tokio::time::sleep(Duration::from_secs(2)).await;
         let per_call = (transactions(&env.deps.pool).await? - tx0) as f64 / ORIGINATE_OPS as f64;
+        // Over the closed loop and its callbacks' drain: all a call costs.
+        let cpu = cpu0.and_then(|c| c.per_op_since(ORIGINATE_OPS));
         let before = self.metrics.encode();
         let rate = std::env::var("BENCH_OPEN_RATE")
             .ok()
@@ -376,13 +385,24 @@ impl App {
             Row::new(w, "calls/s, 64 clients", closed.ops_per_s(), "/s")
                 .target(Target::AtLeast(1000.0)),
             Row::new(w, "PostgreSQL statements per call", per_call, ""),
+        ];
+        if let Some((machine, process)) = cpu {
+            rows.push(Row::new(
+                w,
+                "machine CPU per call (all processes)",
+                machine,
+                "ms",
+            ));
+            rows.push(Row::new(w, "CPU per call of this process", process, "ms"));
+        }
+        rows.extend([
             Row::new(w, "commands per append call (group commit)", batch_size, ""),
             Row::new(w, "append calls in progress, on average", busy, ""),
             Row::new(o, "request → 200 p50", open.ms(0.5), "ms").target(Target::AtMost(10.0)),
             Row::new(o, "request → 200 p99", open.ms(0.99), "ms").target(Target::AtMost(50.0)),
             Row::new(o, "request → 200 p99.9", open.ms(0.999), "ms"),
             errors_row(o, &open),
-        ];
+        ]);
         if let Some(r) = relay {
             rows.push(
                 Row::new(o, "relay delay p99 (bucket bound)", r, "ms").target(Target::AtMost(50.0)),

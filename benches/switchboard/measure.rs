@@ -282,3 +282,56 @@ pub fn histogram_ms(text: &str, before: &str, name: &str, labels: &str, q: f64) 
         .find(|(_, c)| *c >= total * q)
         .map(|(le, _)| le * 1000.0)
 }
+
+/// CPU time used so far, in milliseconds: by the whole machine (every
+/// process, from `/proc/stat`) and by this process (`/proc/self/stat`).
+///
+/// On a host whose speed swings within minutes, throughput compares only
+/// within a sitting; the CPU a fixed amount of work costs is steadier, so
+/// it is printed beside it. `None` where `/proc` is not Linux's.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    pub machine_ms: f64,
+    pub process_ms: f64,
+}
+
+impl Cpu {
+    pub fn now() -> Option<Cpu> {
+        // Both files count in USER_HZ ticks, 100 a second on Linux
+        // whatever the kernel's own tick rate (a fixed ABI value).
+        let hz = 100.0;
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        // cpu  user nice system idle iowait irq softirq steal …
+        let all: Vec<f64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if all.len() < 8 {
+            return None;
+        }
+        let busy = all.iter().sum::<f64>() - all[3] - all[4];
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name; utime and stime
+        // are the 14th and 15th of the whole line.
+        let rest: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+        let (utime, stime): (f64, f64) = (rest.get(11)?.parse().ok()?, rest.get(12)?.parse().ok()?);
+        Some(Cpu {
+            machine_ms: busy / hz * 1000.0,
+            process_ms: (utime + stime) / hz * 1000.0,
+        })
+    }
+
+    /// CPU used since `self`, per operation of `ops`: (machine, process).
+    pub fn per_op_since(self, ops: usize) -> Option<(f64, f64)> {
+        let now = Cpu::now()?;
+        let n = ops.max(1) as f64;
+        Some((
+            (now.machine_ms - self.machine_ms) / n,
+            (now.process_ms - self.process_ms) / n,
+        ))
+    }
+}

@@ -45,7 +45,7 @@ pub async fn call_event(
     let tenant = call_tenant(&gw, cmd.call_id).await?;
     let meta = CommandMeta::new(tenant, "system:callproc");
     // The Call Processor reads nothing back: no wait for the projection.
-    let ran = gw.run_as(&meta, &cmd, &[]).await?;
+    let ran = gw.run_as(&meta, &cmd).await?;
     Ok(Json(json!({"applied": !ran.written.is_empty()})))
 }
 

@@ -64,14 +64,14 @@ pub async fn originate(
 /// attached again since, under another number id: refused on it, the
 /// number is resolved again and the command runs once more.
 async fn run_originate(gw: &Gateway, p: &Principal, mut cmd: Originate) -> Result<(), ApiError> {
-    match gw.run(p, &cmd, &[]).await {
+    match gw.run(p, &cmd).await {
         Err(ApiError::CallerIdNotAllowed) if cmd.number_id.is_some() => {
             let fresh = caller_id(gw, p.tenant_id, &cmd.from_number, false).await?;
             if fresh == cmd.number_id {
                 return Err(ApiError::CallerIdNotAllowed);
             }
             cmd.number_id = fresh;
-            gw.run(p, &cmd, &[]).await.map(drop)
+            gw.run(p, &cmd).await.map(drop)
         }
         r => r.map(drop),
     }

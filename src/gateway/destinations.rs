@@ -74,7 +74,7 @@ pub async fn put_destinations(
     p.require(Scope::LimitsWrite)?;
     let cmd = SetDestinations::parse(&body, p.tenant_id, if_match(&headers)?)
         .map_err(ApiError::Validation)?;
-    let ran = gw.run(&p, &cmd, &[]).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let id = destinations_stream_id(p.tenant_id);
     let s = with_written(&ran.state, id, &ran.written, DestinationsState::apply)?;
     Ok(DestinationsView::respond(&s))

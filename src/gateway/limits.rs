@@ -52,6 +52,8 @@ pub async fn current(
     gw: &Gateway,
     tenant: events::TenantId,
 ) -> Result<(CallLimits, i64, Option<DateTime<Utc>>), ApiError> {
+    gw.fresh_for(tenant, &[&projections::call_limits::CallLimits])
+        .await?;
     let row: Option<(i64, i64, i64, i64, i64, DateTime<Utc>)> = sqlx::query_as(
         "SELECT concurrent_max, calls_per_minute, daily_calls_max, daily_minutes_max, version, updated_at \
          FROM call_limits WHERE tenant_id = $1",
@@ -141,7 +143,7 @@ async fn update(
         daily_minutes_max: values[3],
         if_match: expected,
     };
-    let ran = gw.run(&p, &cmd, &["call_limits"]).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let id = call_limits_stream_id(p.tenant_id);
     let s = with_written(&ran.state, id, &ran.written, LimitsState::apply)?;
     Ok(LimitsView::new(

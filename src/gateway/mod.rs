@@ -19,6 +19,7 @@ mod destinations;
 pub mod error;
 mod etag;
 pub mod feed;
+mod fresh;
 mod idempotency;
 pub mod json;
 mod limits;

@@ -19,8 +19,6 @@ use crate::commands::{attach_number, release_number, update_number};
 use crate::domain::PROVIDER_KINDS;
 use crate::write::with_written;
 
-const PROJECTION: &[&str] = &["numbers"];
-
 /// A number as the API shows it.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NumberView {
@@ -66,6 +64,7 @@ impl Resource for NumberView {
     const NAME: &'static str = "number";
     const PATH: &'static str = "/api/v1/telephony/numbers";
     const SELECT: &'static str = SELECT;
+    const PROJECTION: &'static dyn projections::Projection = &projections::numbers::Numbers;
     type Id = NumberId;
 
     fn id(&self) -> NumberId {
@@ -88,7 +87,7 @@ pub async fn create(
     let id = NumberId::new();
     let cmd =
         attach_number::AttachNumber::parse(&body, id, p.tenant_id).map_err(ApiError::Validation)?;
-    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let number = with_written(&ran.state.0, id, &ran.written, NumberState::apply)?;
     Ok(NumberView::from_state(id, &number).respond(StatusCode::CREATED))
 }
@@ -107,7 +106,7 @@ pub async fn update(
     let expected = if_match(&headers)?;
     let cmd = update_number::UpdateNumber::parse(&body, id, p.tenant_id, expected)
         .map_err(ApiError::Validation)?;
-    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let number = with_written(&ran.state, id, &ran.written, NumberState::apply)?;
     Ok(NumberView::from_state(id, &number).respond(StatusCode::OK))
 }
@@ -128,7 +127,7 @@ pub async fn delete(
         tenant_id: p.tenant_id,
         if_match: expected,
     };
-    gw.run(&p, &cmd, PROJECTION).await?;
+    gw.run(&p, &cmd).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

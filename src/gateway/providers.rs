@@ -21,8 +21,6 @@ use crate::domain::{parse_credentials, Fields};
 use crate::secrets::PlainCredentials;
 use crate::write::with_written;
 
-const PROJECTION: &[&str] = &["providers"];
-
 /// A provider as the API shows it: credentials masked, never plaintext.
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProviderView {
@@ -66,6 +64,7 @@ impl Resource for ProviderView {
     const NAME: &'static str = "provider";
     const PATH: &'static str = "/api/v1/telephony/providers";
     const SELECT: &'static str = SELECT;
+    const PROJECTION: &'static dyn projections::Projection = &projections::providers::Providers;
     type Id = ProviderId;
 
     fn id(&self) -> ProviderId {
@@ -117,7 +116,7 @@ pub async fn create(
         label,
         credentials,
     };
-    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let state = with_written(&ran.state, id, &ran.written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::CREATED))
 }
@@ -153,7 +152,7 @@ pub async fn update(
         credentials,
         if_match: expected,
     };
-    let ran = gw.run(&p, &cmd, PROJECTION).await?;
+    let ran = gw.run(&p, &cmd).await?;
     let state = with_written(&ran.state, id, &ran.written, ProviderState::apply)?;
     Ok(ProviderView::from_state(id, &state).respond(StatusCode::OK))
 }
@@ -196,7 +195,7 @@ pub async fn delete(
         tenant_id: p.tenant_id,
         if_match: expected,
     };
-    gw.run(&p, &cmd, PROJECTION).await?;
+    gw.run(&p, &cmd).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -22,6 +22,9 @@ pub trait Resource: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
     const PATH: &'static str;
     /// `SELECT <columns> FROM <table>`, to which conditions are added.
     const SELECT: &'static str;
+    /// The projection that keeps the table: a read waits for it to have
+    /// applied the tenant's writes (`Gateway::fresh_for`).
+    const PROJECTION: &'static dyn projections::Projection;
     /// The id newtype of the path.
     type Id: std::str::FromStr + Into<Uuid> + Copy + Send;
 
@@ -54,6 +57,7 @@ pub async fn get_one<R: Resource>(
     raw: &str,
 ) -> Result<Response, ApiError> {
     let id: Uuid = id_from_path::<R>(raw)?.into();
+    gw.fresh_for(tenant, &[R::PROJECTION]).await?;
     let row: Option<R> = sqlx::query_as(&format!("{} WHERE id = $1 AND tenant_id = $2", R::SELECT))
         .bind(id)
         .bind(tenant)
@@ -81,6 +85,7 @@ where
         -> sqlx::query::QueryAs<'q, sqlx::Postgres, R, sqlx::postgres::PgArguments>,
 {
     let after = q.uuid("cursor")?.unwrap_or(Uuid::nil());
+    gw.fresh_for(tenant, &[R::PROJECTION]).await?;
     // `limit` is a checked integer (1..=500), not client text.
     let sql = format!(
         "{} WHERE tenant_id = $1 AND id > $2 {filter} ORDER BY id LIMIT {}",

@@ -32,6 +32,7 @@ mod migration;
 mod nats_permissions;
 mod origination;
 mod projector;
+mod read_your_writes;
 mod relay;
 mod scale_out;
 mod secrets;

@@ -1,0 +1,77 @@
+//! The read side of read-your-writes (SPEC §4: "a read right after a
+//! successful write by the same client sees that write").
+//!
+//! Writes answer as soon as their events are durable. A read from a read
+//! table first asks the store for the tenant's last event that the table's
+//! projection reads and has not yet applied, and waits (bounded) until the
+//! projection is past it. So a read sees every write of its tenant committed
+//! before it began, through any gateway, and a read of a table that is up
+//! to date (the usual case) waits for nothing but that one query.
+//!
+//! Why not wait on the write, as before: a write that waits for its
+//! projector pays a projector step on every command, though most writes are
+//! never read back at once; the step's cost belongs to the reads that need
+//! it. Measured in docs/BENCHMARKS.md ("2026-12-07, eighth session").
+
+use events::TenantId;
+use projections::Projection;
+
+use super::{ApiError, Gateway};
+use crate::projection::checkpoint_name;
+use crate::store::Position;
+
+impl Gateway {
+    /// Waits (bounded by the read-your-writes wait) until each of
+    /// `projections` has applied every event of `tenant` it reads that was
+    /// committed before this call. When one does not get there in time the
+    /// read goes on (and a warning is logged): a slow or stopped projection
+    /// (reported by `/readyz`) delays reads, it does not fail them.
+    pub async fn fresh_for(
+        &self,
+        tenant: TenantId,
+        projections: &[&dyn Projection],
+    ) -> Result<(), ApiError> {
+        let names: Vec<String> = projections.iter().map(|p| checkpoint_name(*p)).collect();
+        let types: Vec<&str> = projections
+            .iter()
+            .flat_map(|p| p.stream_types())
+            .map(|t| t.as_str())
+            .collect();
+        // Only events past the laggard's checkpoint are looked at: a
+        // projector moves its checkpoint over other stream types' events
+        // at least every idle wake, so this scans at most a moment of the
+        // tenant's history (by `events_tenant_position`), newest first.
+        let pending: Option<i64> = sqlx::query_scalar(
+            "SELECT e.global_position FROM events e \
+             WHERE e.tenant_id = $1 AND e.stream_type = ANY($3) \
+               AND e.global_position > \
+                   (SELECT coalesce(min(c.position), 0) FROM checkpoints c WHERE c.name = ANY($2)) \
+             ORDER BY e.global_position DESC LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(&names)
+        .bind(&types)
+        .fetch_optional(&self.deps.pool)
+        .await?;
+        let Some(at) = pending else {
+            return Ok(());
+        };
+        let caught_up = self
+            .deps
+            .progress
+            .wait_for(
+                &self.deps.pool,
+                &names,
+                Position::new(at),
+                self.read_your_writes,
+            )
+            .await;
+        if !caught_up {
+            tracing::warn!(
+                ?names,
+                "projections did not catch up in time; this read may lag a write"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Read-your-writes is kept by the reads: a write answers once durable,
+//! without waiting for any projection, and a read of a read table waits
+//! until its projection has applied the tenant's earlier writes, even when
+//! the projector runs in another process.
+
+use std::time::{Duration, Instant};
+
+use events::TenantId;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchboard::auth::Scope;
+use switchboard::roles::{self, Roles};
+
+use crate::app::{settings_for, token_for};
+use crate::support::TestEnv;
+
+async fn start(env: &TestEnv, roles: Roles) -> roles::Started {
+    roles::start(&settings_for(env, vec![]), env.deps().await, roles)
+        .await
+        .expect("start")
+}
+
+async fn get(client: reqwest::Client, url: String, token: String) -> (StatusCode, Value) {
+    let r = client.get(url).bearer_auth(token).send().await.unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answers_without_projectors_and_the_read_after_it_waits_for_them() {
+    let env = TestEnv::new().await;
+    let gateway = start(
+        &env,
+        Roles {
+            gateway: true,
+            ..Roles::default()
+        },
+    )
+    .await;
+    let base = format!("http://{}/api/v1", gateway.addr);
+    let token = token_for(TenantId::new(), &Scope::ALL);
+    let client = reqwest::Client::new();
+
+    // No projector runs anywhere: a write that waited for one would sit
+    // out the whole read-your-writes bound (5 s) before answering.
+    let at = Instant::now();
+    let created = client
+        .post(format!("{base}/telephony/providers"))
+        .bearer_auth(&token)
+        .json(&json!({"provider": "vobiz", "label": "Read after",
+                      "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert!(
+        at.elapsed() < Duration::from_secs(4),
+        "the write waited for a projection ({:?})",
+        at.elapsed()
+    );
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let limits = client
+        .patch(format!("{base}/call-limits"))
+        .bearer_auth(&token)
+        .json(&json!({"daily_calls_max": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limits.status(), StatusCode::OK);
+
+    // The reads wait: the provider's table has not applied the write.
+    let read =
+        |path: String| tokio::spawn(get(client.clone(), format!("{base}{path}"), token.clone()));
+    let one = read(format!("/telephony/providers/{id}"));
+    let list = read("/telephony/providers".to_owned());
+    let caps = read("/call-limits".to_owned());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !one.is_finished() && !list.is_finished() && !caps.is_finished(),
+        "a read answered before its projection applied the write"
+    );
+
+    // Projectors start in another process; the reads see the writes.
+    let projectors = start(
+        &env,
+        Roles {
+            projectors: true,
+            ..Roles::default()
+        },
+    )
+    .await;
+    let (status, body) = one.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["label"], "Read after");
+    let (status, body) = list.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["id"], id.as_str());
+    let (status, body) = caps.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["daily_calls_max"], 7);
+
+    // Once the table is up to date, a read waits for nothing.
+    let at = Instant::now();
+    let (status, _) = read(format!("/telephony/providers/{id}")).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(at.elapsed() < Duration::from_secs(4));
+
+    projectors.roles.stop().await;
+    gateway.roles.stop().await;
+}
