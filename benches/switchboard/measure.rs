@@ -313,7 +313,9 @@ impl Cpu {
         if all.len() < 8 {
             return None;
         }
-        let busy = all.iter().sum::<f64>() - all[3] - all[4];
+        // user, nice, system, irq, softirq: not idle, iowait, or steal
+        // (time the hypervisor gave to someone else is not ours).
+        let busy = all[0] + all[1] + all[2] + all[5] + all[6];
         let own = std::fs::read_to_string("/proc/self/stat").ok()?;
         // Fields after the parenthesised command name; utime and stime
         // are the 14th and 15th of the whole line.
