@@ -24,8 +24,9 @@ impl Gateway {
     /// Waits (bounded by the read-your-writes wait) until each of
     /// `projections` has applied every event of `tenant` it reads that was
     /// committed before this call. When one does not get there in time the
-    /// read goes on (and a warning is logged): a slow or stopped projection
-    /// (reported by `/readyz`) delays reads, it does not fail them.
+    /// read goes on (and a warning is logged): a slow projection delays
+    /// reads, it does not fail them; a stopped one (reported by `/readyz`)
+    /// does not delay them either.
     pub async fn fresh_for(
         &self,
         tenant: TenantId,
@@ -40,12 +41,16 @@ impl Gateway {
         // Only events past the laggard's checkpoint are looked at: a
         // projector moves its checkpoint over other stream types' events
         // at least every idle wake, so this scans at most a moment of the
-        // tenant's history (by `events_tenant_position`), newest first.
+        // tenant's history (by `events_tenant_position`), newest first. A
+        // stopped projection (a poison event) will not get there: the read
+        // answers at once from the table as it stands.
         let pending: Option<i64> = sqlx::query_scalar(
             "SELECT e.global_position FROM events e \
              WHERE e.tenant_id = $1 AND e.stream_type = ANY($3) \
                AND e.global_position > \
                    (SELECT coalesce(min(c.position), 0) FROM checkpoints c WHERE c.name = ANY($2)) \
+               AND NOT EXISTS (SELECT 1 FROM checkpoints c \
+                               WHERE c.name = ANY($2) AND c.status = 'stopped') \
              ORDER BY e.global_position DESC LIMIT 1",
         )
         .bind(tenant)

@@ -110,3 +110,50 @@ async fn a_write_answers_without_projectors_and_the_read_after_it_waits_for_them
     projectors.roles.stop().await;
     gateway.roles.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_does_not_wait_for_a_stopped_projection() {
+    let env = TestEnv::new().await;
+    let gateway = start(
+        &env,
+        Roles {
+            gateway: true,
+            ..Roles::default()
+        },
+    )
+    .await;
+    // The providers projection stopped at a poison event: it will not
+    // apply anything until an operator mends it (see `projector.rs`).
+    switchboard::projection::ensure_schema(&env.pool, &projections::providers::Providers)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO checkpoints (name, status, error) VALUES ($1, 'stopped', 'poison')")
+        .bind("projection:providers")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let base = format!("http://{}/api/v1", gateway.addr);
+    let token = token_for(TenantId::new(), &Scope::ALL);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{base}/telephony/providers"))
+        .bearer_auth(&token)
+        .json(&json!({"provider": "vobiz", "label": "Stuck",
+                      "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // Waiting could not help: the read answers from the table as it
+    // stands, at once, instead of after the whole bound.
+    let at = Instant::now();
+    let (status, body) = get(client, format!("{base}/telephony/providers"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        at.elapsed() < Duration::from_secs(4),
+        "the read waited for a stopped projection ({:?})",
+        at.elapsed()
+    );
+    gateway.roles.stop().await;
+}
