@@ -13,7 +13,7 @@
 //! never read back at once; the step's cost belongs to the reads that need
 //! it. Measured in docs/BENCHMARKS.md ("2026-12-07, eighth session").
 
-use events::TenantId;
+use events::{StreamType, TenantId};
 use projections::Projection;
 
 use super::{ApiError, Gateway};
@@ -25,8 +25,9 @@ impl Gateway {
     /// `projections` has applied every event of `tenant` it reads that was
     /// committed before this call. When one does not get there in time the
     /// read goes on (and a warning is logged): a slow projection delays
-    /// reads, it does not fail them; a stopped one (reported by `/readyz`)
-    /// does not delay them either.
+    /// reads, it does not fail them. A stopped one (reported by `/readyz`)
+    /// delays none, and one that stays where a wait timed out delays one
+    /// read per `progress::STALL_HOLD`, not every read.
     pub async fn fresh_for(
         &self,
         tenant: TenantId,
@@ -38,20 +39,29 @@ impl Gateway {
             .flat_map(|p| p.stream_types())
             .map(|t| t.as_str())
             .collect();
-        // Only events past the laggard's checkpoint are looked at: a
-        // projector moves its checkpoint over other stream types' events
-        // at least every idle wake, so this scans at most a moment of the
-        // tenant's history (by `events_tenant_position`), newest first. A
-        // stopped projection (a poison event) will not get there: the read
-        // answers at once from the table as it stands.
+        debug_assert!(
+            !types.contains(&StreamType::Call.as_str()),
+            "call reads wait by stream version (get_call)"
+        );
+        // The tenant's last event of each type, one probe of
+        // `events_tenant_type_position` each (the literal `<> 'call'` is
+        // that partial index's predicate), kept only if past the laggard's
+        // checkpoint (a projection with no checkpoint row yet counts as at
+        // 0). A stopped projection (a poison event) will not get there:
+        // the read answers at once from the table as it stands.
         let pending: Option<i64> = sqlx::query_scalar(
-            "SELECT e.global_position FROM events e \
-             WHERE e.tenant_id = $1 AND e.stream_type = ANY($3) \
-               AND e.global_position > \
-                   (SELECT coalesce(min(c.position), 0) FROM checkpoints c WHERE c.name = ANY($2)) \
-               AND NOT EXISTS (SELECT 1 FROM checkpoints c \
-                               WHERE c.name = ANY($2) AND c.status = 'stopped') \
-             ORDER BY e.global_position DESC LIMIT 1",
+            "WITH cp AS ( \
+               SELECT CASE WHEN count(*) < cardinality($2::text[]) THEN 0 \
+                           ELSE min(position) END AS at, \
+                      coalesce(bool_or(status = 'stopped'), false) AS stopped \
+               FROM checkpoints WHERE name = ANY($2)) \
+             SELECT last.at FROM cp, \
+               (SELECT max(x.pos) AS at FROM unnest($3::text[]) AS t(typ) \
+                CROSS JOIN LATERAL ( \
+                  SELECT e.global_position AS pos FROM events e \
+                  WHERE e.tenant_id = $1 AND e.stream_type = t.typ AND e.stream_type <> 'call' \
+                  ORDER BY e.global_position DESC LIMIT 1) x) last \
+             WHERE last.at > cp.at AND NOT cp.stopped",
         )
         .bind(tenant)
         .bind(&names)
@@ -61,6 +71,9 @@ impl Gateway {
         let Some(at) = pending else {
             return Ok(());
         };
+        if self.deps.progress.stalled(&names) {
+            return Ok(());
+        }
         let caught_up = self
             .deps
             .progress
@@ -72,6 +85,7 @@ impl Gateway {
             )
             .await;
         if !caught_up {
+            self.deps.progress.note_stall(&names);
             tracing::warn!(
                 ?names,
                 "projections did not catch up in time; this read may lag a write"

@@ -26,12 +26,19 @@ pub const PROGRESS_CHANNEL: &str = "switchboard_progress";
 const RECHECK: Duration = Duration::from_millis(100);
 const FIRST_RECHECK: Duration = Duration::from_millis(25);
 
+/// How long, after a wait for a checkpoint timed out, later waits for it
+/// give up at once while it has not moved.
+const STALL_HOLD: Duration = Duration::from_secs(5);
+
 /// Each checkpoint's last known position.
 #[derive(Default)]
 pub struct Progress {
     positions: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// When a wait last re-read the checkpoints table.
     reread_last: Mutex<Option<tokio::time::Instant>>,
+    /// Checkpoints a wait timed out on: where each stood then, and until
+    /// when a wait for it is not tried again unless it moves.
+    stalled: Mutex<HashMap<String, (i64, tokio::time::Instant)>>,
 }
 
 impl Progress {
@@ -60,6 +67,33 @@ impl Progress {
         let mut rx = self.channel(name);
         rx.borrow_and_update();
         let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    fn known(&self, name: &str) -> i64 {
+        let map = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(name).map_or(0, |tx| *tx.borrow())
+    }
+
+    /// Whether one of `names` is held up: a wait for it timed out here less
+    /// than `STALL_HOLD` ago and it has not moved since. A projection that
+    /// is down (no runner anywhere, a long outage) then costs one read per
+    /// `STALL_HOLD` the whole bound, not every read.
+    pub fn stalled(&self, names: &[String]) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        stalled.retain(|_, (_, until)| *until > now);
+        names
+            .iter()
+            .any(|n| stalled.get(n).is_some_and(|(at, _)| *at == self.known(n)))
+    }
+
+    /// A wait for `names` timed out.
+    pub fn note_stall(&self, names: &[String]) {
+        let until = tokio::time::Instant::now() + STALL_HOLD;
+        let mut stalled = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        for n in names {
+            stalled.insert(n.clone(), (self.known(n), until));
+        }
     }
 
     /// Every checkpoint a wait here has asked about.
@@ -100,8 +134,9 @@ impl Progress {
     }
 
     /// Waits (up to `timeout`) until every checkpoint in `names` is at or past
-    /// `at`. Returns whether they got there; a write still succeeds when a
-    /// projection is slow or stopped, the caller just cannot promise the read.
+    /// `at`. Returns whether they got there; a read still answers when a
+    /// projection is slow or stopped, it just cannot promise to show
+    /// everything written before it.
     pub async fn wait_for(
         &self,
         pool: &PgPool,
