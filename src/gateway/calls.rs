@@ -389,6 +389,8 @@ pub async fn list_calls(
                 .with_timezone(&Utc),
         ),
     };
+    gw.fresh_for(p.tenant_id, &[&projections::calls::Calls])
+        .await?;
     let rows: Vec<CallView> = sqlx::query_as(&format!(
         "{COLUMNS} FROM calls WHERE tenant_id = $1 AND call_id < $2 AND ($3::text IS NULL OR status = $3) \
          AND ($4::timestamptz IS NULL OR created_at >= $4) ORDER BY call_id DESC LIMIT $5"

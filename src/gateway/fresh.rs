@@ -13,7 +13,7 @@
 //! never read back at once; the step's cost belongs to the reads that need
 //! it. Measured in docs/BENCHMARKS.md ("2026-12-07, eighth session").
 
-use events::{StreamType, TenantId};
+use events::TenantId;
 use projections::Projection;
 
 use super::{ApiError, Gateway};
@@ -39,16 +39,15 @@ impl Gateway {
             .flat_map(|p| p.stream_types())
             .map(|t| t.as_str())
             .collect();
-        debug_assert!(
-            !types.contains(&StreamType::Call.as_str()),
-            "call reads wait by stream version (get_call)"
-        );
-        // The tenant's last event of each type, one probe of
-        // `events_tenant_type_position` each (the literal `<> 'call'` is
-        // that partial index's predicate), kept only if past the laggard's
-        // checkpoint (a projection with no checkpoint row yet counts as at
-        // 0). A stopped projection (a poison event) will not get there:
-        // the read answers at once from the table as it stands.
+        // The tenant's newest event of each type, kept only if past the
+        // laggard's checkpoint (a projection with no checkpoint row yet
+        // counts as at 0). Other types than calls: one probe of the partial
+        // index `events_tenant_type_position` (the literal `<> 'call'` is
+        // its predicate). Calls, left out of that index (the hot path):
+        // `events_tenant_position` backwards, which stops at the tenant's
+        // newest call event, almost always its newest event. A stopped
+        // projection (a poison event) will not get there: the read answers
+        // at once from the table as it stands.
         let pending: Option<i64> = sqlx::query_scalar(
             "WITH cp AS ( \
                SELECT CASE WHEN count(*) < cardinality($2::text[]) THEN 0 \
@@ -58,9 +57,13 @@ impl Gateway {
              SELECT last.at FROM cp, \
                (SELECT max(x.pos) AS at FROM unnest($3::text[]) AS t(typ) \
                 CROSS JOIN LATERAL ( \
-                  SELECT e.global_position AS pos FROM events e \
-                  WHERE e.tenant_id = $1 AND e.stream_type = t.typ AND e.stream_type <> 'call' \
-                  ORDER BY e.global_position DESC LIMIT 1) x) last \
+                  (SELECT e.global_position AS pos FROM events e \
+                   WHERE e.tenant_id = $1 AND e.stream_type = t.typ AND e.stream_type <> 'call' \
+                   ORDER BY e.global_position DESC LIMIT 1) \
+                  UNION ALL \
+                  (SELECT e.global_position FROM events e \
+                   WHERE t.typ = 'call' AND e.tenant_id = $1 AND e.stream_type = 'call' \
+                   ORDER BY e.global_position DESC LIMIT 1)) x) last \
              WHERE last.at > cp.at AND NOT cp.stopped",
         )
         .bind(tenant)

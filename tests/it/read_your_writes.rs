@@ -217,3 +217,43 @@ async fn a_projection_that_is_down_holds_up_one_read_not_every_read() {
     );
     gateway.roles.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_list_after_an_originate_waits_for_the_calls_projection() {
+    let env = TestEnv::new().await;
+    // While the test holds the calls projector's leadership, the app's own
+    // calls projector cannot run.
+    let never = tokio_util::sync::CancellationToken::new();
+    let lead = switchboard::leader::acquire(&env.pool, "projection:calls", &never)
+        .await
+        .expect("leadership");
+    let app = crate::app::TestApp::spawn_on(env, &[], None, true).await;
+    let t = crate::origination::tenant_with_number(&app, "+12025550123").await;
+    let body = json!({"from_number": "+12025550123", "to_number": "+14155550100"});
+    let r = app.post("/api/v1/calls/originate", &t, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let call_id = r.body["call_id"].as_str().unwrap().to_owned();
+
+    let list = tokio::spawn(get(
+        app.client.clone(),
+        format!("{}/api/v1/calls", app.base),
+        t.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !list.is_finished(),
+        "the list answered before the calls projection applied the call"
+    );
+    drop(lead);
+    let (status, body) = list.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["call_id"] == call_id.as_str()),
+        "the list shows the call: {body}"
+    );
+    app.stop().await;
+}
