@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use events::TenantId;
+use projections::Projection;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use switchboard::auth::Scope;
@@ -25,67 +26,93 @@ async fn get(client: reqwest::Client, url: String, token: String) -> (StatusCode
     (r.status(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A process with only the gateway (no projector, relay or worker), one
+/// tenant's token, and `tables` created but never projected into (so a
+/// read that gave up waiting answers stale rather than failing).
+struct GatewayOnly {
+    started: roles::Started,
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+impl GatewayOnly {
+    async fn start(env: &TestEnv, tables: &[&dyn Projection]) -> GatewayOnly {
+        for p in tables {
+            switchboard::projection::ensure_schema(&env.pool, *p)
+                .await
+                .unwrap();
+        }
+        let gateway = Roles {
+            gateway: true,
+            ..Roles::default()
+        };
+        let started = start(env, gateway).await;
+        GatewayOnly {
+            base: format!("http://{}/api/v1", started.addr),
+            started,
+            token: token_for(TenantId::new(), &Scope::ALL),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a provider; answers its id.
+    async fn provider(&self, label: &str) -> String {
+        let created = self
+            .client
+            .post(format!("{}/telephony/providers", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"provider": "vobiz", "label": label,
+                          "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A GET of `path` (under `/api/v1`), on a task of its own.
+    fn read(&self, path: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+        let url = format!("{}{path}", self.base);
+        tokio::spawn(get(self.client.clone(), url, self.token.clone()))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_answers_without_projectors_and_the_read_after_it_waits_for_them() {
     let env = TestEnv::new().await;
-    let gateway = start(
-        &env,
-        Roles {
-            gateway: true,
-            ..Roles::default()
-        },
-    )
-    .await;
-    let base = format!("http://{}/api/v1", gateway.addr);
-    let token = token_for(TenantId::new(), &Scope::ALL);
-    let client = reqwest::Client::new();
+    let tables: [&dyn Projection; 2] = [
+        &projections::providers::Providers,
+        &projections::call_limits::CallLimits,
+    ];
+    let gw = GatewayOnly::start(&env, &tables).await;
 
     // No projector runs anywhere: a write that waited for one would sit
     // out the whole read-your-writes bound (5 s) before answering.
     let at = Instant::now();
-    let created = client
-        .post(format!("{base}/telephony/providers"))
-        .bearer_auth(&token)
-        .json(&json!({"provider": "vobiz", "label": "Read after",
-                      "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = gw.provider("Read after").await;
     assert!(
         at.elapsed() < Duration::from_secs(4),
         "the write waited for a projection ({:?})",
         at.elapsed()
     );
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let limits = client
-        .patch(format!("{base}/call-limits"))
-        .bearer_auth(&token)
+    let limits = gw
+        .client
+        .patch(format!("{}/call-limits", gw.base))
+        .bearer_auth(&gw.token)
         .json(&json!({"daily_calls_max": 7}))
         .send()
         .await
         .unwrap();
     assert_eq!(limits.status(), StatusCode::OK);
 
-    // The tables exist (so a read that gave up would answer stale, not
-    // fail), but no projector has applied anything.
-    for p in [
-        &projections::providers::Providers as &dyn projections::Projection,
-        &projections::call_limits::CallLimits,
-    ] {
-        switchboard::projection::ensure_schema(&env.pool, p)
-            .await
-            .unwrap();
-    }
-    // The reads wait: the provider's table has not applied the write.
-    let read =
-        |path: String| tokio::spawn(get(client.clone(), format!("{base}{path}"), token.clone()));
-    let one = read(format!("/telephony/providers/{id}"));
-    let list = read("/telephony/providers".to_owned());
-    let caps = read("/call-limits".to_owned());
+    // The reads wait: no projector has applied the writes.
+    let one = gw.read(&format!("/telephony/providers/{id}"));
+    let list = gw.read("/telephony/providers");
+    let caps = gw.read("/call-limits");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !one.is_finished() && !list.is_finished() && !caps.is_finished(),
@@ -113,109 +140,69 @@ async fn a_write_answers_without_projectors_and_the_read_after_it_waits_for_them
 
     // Once the table is up to date, a read waits for nothing.
     let at = Instant::now();
-    let (status, _) = read(format!("/telephony/providers/{id}")).await.unwrap();
+    let (status, _) = gw
+        .read(&format!("/telephony/providers/{id}"))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(at.elapsed() < Duration::from_secs(4));
 
     projectors.roles.stop().await;
-    gateway.roles.stop().await;
+    gw.started.roles.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_does_not_wait_for_a_stopped_projection() {
     let env = TestEnv::new().await;
-    let gateway = start(
-        &env,
-        Roles {
-            gateway: true,
-            ..Roles::default()
-        },
-    )
-    .await;
+    let gw = GatewayOnly::start(&env, &[&projections::providers::Providers]).await;
     // The providers projection stopped at a poison event: it will not
     // apply anything until an operator mends it (see `projector.rs`).
-    switchboard::projection::ensure_schema(&env.pool, &projections::providers::Providers)
-        .await
-        .unwrap();
     sqlx::query("INSERT INTO checkpoints (name, status, error) VALUES ($1, 'stopped', 'poison')")
         .bind("projection:providers")
         .execute(&env.pool)
         .await
         .unwrap();
-    let base = format!("http://{}/api/v1", gateway.addr);
-    let token = token_for(TenantId::new(), &Scope::ALL);
-    let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/telephony/providers"))
-        .bearer_auth(&token)
-        .json(&json!({"provider": "vobiz", "label": "Stuck",
-                      "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    gw.provider("Stuck").await;
 
     // Waiting could not help: the read answers from the table as it
     // stands, at once, instead of after the whole bound.
     let at = Instant::now();
-    let (status, body) = get(client, format!("{base}/telephony/providers"), token).await;
+    let (status, body) = gw.read("/telephony/providers").await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         at.elapsed() < Duration::from_secs(4),
         "the read waited for a stopped projection ({:?})",
         at.elapsed()
     );
-    gateway.roles.stop().await;
+    gw.started.roles.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_that_is_down_holds_up_one_read_not_every_read() {
     let env = TestEnv::new().await;
-    let gateway = start(
-        &env,
-        Roles {
-            gateway: true,
-            ..Roles::default()
-        },
-    )
-    .await;
     // No projector runs anywhere, and none has stopped at a poison event:
     // as far as this process can tell, one may yet come.
-    switchboard::projection::ensure_schema(&env.pool, &projections::providers::Providers)
-        .await
-        .unwrap();
-    let base = format!("http://{}/api/v1", gateway.addr);
-    let token = token_for(TenantId::new(), &Scope::ALL);
-    let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/telephony/providers"))
-        .bearer_auth(&token)
-        .json(&json!({"provider": "vobiz", "label": "Down",
-                      "credentials": {"auth_id": "VBXXXXXXXX", "auth_token": "v"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let list = format!("{base}/telephony/providers");
+    let gw = GatewayOnly::start(&env, &[&projections::providers::Providers]).await;
+    gw.provider("Down").await;
 
     // The first read sits out the bound, then answers from the table as
     // it stands; the reads after it do not wait again.
     let at = Instant::now();
-    let (status, _) = get(client.clone(), list.clone(), token.clone()).await;
+    let (status, _) = gw.read("/telephony/providers").await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(
         at.elapsed() >= Duration::from_secs(4),
         "the first read waited"
     );
     let at = Instant::now();
-    let (status, _) = get(client.clone(), list.clone(), token.clone()).await;
+    let (status, _) = gw.read("/telephony/providers").await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert!(
         at.elapsed() < Duration::from_secs(3),
         "a second read waited again for a projection that did not move ({:?})",
         at.elapsed()
     );
-    gateway.roles.stop().await;
+    gw.started.roles.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
