@@ -182,6 +182,9 @@ impl App {
         let m = mix.clone();
         let cpu0 = Cpu::now();
         let closed = concurrent(MIX_OPS, CONNECTIONS, move |_, i| m(i)).await?;
+        // Writes no longer wait for their projectors: the CPU of the steps
+        // that apply the last commands comes after the answers, and counts.
+        projected(&env.deps.pool).await?;
         let cpu = cpu0.and_then(|c| c.per_op_since(MIX_OPS));
         let rate = closed.ops_per_s() / 2.0;
         let open = open_loop((rate * 6.0) as usize, rate, move |i| mix(i + MIX_OPS)).await?;
@@ -457,6 +460,24 @@ async fn transactions(pool: &PgPool) -> anyhow::Result<i64> {
     )
     .fetch_one(pool)
     .await?)
+}
+
+/// Waits (up to 10 s) until every projection has applied all that is
+/// stored.
+async fn projected(pool: &PgPool) -> anyhow::Result<()> {
+    for _ in 0..1_000 {
+        let behind: bool = sqlx::query_scalar(
+            "SELECT coalesce(min(position), 0) < (SELECT coalesce(max(global_position), 0) FROM events) \
+             FROM checkpoints WHERE name LIKE 'projection:%'",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !behind {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the projections did not catch up in 10 s")
 }
 
 fn errors_row(workload: &str, s: &Stats) -> Row {
