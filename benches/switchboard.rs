@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let plan = Plan::parse();
+    let steal0 = measure::steal_ticks();
     let env = BenchEnv::new().await?;
     print_header(&env).await?;
     let mut rows = Vec::new();
@@ -83,6 +84,10 @@ async fn main() -> anyhow::Result<()> {
     measure::print_table(&rows);
     println!();
     println!("load average at the end: {load_after}");
+    if let (Some((s0, t0)), Some((s1, t1))) = (steal0, measure::steal_ticks()) {
+        let share = (s1 - s0) / (t1 - t0).max(1.0) * 100.0;
+        println!("CPU steal over the run: {share:.1} % (time the hypervisor gave to other guests)");
+    }
     result
 }
 

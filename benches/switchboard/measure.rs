@@ -289,6 +289,22 @@ pub fn histogram_ms(text: &str, before: &str, name: &str, labels: &str, q: f64) 
 /// On a host whose speed swings within minutes, throughput compares only
 /// within a sitting; the CPU a fixed amount of work costs is steadier, so
 /// it is printed beside it. `None` where `/proc` is not Linux's.
+/// `/proc/stat`'s steal and total ticks of all CPUs: the share of the run
+/// the hypervisor gave to other guests, printed beside the table because
+/// it moves every figure on a shared host.
+pub fn steal_ticks() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let all: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (all.len() == 8).then(|| (all[7], all.iter().sum()))
+}
+
 #[derive(Clone, Copy)]
 pub struct Cpu {
     pub machine_ms: f64,
