@@ -289,22 +289,6 @@ pub fn histogram_ms(text: &str, before: &str, name: &str, labels: &str, q: f64) 
 /// On a host whose speed swings within minutes, throughput compares only
 /// within a sitting; the CPU a fixed amount of work costs is steadier, so
 /// it is printed beside it. `None` where `/proc` is not Linux's.
-/// `/proc/stat`'s steal and total ticks of all CPUs: the share of the run
-/// the hypervisor gave to other guests, printed beside the table because
-/// it moves every figure on a shared host.
-pub fn steal_ticks() -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let all: Vec<f64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    (all.len() == 8).then(|| (all[7], all.iter().sum()))
-}
-
 #[derive(Clone, Copy)]
 pub struct Cpu {
     pub machine_ms: f64,
@@ -316,19 +300,7 @@ impl Cpu {
         // Both files count in USER_HZ ticks, 100 a second on Linux
         // whatever the kernel's own tick rate (a fixed ABI value).
         let hz = 100.0;
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        // cpu  user nice system idle iowait irq softirq steal …
-        let all: Vec<f64> = stat
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if all.len() < 8 {
-            return None;
-        }
+        let all = all_cpus()?;
         // user, nice, system, irq, softirq: not idle, iowait, or steal
         // (time the hypervisor gave to someone else is not ours).
         let busy = all[0] + all[1] + all[2] + all[5] + all[6];
@@ -352,4 +324,27 @@ impl Cpu {
             (now.process_ms - self.process_ms) / n,
         ))
     }
+}
+
+/// The first line of `/proc/stat`, all CPUs together, in ticks: user, nice,
+/// system, idle, iowait, irq, softirq, steal.
+fn all_cpus() -> Option<[f64; 8]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let all: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    all.try_into().ok()
+}
+
+/// Steal and total ticks so far: the share of a run the hypervisor gave to
+/// other guests, printed beside the table because it moves every figure on
+/// a shared host.
+pub fn steal_ticks() -> Option<(f64, f64)> {
+    let all = all_cpus()?;
+    Some((all[7], all.iter().sum()))
 }
