@@ -17,6 +17,11 @@
 //!   without counting (redelivery; two workers racing for one call), and
 //!   `release` counts only a call in state `admitted`, so a repeated end
 //!   callback never counts twice.
+//! - **A rejected call counts against nothing.** A handler that reserved a
+//!   call and then lost the race to another handler's rejection takes the
+//!   reservation back whole with `withdraw` (slot, window, day, number),
+//!   also only from `admitted`: Redis then holds what a rebuild from the
+//!   store would, the claimed calls.
 //! - **Injected time.** "Now" comes from the `Clock` and is passed to the
 //!   scripts, never Redis `TIME`: tests move it across midnight or past a
 //!   lease, and every worker judges by the same clock as the event store.
@@ -43,7 +48,7 @@ mod snapshot;
 mod types;
 
 pub use snapshot::{snapshot_from_store, CallState, KnownCall, Snapshot};
-pub use types::{Admission, CapsError, Dimension, Refusal, Usage};
+pub use types::{Admission, CapsError, CountedNumber, Dimension, Refusal, Usage, Withdrawal};
 
 use events::{CallId, NumberId, TenantId};
 use std::time::Duration;
@@ -55,7 +60,7 @@ use sqlx::PgPool;
 use crate::clock::SharedClock;
 use crate::domain::limits::CallLimits;
 use crate::namespace::Namespace;
-use keys::{ms, retention, secs_to_midnight, TenantKeys, DAY_KEY_TTL_MS, WINDOW_MS};
+use keys::{day_start, ms, retention, secs_to_midnight, TenantKeys, DAY_KEY_TTL_MS, WINDOW_MS};
 use scripts::{count, NEED_REBUILD};
 
 /// A lapsed end callback frees a slot after this long (SPEC §7.1).
@@ -247,6 +252,60 @@ impl Caps {
             match reply.first() {
                 Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
                 Some(0 | 1) => return Ok(()),
+                _ => return Err(CapsError::Reply(format!("{reply:?}"))),
+            }
+        }
+        Err(CapsError::Unstable)
+    }
+
+    /// Takes back `call_id`'s reservation when the call was rejected after
+    /// it was reserved (a handler that reserved lost the race to another's
+    /// `OriginateRejected`): every counter it moved, the day's calls and its
+    /// number's included, as if it had never been reserved, once. The
+    /// store counts only claimed calls, so this keeps Redis exactly where a
+    /// rebuild would put it. `number` is what the reservation counted;
+    /// `CountedNumber::Unknown` asks first whether there is anything to take
+    /// back, and the caller loads the number only when there is
+    /// (`Withdrawal::NeedsNumber`).
+    pub async fn withdraw(
+        &self,
+        tenant: TenantId,
+        call_id: CallId,
+        number: CountedNumber,
+        rejected_at: DateTime<Utc>,
+    ) -> Result<Withdrawal, CapsError> {
+        let keys = TenantKeys::new(&self.ns, tenant);
+        let day = rejected_at.date_naive();
+        let before = day.pred_opt().unwrap_or(day);
+        let number = match number {
+            CountedNumber::Unknown => "?".to_owned(),
+            CountedNumber::Known(None) => String::new(),
+            CountedNumber::Known(Some(n)) => n.to_string(),
+        };
+        for _ in 0..=MAX_REBUILDS {
+            let now = self.clock.now();
+            let reply: Vec<i64> = scripts::WITHDRAW
+                .key(keys.epoch())
+                .key(keys.concurrent())
+                .key(keys.window())
+                .key(keys.calls())
+                .key(keys.seen())
+                .key(keys.daily_calls(day))
+                .key(keys.number_calls(day))
+                .key(keys.daily_calls(before))
+                .key(keys.number_calls(before))
+                .arg(call_id.to_string())
+                .arg(now.timestamp_millis())
+                .arg(ms(retention(self.lease)))
+                .arg(&number)
+                .arg(day_start(rejected_at).timestamp_millis())
+                .invoke_async(&mut self.redis.clone())
+                .await?;
+            match reply.first() {
+                Some(&NEED_REBUILD) => self.rebuild(tenant).await?,
+                Some(0) => return Ok(Withdrawal::Withdrawn),
+                Some(1) => return Ok(Withdrawal::NotHeld),
+                Some(2) => return Ok(Withdrawal::NeedsNumber),
                 _ => return Err(CapsError::Reply(format!("{reply:?}"))),
             }
         }

@@ -12,6 +12,8 @@ pub(crate) static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/reserve.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub(crate) static WITHDRAW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/withdraw.lua")));
 pub(crate) static USAGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/usage.lua")));
 pub(crate) static REBUILD: LazyLock<Script> =

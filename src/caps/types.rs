@@ -26,6 +26,28 @@ pub enum Admission {
     Refused(Refusal),
 }
 
+/// What `Caps::withdraw` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The reservation is taken back from every counter.
+    Withdrawn,
+    /// Nothing to take back: never admitted, released or withdrawn already,
+    /// or forgotten by a rebuild (which counts only claimed calls).
+    NotHeld,
+    /// Admitted, and the number it was counted against is needed
+    /// (`CountedNumber::Unknown` was passed); nothing changed.
+    NeedsNumber,
+}
+
+/// The calling number a reservation counted, as `Caps::withdraw` is told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedNumber {
+    /// Not known to the caller: ask whether there is anything to withdraw.
+    Unknown,
+    /// What the reservation was given (`None`: no number of its own).
+    Known(Option<events::NumberId>),
+}
+
 /// Why a call was refused: the first failing cap, in `Dimension::ALL` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Refusal {

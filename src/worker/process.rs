@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::judged::{Judged, Reads};
 use super::{CrashPoint, Worker};
-use crate::caps::Admission as CapsAdmission;
+use crate::caps::{Admission as CapsAdmission, CountedNumber};
 use crate::commands::call::{self, Admission, CallState, DialOutcome, Phase};
 use crate::commands::dial;
 use crate::commands::set_destinations;
@@ -299,19 +299,25 @@ impl Worker {
     }
 
     /// The call has its outcome. If another handler recorded an end first,
-    /// the slot this one reserved is freed now, not when its lease lapses.
+    /// the slot this one reserved is freed now, not when its lease lapses;
+    /// and a reservation that lost to a rejection is taken back whole (the
+    /// call never was one, so it counts against no minute or day).
     async fn on_ended(&self, h: &Handling<'_>) -> anyhow::Result<Step> {
-        let phase = h.call.state.phase;
-        if h.reserved && matches!(phase, Phase::Rejected | Phase::Failed) {
-            let now = self.deps.clock.now();
-            self.caps
-                .release(
-                    h.call.state.tenant_id,
-                    CallId::from(h.cause.stream_id),
-                    now,
-                    0,
-                )
-                .await?;
+        let (tenant, call) = (h.call.state.tenant_id, CallId::from(h.cause.stream_id));
+        let now = self.deps.clock.now();
+        match h.call.state.phase {
+            Phase::Rejected if h.reserved => {
+                let number = h
+                    .judged_by
+                    .as_ref()
+                    .and_then(|j| j.number)
+                    .map(|n| n.number_id);
+                self.caps
+                    .withdraw(tenant, call, CountedNumber::Known(number), now)
+                    .await?;
+            }
+            Phase::Failed if h.reserved => self.caps.release(tenant, call, now, 0).await?,
+            _ => {}
         }
         Ok(Step::Done(Handled::AlreadyDone))
     }

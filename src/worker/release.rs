@@ -1,11 +1,14 @@
-//! Freeing cap slots when calls end (`CallEnded`), fail to dial
-//! (`OriginateFailed`) or were refused (`OriginateRejected`). Driven by a durable consumer, so a crash between the
-//! end and the release only delays it; `Caps::release` counts each call
-//! once, so redeliveries change nothing.
+//! Freeing cap slots when calls end (`CallEnded`) or fail to dial
+//! (`OriginateFailed`), and taking back a reservation whose call was
+//! refused (`OriginateRejected`). Driven by a durable consumer, so a crash
+//! between the end and the release only delays it; `Caps::release` and
+//! `Caps::withdraw` count each call once, so redeliveries change nothing.
 
 use events::{CallId, Envelope, Event};
 
 use super::Worker;
+use crate::caps::{CountedNumber, Withdrawal};
+use crate::commands::call::CallState;
 
 impl Worker {
     pub(super) async fn release_for(&self, payload: &[u8]) -> anyhow::Result<()> {
@@ -13,10 +16,11 @@ impl Worker {
         let event = Event::decode(&env.event_type, env.schema_version, &env.data)?;
         let billed = match event {
             Event::CallEnded(e) => e.billed_minutes,
-            // A rejected call holds no slot, unless a racing handler reserved
-            // one before the rejection won; releasing a call that holds
-            // nothing changes nothing.
-            Event::OriginateFailed(_) | Event::OriginateRejected(_) => 0,
+            Event::OriginateFailed(_) => 0,
+            // A rejected call holds nothing, unless a racing handler reserved
+            // it before the rejection won and did not take that back itself
+            // (it crashed): then it is taken back here, whole.
+            Event::OriginateRejected(_) => return self.withdraw_for(&env).await,
             _ => return Ok(()),
         };
         self.caps
@@ -27,6 +31,27 @@ impl Worker {
                 billed,
             )
             .await?;
+        Ok(())
+    }
+
+    /// Asks Redis first, so the call's number is read from the store only
+    /// for the rare rejected call that holds a reservation.
+    async fn withdraw_for(&self, env: &Envelope) -> anyhow::Result<()> {
+        let (tenant, call) = (env.tenant_id, CallId::from(env.stream_id));
+        let caps = &self.caps;
+        let asked = caps
+            .withdraw(tenant, call, CountedNumber::Unknown, env.recorded_at)
+            .await?;
+        if asked == Withdrawal::NeedsNumber {
+            let state = self
+                .deps
+                .store
+                .load(env.stream_id, CallState::apply)
+                .await?;
+            let number = state.state.request.as_ref().map(|r| r.number_id);
+            caps.withdraw(tenant, call, CountedNumber::Known(number), env.recorded_at)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -1,10 +1,12 @@
 //! Cost caps against the real Redis and PostgreSQL: each dimension's
 //! boundary, kill switches, idempotency, time moved by a ManualClock.
-//! Races and rebuilds from the event store are in `caps/rebuild.rs`.
+//! Races and rebuilds from the event store are in `caps/rebuild.rs`; a
+//! reservation taken back after a rejection in `caps/withdraw.rs`.
 
 mod fixture;
 mod number;
 mod rebuild;
+mod withdraw;
 
 use events::CallId;
 use std::time::Duration;

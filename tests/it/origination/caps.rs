@@ -392,3 +392,121 @@ async fn a_numbers_own_daily_cap_refuses_past_it_and_bad_values_change_nothing()
     assert_eq!(dials(&app).len(), 4, "the refused call was never dialed");
     app.stop().await;
 }
+
+/// A requested call (no worker runs), then another handler's rejection
+/// appended past this process's cache: its store still folds the call as
+/// requested. Returns the request's envelope.
+async fn requested_then_rejected_elsewhere(app: &TestApp) -> events::Envelope {
+    use events::{Dimension, Event, OriginateRejected, StreamType};
+    use switchboard::commands::call::{CallState, Phase};
+    use switchboard::store::{self, ExpectedVersion, StreamAppend};
+
+    let from = "+12025550123";
+    let t = tenant_with_number(app, from).await;
+    let r = originate(app, &t, from).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "no worker runs: {}", r.body);
+    let call_id: uuid::Uuid = r.body["call_id"].as_str().unwrap().parse().unwrap();
+    let requested = store::read_stream(&app.env.pool, call_id, None)
+        .await
+        .unwrap()
+        .remove(0)
+        .envelope;
+    let rejected = Event::OriginateRejected(OriginateRejected {
+        dimension: Dimension::Concurrent,
+        limit: 1,
+        current: 1,
+        retry_after_s: 1,
+        blocked: None,
+    });
+    let sa = StreamAppend {
+        stream_type: StreamType::Call,
+        stream_id: requested.stream_id,
+        expected: ExpectedVersion::from_version(1),
+        events: vec![rejected],
+    };
+    let meta = crate::support::meta(requested.tenant_id);
+    store::append(&app.env.pool, meta, &[sa]).await.unwrap();
+    let cached = app.deps.store.load(requested.stream_id, CallState::apply);
+    assert_eq!(cached.await.unwrap().state.phase, Phase::Requested);
+    requested
+}
+
+fn counters(u: &switchboard::caps::Usage) -> (u64, u64, u64) {
+    (u.concurrent, u.calls_last_minute, u.daily_calls)
+}
+
+/// A handler reserves a call (its process has it cached as requested), then
+/// finds another handler's rejection in the store when it claims. The call
+/// never was one: its reservation is taken back from every counter, so
+/// Redis holds what a rebuild from the store would (claims only), and the
+/// tenant is not refused below its caps for calls it never placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_that_lost_to_a_rejection_counts_against_nothing() {
+    let app = TestApp::spawn_opts(&["--originate-wait", "1s"], None, false).await;
+    let requested = requested_then_rejected_elsewhere(&app).await;
+    let worker = app.worker(None);
+    let handled = worker.handle(&requested).await.unwrap();
+    assert_eq!(handled, switchboard::worker::Handled::AlreadyDone);
+    let usage = worker.caps.usage(requested.tenant_id).await.unwrap();
+    assert_eq!(
+        counters(&usage),
+        (0, 0, 0),
+        "the lost reservation counts against nothing"
+    );
+    assert!(dials(&app).is_empty());
+    app.stop().await;
+}
+
+/// The same reservation, left behind by a handler that crashed before it
+/// could take it back: the releaser takes it back when the rejection is
+/// published (reading the call's number from the store only then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_a_crashed_handler_left_is_taken_back_when_the_rejection_is_published() {
+    use events::{CallId, Event};
+    use switchboard::caps::NumberCap;
+    use switchboard::domain::limits::CallLimits;
+
+    let mut app = TestApp::spawn_opts(&["--originate-wait", "1s"], None, false).await;
+    let requested = requested_then_rejected_elsewhere(&app).await;
+    let Event::OriginateRequested(req) = Event::decode(
+        &requested.event_type,
+        requested.schema_version,
+        &requested.data,
+    )
+    .unwrap() else {
+        panic!("not a request")
+    };
+    let tenant = requested.tenant_id;
+    let worker = app.worker(None);
+    let limits = CallLimits {
+        concurrent_max: 10,
+        calls_per_minute: 10,
+        daily_calls_max: 10,
+        daily_minutes_max: 100,
+    };
+    let number = Some(NumberCap {
+        number_id: req.number_id,
+        daily_calls_max: None,
+    });
+    let call = CallId::from(requested.stream_id);
+    let reserved = worker.caps.reserve_from(tenant, call, &limits, number);
+    assert_eq!(
+        reserved.await.unwrap(),
+        switchboard::caps::Admission::Admitted
+    );
+    let caps = worker.caps.clone();
+    assert_eq!(counters(&caps.usage(tenant).await.unwrap()), (1, 1, 1));
+
+    app.run_worker(worker);
+    let mut now = (1, 1, 1);
+    for _ in 0..200 {
+        now = counters(&caps.usage(tenant).await.unwrap());
+        if now == (0, 0, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, (0, 0, 0), "taken back by the releaser");
+    assert!(dials(&app).is_empty());
+    app.stop().await;
+}
