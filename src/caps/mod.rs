@@ -17,11 +17,12 @@
 //!   without counting (redelivery; two workers racing for one call), and
 //!   `release` counts only a call in state `admitted`, so a repeated end
 //!   callback never counts twice.
-//! - **A rejected call counts against nothing.** A handler that reserved a
-//!   call and then lost the race to another handler's rejection takes the
-//!   reservation back whole with `withdraw` (slot, window, day, number),
-//!   also only from `admitted`: Redis then holds what a rebuild from the
-//!   store would, the claimed calls.
+//! - **A rejected call counts against nothing.** A reservation whose call
+//!   was rejected (its handler lost the race to another's refusal) is taken
+//!   back whole with `withdraw` (slot, window, day, number), only from
+//!   `admitted`; a rejected call that holds nothing is remembered as done
+//!   for ten minutes, so a late reserve of it counts nothing. Redis then
+//!   holds what a rebuild from the store would, the claimed calls.
 //! - **Injected time.** "Now" comes from the `Clock` and is passed to the
 //!   scripts, never Redis `TIME`: tests move it across midnight or past a
 //!   lease, and every worker judges by the same clock as the event store.
@@ -38,6 +39,10 @@
 //! - A worker reserves before it appends `OriginateClaimed`; a rebuild that
 //!   runs between the two misses that one call until it ends. The window is
 //!   one store append long.
+//! - A rebuild forgets the ten-minute marks of rejected calls: a handler
+//!   that reserves a rejected call after a rebuild and crashes before its
+//!   claim fails leaves it counted (the slot until its lease lapses, the
+//!   day and minute for good).
 //! - Redis must not evict these keys (`maxmemory-policy noeviction`); an
 //!   evicted counter under a surviving epoch would undercount.
 
@@ -69,6 +74,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(4 * 3600);
 /// How many times one call rebuilds before giving up (Redis keeps losing
 /// the counters right after each load).
 const MAX_REBUILDS: usize = 3;
+/// How long a rejected call that held nothing is remembered as done (a
+/// handler that read the call before the rejection reserves it within
+/// seconds; then it counts nothing).
+const REMEMBER_REJECTED_MS: i64 = 10 * 60 * 1000;
 
 /// The calling number of a call, and its own daily cap (`None`: uncapped,
 /// but still counted, so a cap set later in the day sees today's calls).
@@ -258,47 +267,54 @@ impl Caps {
         Err(CapsError::Unstable)
     }
 
-    /// Takes back `call_id`'s reservation when the call was rejected after
-    /// it was reserved (a handler that reserved lost the race to another's
+    /// Takes back `call_id`'s reservation, for a call whose rejection is
+    /// committed (a handler that reserved it lost the race to another's
     /// `OriginateRejected`): every counter it moved, the day's calls and its
-    /// number's included, as if it had never been reserved, once. The
-    /// store counts only claimed calls, so this keeps Redis exactly where a
-    /// rebuild would put it. `number` is what the reservation counted;
-    /// `CountedNumber::Unknown` asks first whether there is anything to take
-    /// back, and the caller loads the number only when there is
-    /// (`Withdrawal::NeedsNumber`).
+    /// number's included, as if it had never been reserved, once. The store
+    /// counts only claimed calls, so this keeps Redis where a rebuild would
+    /// put it. A call that holds nothing is remembered as done for ten
+    /// minutes, so a handler that reserves it after this counts nothing.
+    /// `number` is what the reservation counted; `CountedNumber::Unknown`
+    /// asks first whether there is anything to take back, and the caller
+    /// loads the number only when there is (`Withdrawal::NeedsNumber`).
     pub async fn withdraw(
         &self,
         tenant: TenantId,
         call_id: CallId,
         number: CountedNumber,
-        rejected_at: DateTime<Utc>,
     ) -> Result<Withdrawal, CapsError> {
         let keys = TenantKeys::new(&self.ns, tenant);
-        let day = rejected_at.date_naive();
-        let before = day.pred_opt().unwrap_or(day);
         let number = match number {
             CountedNumber::Unknown => "?".to_owned(),
             CountedNumber::Known(None) => String::new(),
             CountedNumber::Known(Some(n)) => n.to_string(),
         };
+        let keep_ms = i64::try_from(ms(retention(self.lease))).unwrap_or(i64::MAX);
         for _ in 0..=MAX_REBUILDS {
             let now = self.clock.now();
+            let today = now.date_naive();
+            let yesterday = today.pred_opt().unwrap_or(today);
+            let today_start = day_start(now);
+            let yesterday_start = today_start - TimeDelta::days(1);
+            let prune_before = now.timestamp_millis().saturating_sub(keep_ms);
             let reply: Vec<i64> = scripts::WITHDRAW
                 .key(keys.epoch())
                 .key(keys.concurrent())
                 .key(keys.window())
                 .key(keys.calls())
                 .key(keys.seen())
-                .key(keys.daily_calls(day))
-                .key(keys.number_calls(day))
-                .key(keys.daily_calls(before))
-                .key(keys.number_calls(before))
+                .key(keys.daily_calls(today))
+                .key(keys.number_calls(today))
+                .key(keys.daily_calls(yesterday))
+                .key(keys.number_calls(yesterday))
                 .arg(call_id.to_string())
                 .arg(now.timestamp_millis())
-                .arg(ms(retention(self.lease)))
+                .arg(keep_ms)
                 .arg(&number)
-                .arg(day_start(rejected_at).timestamp_millis())
+                .arg(today_start.timestamp_millis())
+                .arg(yesterday_start.timestamp_millis())
+                .arg(prune_before)
+                .arg(prune_before.saturating_add(REMEMBER_REJECTED_MS))
                 .invoke_async(&mut self.redis.clone())
                 .await?;
             match reply.first() {

@@ -298,25 +298,25 @@ impl Worker {
         Ok(Step::Again)
     }
 
-    /// The call has its outcome. If another handler recorded an end first,
-    /// the slot this one reserved is freed now, not when its lease lapses;
-    /// and a reservation that lost to a rejection is taken back whole (the
-    /// call never was one, so it counts against no minute or day).
+    /// The call has its outcome. If another handler recorded a failure
+    /// first, the slot this one reserved is freed now, not when its lease
+    /// lapses. A rejected call is withdrawn from the caps whatever this
+    /// handling did: a reservation for it (this handling's, or one an
+    /// earlier handling of this message made before it failed) never was a
+    /// call, and is taken back whole; one that holds nothing is a no-op.
     async fn on_ended(&self, h: &Handling<'_>) -> anyhow::Result<Step> {
         let (tenant, call) = (h.call.state.tenant_id, CallId::from(h.cause.stream_id));
-        let now = self.deps.clock.now();
         match h.call.state.phase {
-            Phase::Rejected if h.reserved => {
-                let number = h
-                    .judged_by
-                    .as_ref()
-                    .and_then(|j| j.number)
-                    .map(|n| n.number_id);
+            Phase::Rejected => {
+                let number = h.call.state.request.as_ref().map(|r| r.number_id);
                 self.caps
-                    .withdraw(tenant, call, CountedNumber::Known(number), now)
+                    .withdraw(tenant, call, CountedNumber::Known(number))
                     .await?;
             }
-            Phase::Failed if h.reserved => self.caps.release(tenant, call, now, 0).await?,
+            Phase::Failed if h.reserved => {
+                let now = self.deps.clock.now();
+                self.caps.release(tenant, call, now, 0).await?;
+            }
             _ => {}
         }
         Ok(Step::Done(Handled::AlreadyDone))

@@ -11,7 +11,9 @@ use crate::caps::{CountedNumber, Withdrawal};
 use crate::commands::call::CallState;
 
 impl Worker {
-    pub(super) async fn release_for(&self, payload: &[u8]) -> anyhow::Result<()> {
+    /// The `caps-release` consumers' step for one message (an event's
+    /// JSON envelope): release, withdraw, or nothing.
+    pub async fn release_for(&self, payload: &[u8]) -> anyhow::Result<()> {
         let env: Envelope = serde_json::from_slice(payload)?;
         let event = Event::decode(&env.event_type, env.schema_version, &env.data)?;
         let billed = match event {
@@ -39,18 +41,20 @@ impl Worker {
     async fn withdraw_for(&self, env: &Envelope) -> anyhow::Result<()> {
         let (tenant, call) = (env.tenant_id, CallId::from(env.stream_id));
         let caps = &self.caps;
-        let asked = caps
-            .withdraw(tenant, call, CountedNumber::Unknown, env.recorded_at)
-            .await?;
+        let asked = caps.withdraw(tenant, call, CountedNumber::Unknown).await?;
         if asked == Withdrawal::NeedsNumber {
-            let state = self
+            let loaded = self
                 .deps
                 .store
                 .load(env.stream_id, CallState::apply)
                 .await?;
-            let number = state.state.request.as_ref().map(|r| r.number_id);
-            caps.withdraw(tenant, call, CountedNumber::Known(number), env.recorded_at)
-                .await?;
+            // A published rejection's call always has its request; without
+            // it this read is wrong, and the message is tried again.
+            let Some(req) = loaded.state.request.as_ref() else {
+                anyhow::bail!("rejected call {call} has no request in the store");
+            };
+            let number = CountedNumber::Known(Some(req.number_id));
+            caps.withdraw(tenant, call, number).await?;
         }
         Ok(())
     }
