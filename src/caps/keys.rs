@@ -68,7 +68,8 @@ impl TenantKeys {
         self.key("calls")
     }
 
-    /// ZSET call_id -> last touch (ms): the age index that prunes `calls`
+    /// ZSET call_id -> last touch (ms; an admitted call's admission, which
+    /// `withdraw` reads its day from): the age index that prunes `calls`
     /// (Redis 7.0 has no per-field expiry, and the hash of a busy tenant
     /// would otherwise never expire).
     pub(crate) fn seen(&self) -> String {

@@ -11,7 +11,8 @@
 //! - **Key layout** (`<ns>:caps:{<tenant>}:<part>`, see `keys`): `conc` (ZSET
 //!   call -> lease expiry ms), `cpm` (ZSET call -> admission ms, 60 s),
 //!   `calls:<YYYY-MM-DD>` and `minutes:<YYYY-MM-DD>` (counters, TTL 48 h),
-//!   `calls` (HASH call -> `admitted`|`done`), `seen` (ZSET call -> last touch,
+//!   `calls` (HASH call -> `admitted`|`done`), `seen` (ZSET call -> admission
+//!   time while admitted, then last touch,
 //!   prunes `calls` after the retention), `epoch` (counters are loaded).
 //! - **Idempotent per call.** A call already in `calls` is admitted again
 //!   without counting (redelivery; two workers racing for one call), and
@@ -39,10 +40,11 @@
 //! - A worker reserves before it appends `OriginateClaimed`; a rebuild that
 //!   runs between the two misses that one call until it ends. The window is
 //!   one store append long.
-//! - A rebuild forgets the ten-minute marks of rejected calls: a handler
-//!   that reserves a rejected call after a rebuild and crashes before its
-//!   claim fails leaves it counted (the slot until its lease lapses, the
-//!   day and minute for good).
+//! - A rebuild forgets the marks of rejected calls, and a reserve more than
+//!   ten minutes after a rejection was withdrawn finds none: if that
+//!   handler then crashes or errs before its claim fails, its reservation
+//!   of a rejected call stays counted (the slot until its lease lapses, the
+//!   day and the number's day for good).
 //! - Redis must not evict these keys (`maxmemory-policy noeviction`); an
 //!   evicted counter under a surviving epoch would undercount.
 
@@ -65,7 +67,10 @@ use sqlx::PgPool;
 use crate::clock::SharedClock;
 use crate::domain::limits::CallLimits;
 use crate::namespace::Namespace;
-use keys::{day_start, ms, retention, secs_to_midnight, TenantKeys, DAY_KEY_TTL_MS, WINDOW_MS};
+use keys::{
+    day_start, ms, next_midnight, retention, secs_to_midnight, TenantKeys, DAY_KEY_TTL_MS,
+    WINDOW_MS,
+};
 use scripts::{count, NEED_REBUILD};
 
 /// A lapsed end callback frees a slot after this long (SPEC §7.1).
@@ -272,8 +277,10 @@ impl Caps {
     /// `OriginateRejected`): every counter it moved, the day's calls and its
     /// number's included, as if it had never been reserved, once. The store
     /// counts only claimed calls, so this keeps Redis where a rebuild would
-    /// put it. A call that holds nothing is remembered as done for ten
-    /// minutes, so a handler that reserves it after this counts nothing.
+    /// put it. A call that holds nothing is remembered as done for at least
+    /// ten minutes, so a handler that reserves it after this counts nothing.
+    /// Call it only for a call whose rejection is committed: a call marked
+    /// so is never counted again, so a live one would be dialed uncounted.
     /// `number` is what the reservation counted; `CountedNumber::Unknown`
     /// asks first whether there is anything to take back, and the caller
     /// loads the number only when there is (`Withdrawal::NeedsNumber`).
@@ -294,8 +301,10 @@ impl Caps {
             let now = self.clock.now();
             let today = now.date_naive();
             let yesterday = today.pred_opt().unwrap_or(today);
+            let tomorrow = today.succ_opt().unwrap_or(today);
             let today_start = day_start(now);
             let yesterday_start = today_start - TimeDelta::days(1);
+            let tomorrow_start = next_midnight(now);
             let prune_before = now.timestamp_millis().saturating_sub(keep_ms);
             let reply: Vec<i64> = scripts::WITHDRAW
                 .key(keys.epoch())
@@ -307,6 +316,8 @@ impl Caps {
                 .key(keys.number_calls(today))
                 .key(keys.daily_calls(yesterday))
                 .key(keys.number_calls(yesterday))
+                .key(keys.daily_calls(tomorrow))
+                .key(keys.number_calls(tomorrow))
                 .arg(call_id.to_string())
                 .arg(now.timestamp_millis())
                 .arg(keep_ms)
@@ -315,6 +326,7 @@ impl Caps {
                 .arg(yesterday_start.timestamp_millis())
                 .arg(prune_before)
                 .arg(prune_before.saturating_add(REMEMBER_REJECTED_MS))
+                .arg(tomorrow_start.timestamp_millis())
                 .invoke_async(&mut self.redis.clone())
                 .await?;
             match reply.first() {

@@ -20,7 +20,9 @@ pub(crate) fn dimension_from_code(code: i64) -> Option<Dimension> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
     /// The call holds a slot in every cap (now, or from an earlier reserve
-    /// of the same call id).
+    /// of the same call id), or it is a rejected call marked done by
+    /// `Caps::withdraw`, counted nowhere: its claim cannot succeed, as the
+    /// store holds its rejection.
     Admitted,
     /// A cap refused it; no counter changed.
     Refused(Refusal),
@@ -31,8 +33,9 @@ pub enum Admission {
 pub enum Withdrawal {
     /// The reservation is taken back from every counter.
     Withdrawn,
-    /// Nothing to take back: never admitted, released or withdrawn already,
-    /// or forgotten by a rebuild (which counts only claimed calls).
+    /// Nothing to take back: never admitted (now marked done, so a later
+    /// reserve counts nothing), released or withdrawn already, or forgotten
+    /// by a rebuild (which counts only claimed calls).
     NotHeld,
     /// Admitted, and the number it was counted against is needed
     /// (`CountedNumber::Unknown` was passed); nothing changed.

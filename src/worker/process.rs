@@ -298,13 +298,18 @@ impl Worker {
         Ok(Step::Again)
     }
 
-    /// The call has its outcome. If another handler recorded a failure
-    /// first, the slot this one reserved is freed now, not when its lease
-    /// lapses. A rejected call is withdrawn from the caps whatever this
-    /// handling did: a reservation for it (this handling's, or one an
-    /// earlier handling of this message made before it failed) never was a
-    /// call, and is taken back whole; one that holds nothing is a no-op.
+    /// The call has its outcome. If another handler recorded an end first,
+    /// what this handling reserved is given back now, not when its lease
+    /// lapses: the slot of a failed call (a call, counted), the whole
+    /// reservation of a rejected one (never a call, so it counts against no
+    /// minute or day). A reservation an earlier, failed handling left is
+    /// taken back by `caps-release-rejected` on the published rejection (a
+    /// reserve after that counts nothing), so a delivery that reserved
+    /// nothing itself does no Redis work here.
     async fn on_ended(&self, h: &Handling<'_>) -> anyhow::Result<Step> {
+        if !h.reserved {
+            return Ok(Step::Done(Handled::AlreadyDone));
+        }
         let (tenant, call) = (h.call.state.tenant_id, CallId::from(h.cause.stream_id));
         match h.call.state.phase {
             Phase::Rejected => {
@@ -313,7 +318,7 @@ impl Worker {
                     .withdraw(tenant, call, CountedNumber::Known(number))
                     .await?;
             }
-            Phase::Failed if h.reserved => {
+            Phase::Failed => {
                 let now = self.deps.clock.now();
                 self.caps.release(tenant, call, now, 0).await?;
             }

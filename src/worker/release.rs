@@ -8,7 +8,7 @@ use events::{CallId, Envelope, Event};
 
 use super::Worker;
 use crate::caps::{CountedNumber, Withdrawal};
-use crate::commands::call::CallState;
+use crate::commands::call::{CallState, Phase};
 
 impl Worker {
     /// The `caps-release` consumers' step for one message (an event's
@@ -37,21 +37,26 @@ impl Worker {
     }
 
     /// Asks Redis first, so the call's number is read from the store only
-    /// for the rare rejected call that holds a reservation.
+    /// for the rare rejected call that holds a reservation. The first ask
+    /// marks a call that holds nothing as done; it trusts the message that
+    /// the call is rejected, as every release trusts its event: only the
+    /// relay publishes on event subjects, and only committed events.
     async fn withdraw_for(&self, env: &Envelope) -> anyhow::Result<()> {
         let (tenant, call) = (env.tenant_id, CallId::from(env.stream_id));
         let caps = &self.caps;
         let asked = caps.withdraw(tenant, call, CountedNumber::Unknown).await?;
         if asked == Withdrawal::NeedsNumber {
-            let loaded = self
-                .deps
-                .store
-                .load(env.stream_id, CallState::apply)
-                .await?;
-            // A published rejection's call always has its request; without
-            // it this read is wrong, and the message is tried again.
-            let Some(req) = loaded.state.request.as_ref() else {
-                anyhow::bail!("rejected call {call} has no request in the store");
+            // The store, not the message, says the call is rejected before
+            // a reservation is taken back (a cached fold may lag: then
+            // fresh).
+            let store = &self.deps.store;
+            let mut loaded = store.load(env.stream_id, CallState::apply).await?;
+            if loaded.state.phase != Phase::Rejected {
+                loaded = store.load_fresh(env.stream_id, CallState::apply).await?;
+            }
+            let (Phase::Rejected, Some(req)) = (loaded.state.phase, loaded.state.request.as_ref())
+            else {
+                anyhow::bail!("call {call} is not stored as a rejected request");
             };
             let number = CountedNumber::Known(Some(req.number_id));
             caps.withdraw(tenant, call, number).await?;

@@ -5,11 +5,14 @@
 -- only for a call whose rejection is committed, which nothing can undo.
 -- KEYS: 1 epoch, 2 conc, 3 cpm, 4 calls (hash), 5 seen,
 --       6 calls:<today>, 7 numcalls:<today>,
---       8 calls:<yesterday>, 9 numcalls:<yesterday>
+--       8 calls:<yesterday>, 9 numcalls:<yesterday>,
+--       10 calls:<tomorrow>, 11 numcalls:<tomorrow> (another host's clock
+--       may have counted the call on the next day already)
 -- ARGV: 1 call_id, 2 now_ms, 3 retention_ms, 4 number_id ('' when none,
 --       '?' when the caller does not know it yet), 5 today's first ms,
 --       6 yesterday's first ms, 7 prune_before_ms (now - retention),
---       8 a remembered-only call's age score (prune_before + 10 minutes)
+--       8 a remembered-only call's age score (prune_before + 10 minutes),
+--       9 tomorrow's first ms
 -- Reply: {-1} counters not loaded; {0} withdrawn; {1} nothing held (no-op,
 --        but remembered: a reserve of this call from now on counts
 --        nothing); {2} held, and the number is needed ('?'): nothing changed.
@@ -42,11 +45,14 @@ if number == '?' then return {2} end
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 -- The day it was counted on: `seen` holds an admitted call's admission
--- time (nothing else touches it while it is admitted). A day older than
--- yesterday no longer counts against anything and is left alone.
+-- time (nothing else touches it while it is admitted), by the clock of the
+-- host that reserved it. A day older than yesterday no longer counts
+-- against anything and is left alone.
 local admitted_at = tonumber(redis.call('ZSCORE', KEYS[5], id) or '-1')
 local calls_key, number_key
-if admitted_at >= tonumber(ARGV[5]) then
+if admitted_at >= tonumber(ARGV[9]) then
+  calls_key, number_key = KEYS[10], KEYS[11]
+elseif admitted_at >= tonumber(ARGV[5]) then
   calls_key, number_key = KEYS[6], KEYS[7]
 elseif admitted_at >= tonumber(ARGV[6]) then
   calls_key, number_key = KEYS[8], KEYS[9]

@@ -124,6 +124,20 @@ async fn caps_a_withdrawal_after_midnight_takes_back_the_day_the_call_was_counte
 }
 
 #[tokio::test]
+async fn caps_a_withdrawal_by_a_host_whose_clock_is_behind_midnight_takes_back_the_next_day() {
+    // Reserved on a host already past midnight, withdrawn on one 2 s behind.
+    let f = Fixture::new(at("2026-03-02T00:00:01Z"), DEFAULT_LEASE).await;
+    let l = limits(10, 10, 10, 100);
+    let call = f.admit(&l).await;
+    f.advance(-2_000);
+    assert_eq!(f.clock.now().date_naive().to_string(), "2026-03-01");
+    let w = f.caps.withdraw(f.tenant, call, CountedNumber::Known(None));
+    assert_eq!(w.await.unwrap(), Withdrawal::Withdrawn);
+    assert_eq!(raw(&f, ":calls:2026-03-02", None).await, Some(0));
+    f.done().await;
+}
+
+#[tokio::test]
 async fn caps_a_rejected_call_that_held_nothing_counts_nothing_when_reserved_after() {
     let f = Fixture::new(at("2026-03-01T12:00:00Z"), DEFAULT_LEASE).await;
     let l = limits(10, 10, 10, 100);
