@@ -431,6 +431,16 @@ async fn requested_then_rejected_elsewhere(app: &TestApp) -> events::Envelope {
     requested
 }
 
+/// Limits no test call here comes near.
+fn roomy() -> switchboard::domain::limits::CallLimits {
+    switchboard::domain::limits::CallLimits {
+        concurrent_max: 10,
+        calls_per_minute: 10,
+        daily_calls_max: 10,
+        daily_minutes_max: 100,
+    }
+}
+
 fn counters(u: &switchboard::caps::Usage) -> (u64, u64, u64) {
     (u.concurrent, u.calls_last_minute, u.daily_calls)
 }
@@ -466,7 +476,6 @@ async fn number_count_is_zero(
 ) -> bool {
     use events::{CallId, Event};
     use switchboard::caps::{Admission, NumberCap};
-    use switchboard::domain::limits::CallLimits;
     let Ok(Event::OriginateRequested(req)) = Event::decode(
         &requested.event_type,
         requested.schema_version,
@@ -474,12 +483,7 @@ async fn number_count_is_zero(
     ) else {
         panic!("not a request")
     };
-    let limits = CallLimits {
-        concurrent_max: 10,
-        calls_per_minute: 10,
-        daily_calls_max: 10,
-        daily_minutes_max: 100,
-    };
+    let limits = roomy();
     let cap = Some(NumberCap {
         number_id: req.number_id,
         daily_calls_max: Some(1),
@@ -497,7 +501,6 @@ async fn number_count_is_zero(
 async fn a_reservation_a_crashed_handler_left_is_taken_back_by_the_releaser() {
     use events::{CallId, Event};
     use switchboard::caps::NumberCap;
-    use switchboard::domain::limits::CallLimits;
 
     let app = TestApp::spawn_opts(&["--originate-wait", "1s"], None, false).await;
     let requested = requested_then_rejected_elsewhere(&app).await;
@@ -511,12 +514,7 @@ async fn a_reservation_a_crashed_handler_left_is_taken_back_by_the_releaser() {
     };
     let tenant = requested.tenant_id;
     let worker = app.worker(None);
-    let limits = CallLimits {
-        concurrent_max: 10,
-        calls_per_minute: 10,
-        daily_calls_max: 10,
-        daily_minutes_max: 100,
-    };
+    let limits = roomy();
     let number = Some(NumberCap {
         number_id: req.number_id,
         daily_calls_max: None,
